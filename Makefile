@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+# sbx - one non-recursive Makefile. Each component adds its targets in its
+# own */module.mk; this file holds the shared rules and the entry points.
+#
+#   make            build everything (libproto, sbx-agent, host library, tools)
+#   make run        install missing packages, build, build the default image,
+#                   then start sbx (see README.md)
+#   make test       the same set-up, then every test; ends with "N passed, N failed"
+#   make unit       unit suites and fuzz-corpus replay only (no VM)
+#   make asan       ASan/UBSan build and unit suites in build-asan/
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make bench      benchmarks (figures printed, nothing asserted)
+#   make image      build/images/default (cached)
+#   V=1             show full command lines
+
+O ?= build
+V ?= 0
+SANITIZE ?= 0
+FUZZ_TIME ?= 30
+
+ifeq ($(V),1)
+Q :=
+quiet = @true
+else
+Q := @
+quiet = @printf '  %-6s %s\n'
+endif
+
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
+	-Werror=implicit-function-declaration -Werror=missing-prototypes \
+	-Werror=strict-prototypes -Wno-missing-field-initializers
+CFLAGS := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -fno-strict-aliasing \
+	-Iprotocol -Iprotocol/base -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := $(EXTRA_LDFLAGS)
+
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+AGENT_STATIC :=
+else
+CFLAGS += -D_FORTIFY_SOURCE=2
+AGENT_STATIC := -static
+endif
+
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+# Filled in by the module.mk files.
+BINS :=
+LIBS :=
+UNIT_BINS :=
+CLEAN_EXTRA :=
+
+.PHONY: all clean run test unit asan fuzz fuzz-run bench image deps integration \
+	format format-check lint layering
+all:
+
+include protocol/module.mk
+include guest/module.mk
+include host/module.mk
+include snapshot/module.mk
+include tools/module.mk
+include rootfs/module.mk
+include tests/module.mk
+
+all: $(LIBS) $(BINS)
+
+$(O)/%.o: %.c
+	$(quiet) CC $<
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(CFLAGS_$(firstword $(subst /, ,$<))) -c -o $@ $<
+
+# Installs the Debian packages and system set-up that sbx needs (idempotent).
+deps:
+	$(Q)tools/deps.sh
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory image
+	$(Q)tools/run.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory image
+	$(Q)tests/run-all.sh
+
+asan:
+	$(Q)$(MAKE) --no-print-directory O=build-asan SANITIZE=1 unit
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(O) build-asan build-fuzz $(CLEAN_EXTRA)
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1 @@
+# guest/: sbx-agent, the static PID 1 of every sandbox.

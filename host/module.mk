@@ -1,0 +1,1 @@
+# host/: the host library (VM driver, agent client) and sbxd.

@@ -1,0 +1,1 @@
+# rootfs/: guest kernel, initramfs and root filesystem images.

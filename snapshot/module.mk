@@ -1,0 +1,1 @@
+# snapshot/: capture, restore and fork (issue 4).

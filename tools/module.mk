@@ -1,0 +1,1 @@
+# tools/: sbx-agentctl and friends.
