@@ -55,7 +55,7 @@ UNIT_BINS :=
 CLEAN_EXTRA :=
 
 .PHONY: all clean run test unit asan fuzz fuzz-run bench image deps integration \
-	format format-check lint layering
+	format format-check lint layering test-bins check-all
 all:
 
 include protocol/module.mk
@@ -85,7 +85,7 @@ run: deps
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory image
-	$(Q)tests/run-all.sh
+	$(Q)$(MAKE) --no-print-directory check-all
 
 asan:
 	$(Q)$(MAKE) --no-print-directory O=build-asan SANITIZE=1 unit
