@@ -734,10 +734,13 @@ int main(void)
 	snprintf(g_state, sizeof(g_state), "%s",
 		 getenv("SBX_TEST_STATE") ? getenv("SBX_TEST_STATE") : "build/test-state/it");
 	dc.state_dir = g_state;
+	char kernel[PATH_MAX + 16];
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", image_abs);
+	dc.probe_kernel = kernel;
 	r = vm_driver_open(&dc, &g_drv);
 	if (r < 0) {
 		fprintf(stderr, "check_integration: cannot open the VM driver: %s\n",
-			g_drv ? vm_driver_last_error(g_drv) : strerror(-r));
+			vm_driver_last_error(NULL));
 		return 1;
 	}
 	atexit(cleanup_vm);
