@@ -31,26 +31,53 @@ struct vm_driver_config {
 	const char *state_dir; /* required: overlays, sockets, logs, embedded driver root */
 	const char *uri;       /* NULL: qemu:///embed?root=STATE_DIR/libvirt */
 	int force_accel;       /* -1: probe; else an enum vm_accel (also $SBX_ACCEL=kvm|tcg) */
+	/* A guest kernel (an image's vmlinuz) for the KVM boot probe. NULL: KVM
+	 * cannot be proven to work, so TCG unless forced. */
+	const char *probe_kernel;
 };
 
+/* Opens libvirt (starting libvirt's event loop thread on first use) and
+ * chooses the accelerator, logging "accelerator: tcg (reason)" at info level.
+ * On failure, vm_driver_last_error(NULL) has the message.
+ * Embedded driver (the default): a process can embed one state directory
+ * only, and keeps it locked until it exits (libvirt never unloads the
+ * driver; reopening it in the same process is fine); meanwhile another
+ * process cannot open the same state directory. See docs/vm-driver.md. */
 int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret);
 vm_driver *vm_driver_free(vm_driver *d); /* NULL-safe; leaves running VMs alone */
 enum vm_accel vm_driver_accel(const vm_driver *d);
+/* Why that accelerator, e.g. "KVM probe failed: ..." or "forced by $SBX_ACCEL". */
+const char *vm_driver_accel_reason(const vm_driver *d);
+const char *vm_driver_uri(const vm_driver *d);
+const char *vm_driver_state_dir(const vm_driver *d); /* absolute */
+/* The message of the last failed vm_* call made by this thread on d (or, with
+ * d NULL, of the last failed vm_driver_open() of this thread). Valid until
+ * this thread's next vm_* call. */
 const char *vm_driver_last_error(const vm_driver *d);
+bool vm_name_is_valid(const char *name);
 
 struct vm_config {
 	const char *name;      /* unique per driver: [a-z0-9][a-z0-9-]{0,62} */
 	const char *image_dir; /* vmlinuz, initrd.img, rootfs.ext4, manifest.json */
-	unsigned vcpus;        /* 0: 1 */
+	unsigned vcpus;	       /* 0: 1 */
 	unsigned memory_mib;   /* 0: 512 */
 	uint64_t disk_bytes;   /* virtual size of the overlay; 0: the image's */
 	const char *hostname;  /* NULL: name */
+	/* A second, raw virtio-serial port "sbx.bench" on STATE/vms/NAME/bench.sock,
+	 * for make bench to measure the channel without the agent. */
+	bool bench_channel;
 };
 
-/* Start a guest. On failure nothing is left behind (no domain, overlay or
- * socket). */
+/* Start a guest and return once QEMU runs and the agent socket exists (the
+ * guest is still booting). The kernel is IMAGE/vmlinux if present (PVH boot,
+ * seconds faster under TCG), else IMAGE/vmlinuz. -EEXIST if a VM of that name
+ * exists, -EINVAL for a bad name or config, -ENOENT for a missing image file.
+ * On failure nothing is left behind (no domain, overlay, socket, directory
+ * or QEMU log) and the message quotes libvirt and QEMU's log. */
 int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret);
-/* Find a VM that is already running (e.g. after a restart of the caller). */
+/* Find a VM that is already running (e.g. after a restart of the caller):
+ * -ENOENT if there is none, -EPERM if sbx-NAME is not a VM of this state
+ * directory. */
 int vm_lookup(vm_driver *d, const char *name, vm **ret);
 /* Names of the sbx VMs libvirt knows, running or not. *ret is a NULL-ended
  * array owned by the caller (free each string and the array). */
@@ -59,14 +86,20 @@ int vm_list(vm_driver *d, char ***ret);
 const char *vm_name(const vm *v);
 const char *vm_agent_socket(const vm *v); /* Unix socket of the sbx.agent channel */
 const char *vm_console_log(const vm *v);
+/* Socket of the "sbx.bench" port (only meaningful with bench_channel). */
+const char *vm_bench_socket(const vm *v);
+const char *vm_dir(const vm *v); /* STATE/vms/NAME */
 /* The last lines of the console log, at most len-1 bytes, NUL-terminated. */
 int vm_console_tail(const vm *v, char *buf, size_t len);
 /* 1 running, 0 not (shut off or crashed), <0 error. */
 int vm_is_running(vm *v);
+/* The pid of the VM's QEMU process (local URIs only), or -errno. */
+int vm_qemu_pid(vm *v);
 
 /* Stop QEMU (if it still runs) and remove the domain, overlay, sockets and
  * directory. Idempotent. The handle stays valid until vm_free(). */
 int vm_destroy(vm *v);
 /* Destroy by name, also for a VM that has no handle (cleanup after crash). */
 int vm_destroy_by_name(vm_driver *d, const char *name);
-vm *vm_free(vm *v); /* NULL-safe; frees the handle only */
+vm *vm_free(vm *v);		 /* NULL-safe; frees the handle only */
+void vm_strv_free(char **names); /* frees vm_list()'s result; NULL-safe */

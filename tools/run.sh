@@ -6,4 +6,4 @@ set -eu
 O=${O:-build}
 echo "run: booting a microVM from $O/images/default and running a command in it"
 echo "run: (under TCG, without KVM, a cold boot takes several seconds)"
-exec "$O/sbx-agentctl" run -v -- sh -c 'echo "hello from $(hostname): $(uname -sr), $(python3 --version)"'
+exec "$O/sbx-agentctl" -v run -- sh -c 'echo "hello from $(hostname): $(uname -sr), $(python3 --version)"'

@@ -27,6 +27,9 @@
 #include "agent_client.h"
 #include "proto.h"
 #include "vm.h"
+#include "log.h"
+
+LOG_DEFINE_STATE("bench");
 
 static const char *accel = "?";
 static vm_driver *drv;
@@ -208,7 +211,13 @@ static double bench_raw(agent_client *c, const char *sock)
 	int fd;
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "bench: socket path too long: %s\n", sock);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		fprintf(stderr, "bench: cannot connect to %s: %s\n", sock, strerror(errno));
 		if (fd >= 0)

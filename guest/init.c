@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * init.c - PID 1 stage 1 (model: s6-linux-init, bubblewrap do_init).
+ *
+ * Straight-line: block signals; mount /proc, /sys, /dev (+ /dev/pts,
+ * /dev/shm), /run, /tmp; log to /dev/console; protect the agent from the
+ * OOM killer; load the initramfs modules in the order the image builder
+ * wrote; mount the root disk and switch into it (moving the API mounts
+ * along and freeing the initramfs); set the hostname and bring up lo.
+ * Every failure here is fatal: there is nobody to report to yet.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "cleanup.h"
+#include "init.h"
+#include "log.h"
+
+#define INIT_MODULE_DIR "/lib/modules/sbx"
+#define INIT_ROOT_WAIT_MS 5000
+#define RAMFS_MAGIC_ 0x858458f6
+#define TMPFS_MAGIC_ 0x01021994
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void mount_or_die(const char *src, const char *dst, const char *type, unsigned long flags,
+			 const char *opts)
+{
+	if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+		agent_fatal("cannot create mount point %s: %s", dst, strerror(errno));
+	if (mount(src, dst, type, flags, opts) < 0 && errno != EBUSY)
+		agent_fatal("cannot mount %s on %s: %s", type ? type : src, dst, strerror(errno));
+}
+
+static void init_console(void)
+{
+	int fd, i;
+
+	fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0)
+		log_set_fd(fd);
+	/* our fds 0-2 must be taken, or pipes could land there */
+	for (i = 0; i < 3; i++)
+		if (fcntl(i, F_GETFD) < 0)
+			(void)open("/dev/null", O_RDWR);
+}
+
+static void init_dev_links(void)
+{
+	static const char *const links[][2] = {
+	    {"/proc/self/fd", "/dev/fd"},
+	    {"/proc/self/fd/0", "/dev/stdin"},
+	    {"/proc/self/fd/1", "/dev/stdout"},
+	    {"/proc/self/fd/2", "/dev/stderr"},
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(links); i++)
+		if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+			log_warn("cannot create %s: %s, ignoring", links[i][1], strerror(errno));
+}
+
+static int load_module(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Without modules.order: load every .ko, again and again, until a round
+ * makes no progress (dependencies load before their users eventually). */
+static void load_modules_unordered(void)
+{
+	struct dirent **names = NULL;
+	char path[512];
+	bool *done = NULL, progress = true;
+	int n, i, left, ret;
+
+	n = scandir(INIT_MODULE_DIR, &names, NULL, alphasort);
+	if (n <= 0)
+		return;
+	done = calloc((size_t)n, sizeof(*done));
+	if (!done)
+		agent_fatal("out of memory while loading modules");
+	while (progress) {
+		progress = false;
+		left = 0;
+		for (i = 0; i < n; i++) {
+			size_t len = strlen(names[i]->d_name);
+
+			if (done[i] || len < 4 || strcmp(names[i]->d_name + len - 3, ".ko"))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", INIT_MODULE_DIR, names[i]->d_name);
+			ret = load_module(path);
+			if (ret == 0) {
+				done[i] = progress = true;
+			} else {
+				left++;
+				if (!progress && i == n - 1)
+					log_debug("module %s: %s", path, strerror(-ret));
+			}
+		}
+		if (!progress && left)
+			log_warn("%d kernel modules in %s could not be loaded, ignoring", left,
+				 INIT_MODULE_DIR);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(done);
+}
+
+static void init_load_modules(void)
+{
+	_cleanup_fclose_ FILE *f = fopen(INIT_MODULE_DIR "/modules.order", "re");
+	char line[256], path[512], *name;
+	int ret, n = 0;
+
+	if (!f) {
+		load_modules_unordered();
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		name = strrchr(line, '/') ? strrchr(line, '/') + 1 : line;
+		snprintf(path, sizeof(path), "%s/%s", INIT_MODULE_DIR, name);
+		ret = load_module(path);
+		if (ret < 0)
+			log_warn("cannot load kernel module %s: %s, ignoring", path,
+				 strerror(-ret));
+		else
+			n++;
+	}
+	log_debug("loaded %d kernel modules", n);
+}
+
+static void copy_value(char *dst, size_t len, const char *val, size_t n)
+{
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, val, n);
+	dst[n] = '\0';
+}
+
+void init_parse_cmdline(const char *cmdline, struct init_config *cfg)
+{
+	const char *p = cmdline, *end, *eq;
+	size_t n;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->root, sizeof(cfg->root), "/dev/vda");
+	snprintf(cfg->rootfstype, sizeof(cfg->rootfstype), "ext4");
+	snprintf(cfg->hostname, sizeof(cfg->hostname), "sbx");
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		end = p;
+		while (*end && *end != ' ' && *end != '\t' && *end != '\n')
+			end++;
+		n = (size_t)(end - p);
+		eq = memchr(p, '=', n);
+#define KEY(k) (eq && (size_t)(eq - p) == strlen(k) && !strncmp(p, k, strlen(k)))
+		if (KEY("sbx.root"))
+			copy_value(cfg->root, sizeof(cfg->root), eq + 1, (size_t)(end - eq - 1));
+		else if (KEY("sbx.rootfstype"))
+			copy_value(cfg->rootfstype, sizeof(cfg->rootfstype), eq + 1,
+				   (size_t)(end - eq - 1));
+		else if (KEY("sbx.hostname"))
+			copy_value(cfg->hostname, sizeof(cfg->hostname), eq + 1,
+				   (size_t)(end - eq - 1));
+		else if (KEY("sbx.init"))
+			cfg->wait_for_host =
+			    (size_t)(end - eq - 1) == 4 && !strncmp(eq + 1, "wait", 4);
+		else if ((n == 9 && !strncmp(p, "sbx.debug", 9)) || KEY("sbx.debug"))
+			cfg->debug = !eq || (end > eq + 1 && eq[1] != '0');
+#undef KEY
+		p = end;
+	}
+}
+
+static void read_cmdline(struct init_config *cfg)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/cmdline", "re");
+	char buf[4096] = "";
+
+	if (f && !fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	init_parse_cmdline(buf, cfg);
+}
+
+static void wait_for_device(const char *dev)
+{
+	struct stat st;
+	int waited;
+
+	for (waited = 0; waited < INIT_ROOT_WAIT_MS; waited += 10) {
+		if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode))
+			return;
+		sleep_ms(10);
+	}
+	agent_fatal("the root device %s did not appear within %d ms (is the disk attached, and "
+		    "are its drivers in the initramfs?)",
+		    dev, INIT_ROOT_WAIT_MS);
+}
+
+/* Delete what is left of the initramfs, never leaving its filesystem. */
+static void remove_tree_at(int dfd, dev_t dev)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	int sub;
+
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			sub = openat(dirfd(d), de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				remove_tree_at(sub, dev);
+			(void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+		} else {
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+static void switch_root(const struct init_config *cfg)
+{
+	static const char *const moves[] = {"/dev", "/proc", "/sys", "/run", "/tmp"};
+	char dst[64];
+	struct statfs sfs;
+	struct stat st;
+	int oldroot;
+	size_t i;
+
+	wait_for_device(cfg->root);
+	if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
+		agent_fatal("cannot create /newroot: %s", strerror(errno));
+	if (mount(cfg->root, "/newroot", cfg->rootfstype, 0, NULL) < 0)
+		agent_fatal("cannot mount the root device %s (%s) on /newroot: %s", cfg->root,
+			    cfg->rootfstype, strerror(errno));
+	for (i = 0; i < ARRAY_SIZE(moves); i++) {
+		snprintf(dst, sizeof(dst), "/newroot%s", moves[i]);
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			agent_fatal("cannot create %s on the root disk: %s", dst, strerror(errno));
+		if (mount(moves[i], dst, NULL, MS_MOVE, NULL) < 0)
+			agent_fatal("cannot move %s into the root disk: %s", moves[i],
+				    strerror(errno));
+	}
+	oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0)
+		agent_fatal("cannot switch to the root disk: %s", strerror(errno));
+	if (oldroot >= 0 && fstatfs(oldroot, &sfs) == 0 && fstat(oldroot, &st) == 0 &&
+	    (sfs.f_type == RAMFS_MAGIC_ || sfs.f_type == TMPFS_MAGIC_))
+		remove_tree_at(oldroot, st.st_dev);
+	else if (oldroot >= 0)
+		close(oldroot);
+}
+
+static void loopback_up(void)
+{
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+
+	if (fd < 0)
+		goto out_warn;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		goto out_warn;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		goto out_warn;
+	return;
+out_warn:
+	log_warn("cannot bring up the loopback interface: %s, ignoring", strerror(errno));
+}
+
+void init_stage1(void)
+{
+	struct init_config cfg;
+	sigset_t all;
+	int fd;
+
+	sigfillset(&all);
+	(void)sigprocmask(SIG_BLOCK, &all, NULL);
+	umask(022);
+	mount_or_die("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_or_die("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_or_die("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	init_console();
+	mount_or_die("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		     "newinstance,ptmxmode=0666,mode=0620,gid=5");
+	mount_or_die("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	init_dev_links();
+	mount_or_die("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	mount_or_die("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	read_cmdline(&cfg);
+	if (cfg.debug)
+		log_set_level(LOG_LVL_DEBUG);
+	log_info("sbx-agent %s starting as PID 1", SBX_AGENT_VERSION);
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "-1000", 5) != 5)
+		log_warn("cannot protect the agent from the OOM killer: %s, ignoring",
+			 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	init_load_modules();
+	if (cfg.wait_for_host)
+		log_info("sbx.init=wait is reserved and not implemented yet: mounting %s now",
+			 cfg.root);
+	if (strcmp(cfg.root, "none"))
+		switch_root(&cfg);
+	if (sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
+		log_warn("cannot set the hostname to %s: %s, ignoring", cfg.hostname,
+			 strerror(errno));
+	loopback_up();
+}
+
+static void reap_until(uint64_t deadline)
+{
+	while (agent_now_ms() < deadline) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+			return;
+		sleep_ms(20);
+	}
+}
+
+void init_power_off(bool reboot_after)
+{
+	log_info("%s: stopping all processes", reboot_after ? "rebooting" : "powering off");
+	(void)kill(-1, SIGTERM);
+	reap_until(agent_now_ms() + 2000);
+	(void)kill(-1, SIGKILL);
+	reap_until(agent_now_ms() + 1000);
+	sync();
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		log_warn("cannot remount / read-only: %s, ignoring", strerror(errno));
+	sync();
+	(void)reboot(reboot_after ? RB_AUTOBOOT : RB_POWER_OFF);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm_internal.h - what host/vm*.c share and nothing else includes.
+ *
+ * Every symbol here is prefixed vm_ (driver internals) or vmu_ (small
+ * utilities) so that other host/ modules linked into libsbxhost.a cannot
+ * clash with them.
+ *
+ * Locking: struct vm_driver's mutable fields (last_error, the starting set,
+ * every vm's destroyed flag) are guarded by vm_driver.lock. The libvirt
+ * connection is thread-safe on its own and is used without the lock, so a
+ * slow libvirt call never blocks another thread's vm_* call.
+ */
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "vm.h"
+
+#define VM_DOMAIN_PREFIX "sbx-"
+#define VM_XMLNS "https://sbx.dev/xmlns/vm/1"
+#define VM_XMLNS_PREFIX "sbx"
+#define VM_ERR_MAX 2048
+#define VM_NAME_MAX 63
+#define VM_MAX_STARTING 64
+
+struct vm_driver {
+	pthread_mutex_t lock;
+	virConnectPtr conn;
+	char *uri;
+	char *state_dir;    /* absolute, no trailing slash */
+	char *vms_dir;	    /* STATE/vms */
+	char *qemu_log_dir; /* where libvirt writes NAME.log; NULL if not readable here */
+	bool embed;	    /* qemu:///embed: QEMU runs as root, files stay ours */
+	enum vm_accel accel;
+	char accel_reason[512];
+	unsigned long host_tsc_khz; /* passed to TCG guests; 0: unknown */
+	/* guarded by lock */
+	char last_error[VM_ERR_MAX];
+	char *starting[VM_MAX_STARTING]; /* names between mkdir and domain creation */
+};
+
+struct vm {
+	vm_driver *d;
+	virDomainPtr dom; /* bound to the domain's UUID, not its name */
+	char *name;
+	char *dir;
+	char *agent_sock;
+	char *bench_sock;
+	char *console_log;
+	bool destroyed; /* guarded by d->lock */
+};
+
+/* vm_driver.c: record a message for vm_driver_last_error() and return err */
+__attribute__((format(printf, 3, 4))) int vm_fail(vm_driver *d, int err, const char *fmt, ...);
+/* The message and code (VIR_ERR_*) of this thread's last libvirt error. */
+const char *vm_virt_error(void);
+int vm_virt_error_code(void);
+
+/* vm_accel.c: decides d->accel and d->accel_reason. Never fails: anything
+ * that does not prove KVM works means TCG. */
+int vm_accel_choose(vm_driver *d, int force_accel, const char *probe_kernel);
+/* KVM_CREATE_VM + KVM_RUN of a few real-mode instructions in a child
+ * process; 0 if the guest ran them, else -errno with a reason in why. */
+int vm_accel_kvm_run_test(char *why, size_t len);
+/* The host TSC frequency in kHz (what a TCG guest's TSC ticks at), 0 if
+ * unknown. */
+unsigned long vm_accel_host_tsc_khz(void);
+
+/* vm_xml.c */
+struct vm_xml_params {
+	const char *domain_name; /* sbx-NAME */
+	const char *name;
+	const char *state_dir;
+	const char *vm_dir;
+	const char *image_dir;
+	const char *kernel; /* IMAGE/vmlinux if present (PVH boot), else IMAGE/vmlinuz */
+	const char *hostname;
+	enum vm_accel accel;
+	unsigned long tsc_khz;
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned tb_cache_mib;
+	bool bench_channel;
+};
+/* The domain XML, malloc'ed; NULL on OOM. Every interpolated string is
+ * escaped; callers validate names and paths before. */
+char *vm_xml_domain(const struct vm_xml_params *p);
+/* The kernel command line used for guests (malloc'ed, NULL on OOM). */
+char *vm_xml_cmdline(const struct vm_xml_params *p);
+/* The value of attribute attr of the first element in xml, unescaped;
+ * -ENOENT if absent, -EBADMSG if malformed, -ENOMEM. */
+int vm_xml_get_attr(const char *xml, const char *attr, char **ret);
+
+/* vm_util.c */
+struct vmu_buf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+__attribute__((format(printf, 2, 3))) void vmu_buf_printf(struct vmu_buf *b, const char *fmt, ...);
+void vmu_buf_add_escaped(struct vmu_buf *b, const char *s); /* XML text/attribute escaping */
+char *vmu_buf_steal(struct vmu_buf *b); /* NULL if an append ran out of memory */
+
+__attribute__((format(printf, 1, 2))) char *vmu_printf(const char *fmt, ...);
+int vmu_mkdir_p(const char *path, mode_t mode);
+int vmu_rm_rf(const char *path);
+int vmu_write_file_atomic(const char *path, const char *data, mode_t mode);
+int vmu_read_file(const char *path, size_t max, char **ret);
+/* The end of a text file, at most max bytes, starting at a line boundary. */
+int vmu_read_tail(const char *path, size_t max, char **ret);
+/* Run argv (looked up in PATH), stdin/stdout on /dev/null, stderr captured
+ * into err (NUL-terminated, trimmed). Killed after timeout_ms. Returns the
+ * exit status (>= 0, 128+sig if signalled) or -errno if it could not run. */
+int vmu_spawn(char *const argv[], int timeout_ms, char *err, size_t errlen);
+/* Find an executable in PATH; malloc'ed absolute path or NULL. */
+char *vmu_which(const char *prog);
+long long vmu_now_ms(void);
+void vmu_sleep_ms(unsigned ms);
