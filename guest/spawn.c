@@ -109,7 +109,11 @@ __attribute__((noreturn)) static void child_main(const struct spawn *s, int errf
 	int fd;
 
 	sigemptyset(&none);
-	(void)sigaction(SIGPIPE, &sa, NULL);
+	/* exec keeps ignored signals ignored: a command must not inherit an
+	 * ignored SIGINT or SIGPIPE from however the agent was started. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &sa, NULL);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setsid() < 0)
 		child_fail(errfd, SPAWN_STEP_SETSID, errno);

@@ -1,6 +1,7 @@
 # tests/: unit suites are added by each component's module.mk (UNIT_BINS),
 # VM suites likewise (VM_TEST_BINS); fuzz targets and the runners live here.
 -include tests/fuzz/fuzz.mk
+-include tests/fuzz/api.mk
 -include tests/integration/integration.mk
 -include tests/bench/bench.mk
 

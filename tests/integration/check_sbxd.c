@@ -40,14 +40,14 @@ static pid_t sbxd_pid = -1;
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
 
 static int free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), p;
 
@@ -218,7 +218,7 @@ static bool path_exists(const char *p)
 START_TEST(test_sbxd_sandboxes_survive_kill_9)
 {
 	char ids[2][40], path[256];
-	const char *names[2] = { "one", "two" };
+	const char *names[2] = {"one", "two"};
 	struct resp r;
 	int status;
 
@@ -227,8 +227,8 @@ START_TEST(test_sbxd_sandboxes_survive_kill_9)
 	for (int i = 0; i < 2; i++) {
 		char body[128];
 
-		snprintf(body, sizeof(body), "{\"name\":\"%s\",\"wait_for_ready\":true,\"timeout\":90}",
-			 names[i]);
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"%s\",\"wait_for_ready\":true,\"timeout\":90}", names[i]);
 		ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", body), 0);
 		ck_assert_msg(r.status == 201, "create %s: %ld %s", names[i], r.status, r.body);
 		ck_assert_str_eq(jstr(&r, "status"), "ready");
@@ -292,7 +292,8 @@ static void teardown(void)
 			json_t *arr = json_object_get(r.json, "sandboxes"), *b;
 			size_t i;
 
-			json_array_foreach(arr, i, b) {
+			json_array_foreach(arr, i, b)
+			{
 				char p[200];
 				struct resp d;
 

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api_boxes.c - the control-plane handlers: POST/GET /boxes, GET/PATCH/
+ * DELETE /boxes/{name}, GET /boxes/{name}/status, and placeholders for
+ * what needs snapshots (start, stop, snapshot) or is not built yet.
+ *
+ * Create writes the row (state provisioning) before the manager starts
+ * the VM. With wait_for_ready, the request is deferred until the manager
+ * reports the outcome, or answered 408 by a timer (the boot goes on).
+ * Delete is deferred until the VM and rows are gone.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_int.h"
+#include "api_render.h"
+#include "cleanup.h"
+#include "log.h"
+
+json_t *api_box_render(sbxd_api *a, http_req *r, const struct store_box *b)
+{
+	char url[1024];
+
+	if (api_dataplane_url(a->public_url, http_req_host(r), b->id, url, sizeof(url)) < 0 &&
+	    api_dataplane_url(a->fallback_base, NULL, b->id, url, sizeof(url)) < 0)
+		url[0] = '\0';
+	return api_box_json(b, url[0] ? url : NULL);
+}
+
+/* Loads the sandbox named by the route for this key; replies 404 (or 500)
+ * and returns <0 when there is none. */
+static int load_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, struct store_box *ret)
+{
+	int e = store_box_get(a->st, ctx->route.target, api_owner(ctx), ret);
+
+	if (e == -ENOENT)
+		return http_reply_error(r, 404, "NotFound", "sandbox '%s' not found",
+					ctx->route.target),
+		       e;
+	if (e < 0) {
+		log_error("request=%s cannot read sandbox %s: %s", http_req_id_str(r),
+			  ctx->route.target, store_last_error());
+		return http_reply_error(r, 500, "InternalError",
+					"cannot read the sandbox (see the server log)"),
+		       e;
+	}
+	return 0;
+}
+
+static void reply_box(sbxd_api *a, http_req *r, int status, const char *id)
+{
+	struct store_box b;
+
+	if (store_box_get(a->st, id, STORE_OWNER_ANY, &b) < 0) {
+		http_reply_error(r, 404, "NotFound", "sandbox '%s' not found", id);
+		return;
+	}
+	http_reply_json(r, status, api_box_render(a, r, &b));
+	store_box_release(&b);
+}
+
+static void list_boxes(sbxd_api *a, http_req *r, struct api_ctx *ctx)
+{
+	struct store_box *v = NULL;
+	json_t *arr, *o;
+	size_t n = 0;
+
+	if (store_box_list(a->st, api_owner(ctx), &v, &n) < 0) {
+		http_reply_error(r, 500, "InternalError", "cannot list sandboxes: %s",
+				 store_last_error());
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, api_box_render(a, r, &v[i])) < 0)
+			arr = (json_decref(arr), NULL);
+	store_boxes_free(v, n);
+	/* the langsmith SDK reads "sandboxes", generated clients "items" */
+	o = arr ? json_pack("{s:O, s:O, s:n}", "sandboxes", arr, "items", arr, "next_cursor")
+		: NULL;
+	json_decref(arr);
+	http_reply_json(r, 200, o);
+}
+
+static int generate_name(char *buf, size_t len)
+{
+	char id[STORE_ID_LEN + 1];
+	int r = sbxd_uuid4(id);
+
+	if (r < 0)
+		return r;
+	snprintf(buf, len, "sandbox-%.8s", id);
+	return 0;
+}
+
+static void create_timeout(http_server *s, http_req *r, void *arg)
+{
+	sbxd_api *a = arg;
+	struct api_ctx *ctx = http_req_data(r);
+
+	(void)s;
+	sbxd_mgr_unwait(a->mgr, ctx->box_id, http_req_id(r));
+	http_reply_error(r, 408, "Timeout",
+			 "sandbox '%s' did not become ready within %lld s; it is still starting: "
+			 "poll GET /api/v2/sandboxes/boxes/%s/status, or delete it",
+			 ctx->box_name, (long long)ctx->timeout_s, ctx->box_name);
+}
+
+/* Fill a new row from the request; the caller inserts it. */
+static int new_row(sbxd_api *a, struct api_ctx *ctx, struct api_create_req *q,
+		   const struct api_resources *res, struct store_box *b)
+{
+	int r = sbxd_uuid4(b->id);
+
+	if (r < 0)
+		return r;
+	b->owner = ctx->who.key_id;
+	b->state = BOX_PROVISIONING;
+	b->status_message = "starting the VM";
+	b->vcpus = res->vcpus;
+	b->mem_bytes = res->mem_bytes;
+	b->fs_capacity_bytes = res->fs_capacity_bytes;
+	b->image = a->image_dir;
+	b->vm_name = b->id; /* unique, fixed for life, and a valid VM name */
+	b->persistent = q->persistent != 0;
+	b->preserve_memory_on_stop = q->preserve_memory_on_stop == 1;
+	b->idle_ttl_seconds = q->idle_ttl_seconds >= 0 ? q->idle_ttl_seconds : 600;
+	b->delete_after_stop_seconds =
+	    q->delete_after_stop_seconds >= 0 ? q->delete_after_stop_seconds : 0;
+	b->labels = q->labels;
+	b->run_config = q->run_config;
+	b->proxy_config = q->proxy_config;
+	b->mount_config = q->mount_config;
+	b->access_delegation = q->access_delegation;
+	return 0;
+}
+
+static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
+{
+	struct api_create_req q;
+	struct api_resources res;
+	struct api_error e = {0};
+	struct store_usage use;
+	struct store_box b = {0};
+	char gen[API_NAME_MAX + 1];
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	uint64_t waiter = 0;
+	int ret;
+
+	if (api_parse_create(body, len, &q, &e) < 0) {
+		http_reply_api_error(r, &e);
+		return;
+	}
+	if (q.snapshot_id || q.snapshot_name) {
+		http_reply_error(r, 404, "NotFound",
+				 "snapshot '%s' not found (this sbxd has no snapshots yet: leave "
+				 "snapshot_id and snapshot_name out to boot the default image)",
+				 q.snapshot_id ? q.snapshot_id : q.snapshot_name);
+		goto out;
+	}
+	if (api_resolve_resources(&a->limits, &q, &res, &e) < 0) {
+		http_reply_api_error(r, &e);
+		goto out;
+	}
+	if (store_box_usage(a->st, &use) < 0 ||
+	    api_check_quota(&a->limits, use.sandboxes, use.mem_bytes, &res, &e) < 0) {
+		if (!e.status)
+			api_error_set(&e, 500, "InternalError", "cannot count sandboxes: %s",
+				      store_last_error());
+		http_reply_api_error(r, &e);
+		goto out;
+	}
+	ret = new_row(a, ctx, &q, &res, &b);
+	for (int tries = 0; ret == 0; tries++) {
+		if (q.name)
+			b.name = q.name;
+		else if ((ret = generate_name(gen, sizeof(gen))) == 0)
+			b.name = gen;
+		if (ret == 0)
+			ret = store_box_insert(a->st, &b);
+		if (ret != -EEXIST || q.name || tries > 8)
+			break;
+		ret = 0; /* a generated name collided: draw another */
+	}
+	if (ret == -EEXIST) {
+		http_reply_error(r, 409, "Conflict", "a sandbox named '%s' already exists", b.name);
+		goto out;
+	}
+	if (ret < 0) {
+		log_error("request=%s cannot store a new sandbox: %s", http_req_id_str(r),
+			  store_last_error());
+		http_reply_error(r, 500, "InternalError", "cannot store the sandbox: %s",
+				 ret == -EIO ? store_last_error() : strerror(-ret));
+		goto out;
+	}
+	snprintf(ctx->box_id, sizeof(ctx->box_id), "%s", b.id);
+	snprintf(ctx->box_name, sizeof(ctx->box_name), "%s", b.name);
+	ctx->timeout_s = q.timeout_s;
+	http_req_log_sandbox(r, b.name);
+	if (q.wait_for_ready)
+		waiter = http_req_id(r);
+	ret = sbxd_mgr_boot(a->mgr, &b, waiter);
+	if (ret < 0) {
+		(void)store_box_set_state(a->st, b.id, BOX_FAILED, "sbxd could not start a worker");
+		http_reply_error(r, 500, "InternalError", "cannot start the sandbox: %s",
+				 strerror(-ret));
+		goto out;
+	}
+	log_info("sandbox=%s id=%s created by key=%s vcpus=%u mem_mib=%llu disk_bytes=%llu", b.name,
+		 b.id, ctx->who.key_name, b.vcpus, (unsigned long long)(b.mem_bytes >> 20),
+		 (unsigned long long)b.fs_capacity_bytes);
+	if (!q.wait_for_ready) {
+		reply_box(a, r, 201, b.id);
+		goto out;
+	}
+	http_req_defer(r);
+	http_req_set_timer(r, (int)q.timeout_s * 1000, create_timeout, a);
+out:
+	api_create_req_release(&q);
+}
+
+static void update_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
+{
+	struct api_update_req q;
+	struct api_error e = {0};
+	struct store_box b;
+	struct store_box_patch p;
+	_cleanup_free_ char *merged = NULL;
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	int ret;
+
+	if (api_parse_update(body, len, &q, &e) < 0) {
+		http_reply_api_error(r, &e);
+		return;
+	}
+	if (load_box(a, r, ctx, &b) < 0)
+		goto out;
+	if (b.state == BOX_DELETING) {
+		http_reply_error(r, 409, "Conflict", "sandbox '%s' is being deleted", b.name);
+		goto out_box;
+	}
+	if (q.name && strcmp(q.name, b.name)) {
+		ret = store_box_rename(a->st, b.id, q.name);
+		if (ret == -EEXIST) {
+			http_reply_error(r, 409, "Conflict", "a sandbox named '%s' already exists",
+					 q.name);
+			goto out_box;
+		}
+		if (ret < 0)
+			goto out_fail;
+		log_info("sandbox=%s id=%s renamed to %s", b.name, b.id, q.name);
+	}
+	if (q.run_config && api_merge_run_config(b.run_config, q.run_config, &merged) < 0)
+		goto out_fail;
+	p = (struct store_box_patch){
+	    .idle_ttl_seconds = q.idle_ttl_seconds,
+	    .delete_after_stop_seconds = q.delete_after_stop_seconds,
+	    .run_config = merged,
+	    .proxy_config = q.proxy_config,
+	};
+	ret = store_box_patch(a->st, b.id, &p);
+	if (ret < 0)
+		goto out_fail;
+	reply_box(a, r, 200, b.id);
+	goto out_box;
+out_fail:
+	http_reply_error(r, 500, "InternalError", "cannot update sandbox '%s': %s", b.name,
+			 store_last_error());
+out_box:
+	store_box_release(&b);
+out:
+	api_update_req_release(&q);
+}
+
+static void delete_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
+{
+	struct store_box b;
+	int ret;
+
+	if (load_box(a, r, ctx, &b) < 0)
+		return;
+	snprintf(ctx->box_id, sizeof(ctx->box_id), "%s", b.id);
+	snprintf(ctx->box_name, sizeof(ctx->box_name), "%s", b.name);
+	ret = sbxd_mgr_delete(a->mgr, b.id, http_req_id(r));
+	if (ret == -ENOENT)
+		http_reply_error(r, 404, "NotFound", "sandbox '%s' not found", ctx->route.target);
+	else if (ret < 0)
+		http_reply_error(r, 500, "InternalError", "cannot delete sandbox '%s': %s", b.name,
+				 ret == -EIO ? store_last_error() : strerror(-ret));
+	else
+		http_req_defer(r);
+	store_box_release(&b);
+}
+
+void api_boxes_settled(sbxd_api *a, http_req *r, struct api_ctx *ctx, enum mgr_outcome o,
+		       const char *msg)
+{
+	bool deleting = http_req_method(r) == API_DELETE;
+
+	switch (o) {
+	case MGR_READY:
+		reply_box(a, r, 201, ctx->box_id);
+		return;
+	case MGR_FAILED:
+		http_reply_error(r, 503, "SandboxBootFailed", "sandbox '%s' failed to start: %s",
+				 ctx->box_name, msg);
+		return;
+	case MGR_DELETED:
+		if (deleting)
+			http_reply(r, 204, NULL, NULL, 0);
+		else
+			http_reply_error(r, 409, "Conflict",
+					 "sandbox '%s' was deleted while it was starting",
+					 ctx->box_name);
+		return;
+	case MGR_DELETE_FAILED:
+		http_reply_error(r, 500, "InternalError", "sandbox '%s': %s", ctx->box_name, msg);
+		return;
+	}
+}
+
+static void not_yet(sbxd_api *a, http_req *r, struct api_ctx *ctx, const char *what)
+{
+	struct store_box b;
+
+	if (load_box(a, r, ctx, &b) < 0)
+		return;
+	store_box_release(&b);
+	http_reply_error(r, 501, "NotImplemented", "%s", what);
+}
+
+void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
+{
+	enum api_method m = http_req_method(r);
+	struct store_box b;
+
+	switch (ctx->route.kind) {
+	case ROUTE_BOXES:
+		if (m == API_POST)
+			create_box(a, r, ctx);
+		else
+			list_boxes(a, r, ctx);
+		return;
+	case ROUTE_BOX:
+		if (m == API_PATCH) {
+			update_box(a, r, ctx);
+		} else if (m == API_DELETE) {
+			delete_box(a, r, ctx);
+		} else if (load_box(a, r, ctx, &b) == 0) {
+			http_reply_json(r, 200, api_box_render(a, r, &b));
+			store_box_release(&b);
+		}
+		return;
+	case ROUTE_BOX_STATUS:
+		if (load_box(a, r, ctx, &b) == 0) {
+			http_reply_json(r, 200, api_box_status_json(&b));
+			store_box_release(&b);
+		}
+		return;
+	case ROUTE_BOX_START:
+	case ROUTE_BOX_STOP:
+		not_yet(a, r, ctx,
+			"not implemented yet: stopping and starting a sandbox needs snapshots, "
+			"which this version of sbxd does not have");
+		return;
+	case ROUTE_BOX_SNAPSHOT:
+		not_yet(a, r, ctx, "not implemented yet: capturing a snapshot of a sandbox");
+		return;
+	case ROUTE_BOX_SERVICE_URL:
+		not_yet(a, r, ctx, "not implemented yet: service URLs");
+		return;
+	case ROUTE_BOX_DOWNLOAD_URL:
+		not_yet(a, r, ctx, "not implemented yet: download URLs");
+		return;
+	case ROUTE_SNAPSHOTS:
+		if (m == API_POST)
+			http_reply_error(r, 501, "NotImplemented",
+					 "not implemented yet: building snapshots");
+		else
+			http_reply_json(
+			    r, 200,
+			    json_pack("{s:[], s:[], s:n}", "snapshots", "items", "next_cursor"));
+		return;
+	case ROUTE_SNAPSHOT:
+		http_reply_error(r, 404, "NotFound", "snapshot '%s' not found", ctx->route.target);
+		return;
+	case ROUTE_HEALTHZ:
+	case ROUTE_DATAPLANE:
+	case _ROUTE_KIND_MAX:
+		break;
+	}
+	http_reply_error(r, 404, "NotFound", "no such endpoint");
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sbxd_api.h - sbxd's HTTP API: authentication, routing and the control
+ * plane under /api/v2/sandboxes and /v2/sandboxes (boxes: create, list,
+ * get, status, update, delete, start/stop), wire-compatible with the
+ * langsmith sandbox client (docs/sbxd.md lists the routes).
+ *
+ * It is the http_app of the http_server (ud = the sbxd_api) and the
+ * notify target of the sandbox manager. Runs on the service thread except
+ * sbxd_api_mgr_notify(), which workers call.
+ */
+#pragma once
+
+#include "api_req.h"
+#include "http_server.h"
+#include "sbxd_mgr.h"
+#include "store.h"
+
+typedef struct sbxd_api sbxd_api;
+
+struct sbxd_api_config {
+	store *st;
+	struct api_limits limits;
+	const char *image_dir;	   /* the image new sandboxes boot */
+	const char *public_url;	   /* "" or NULL: from each request's Host header */
+	const char *fallback_base; /* for requests without a usable Host header */
+	const char *version;	   /* shown by /healthz */
+};
+
+int sbxd_api_new(const struct sbxd_api_config *c, sbxd_api **ret);
+sbxd_api *sbxd_api_free(sbxd_api *a); /* NULL-safe */
+/* Both must be set before serving. */
+void sbxd_api_attach(sbxd_api *a, http_server *srv, sbxd_mgr *mgr);
+
+extern const struct http_app sbxd_api_http_app;
+/* sbxd_mgr_config.notify, with notify_ud = the sbxd_api. */
+void sbxd_api_mgr_notify(void *ud, uint64_t waiter, const char *box_id, enum mgr_outcome o,
+			 const char *msg);

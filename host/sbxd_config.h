@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sbxd_config.h - sbxd's settings, from four sources in this order of
+ * precedence: command-line flag > SBX_* environment variable > config file
+ * > built-in default.
+ *
+ * Every setting has one name, used as
+ *   - the flag:      --max-mem-mib 2048   (or --max-mem-mib=2048)
+ *   - the file key:  max-mem-mib = 2048   (max_mem_mib also accepted)
+ *   - the variable:  SBX_MAX_MEM_MIB=2048
+ * The table in sbxd_config.c is the list; docs/sbxd.md documents it.
+ *
+ * Parsing functions are pure (no I/O except sbxd_config_load_file()); they
+ * fill err (a message for a person naming the source, key and value) and
+ * return -EINVAL on a bad setting.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SBXD_DEFAULT_LISTEN "127.0.0.1:8080"
+#define SBXD_DEFAULT_STATE_DIR "/var/lib/sbx"
+#define SBXD_DEFAULT_CONFIG "/etc/sbx/sbxd.conf"
+#define SBXD_CONFIG_FILE_MAX (64 * 1024)
+
+struct sbxd_config {
+	char listen_host[256];
+	int listen_port;
+	char state_dir[PATH_MAX];
+	char libvirt_uri[1024];	  /* "": the embedded driver under state_dir */
+	char image_dir[PATH_MAX]; /* "": found at start (see sbxd_config_finish) */
+	char public_url[512];	  /* "": http://<Host header of the request> */
+	char accel[8];		  /* auto, kvm, tcg */
+	char log_level[8];	  /* error, warn, info, debug */
+	unsigned default_vcpus, max_vcpus;
+	unsigned default_mem_mib, max_mem_mib;
+	unsigned default_disk_gib, max_disk_gib; /* default 0: the image's size */
+	unsigned max_sandboxes;
+	unsigned max_total_mem_mib; /* 0: no limit */
+	unsigned boot_timeout_s;    /* how long a VM's agent may take to answer */
+};
+
+void sbxd_config_defaults(struct sbxd_config *c);
+/* Set one setting by name (dashes or underscores) from its text. source
+ * names where it came from, for the message ("--listen", "SBX_LISTEN",
+ * "/etc/sbx/sbxd.conf:3"). -ENOENT for an unknown name. */
+int sbxd_config_set(struct sbxd_config *c, const char *name, const char *value, const char *source,
+		    char *err, size_t errlen);
+/* Parse config file text: KEY = VALUE lines, '#' comments, blank lines;
+ * values may be double-quoted. path is used in messages only. */
+int sbxd_config_parse_text(struct sbxd_config *c, const char *text, size_t len, const char *path,
+			   char *err, size_t errlen);
+int sbxd_config_load_file(struct sbxd_config *c, const char *path, char *err, size_t errlen);
+/* Apply every SBX_<NAME> variable of envp (NULL-terminated "K=V"). */
+int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp, char *err, size_t errlen);
+/* "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces). */
+int sbxd_parse_listen(const char *s, char *host, size_t hostlen, int *ret_port);
+/* Cross-checks (default <= max, ...). */
+int sbxd_config_check(const struct sbxd_config *c, char *err, size_t errlen);
+/* Whether name is a setting (for flag parsing). */
+bool sbxd_config_has(const char *name);
+/* Writes every setting as "name = value" lines (for `sbxd config`). */
+void sbxd_config_dump(const struct sbxd_config *c, char *buf, size_t len);

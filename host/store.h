@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store.h - sbxd's persistent state: one SQLite database (WAL mode) at
+ * STATE/sbxd.db holding API keys, sandboxes, their commands and (later)
+ * snapshots.
+ *
+ * The store is written before sbxd acts ("write intent, then act, then
+ * record the outcome"): a sandbox row exists in state provisioning before
+ * its VM is started, and is in state deleting before its VM is destroyed,
+ * so that a restart after a crash knows what was going on.
+ *
+ * One store handle may be used from any thread: every call takes the
+ * handle's lock. All functions return 0 (or a count) or -errno:
+ *   -ENOENT  no such row (or not visible to that owner)
+ *   -EEXIST  a unique name is taken
+ *   -EIO     SQLite failed; store_last_error() has its message
+ * Strings in result structs are owned by the caller (release functions).
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_ID_LEN 36	     /* a UUID in its 8-4-4-4-12 text form */
+#define STORE_OWNER_ANY (-1) /* owner filter: an admin sees every row */
+
+enum box_state {
+	BOX_PROVISIONING,
+	BOX_READY,
+	BOX_FAILED,
+	BOX_STOPPED,
+	BOX_DELETING,
+	_BOX_STATE_MAX,
+	_BOX_STATE_INVALID = -EINVAL,
+};
+const char *box_state_to_string(enum box_state s);
+enum box_state box_state_from_string(const char *s);
+
+struct store_key {
+	int64_t id;
+	char *name;
+	bool admin;
+	int64_t created_ms;
+	int64_t revoked_ms; /* 0: valid */
+};
+
+struct store_box {
+	char id[STORE_ID_LEN + 1];
+	char *name;
+	int64_t owner; /* key id */
+	enum box_state state;
+	char *status_message; /* NULL: none */
+	unsigned vcpus;
+	uint64_t mem_bytes;
+	uint64_t fs_capacity_bytes;
+	char *image;   /* image directory the VM boots */
+	char *vm_name; /* the VM driver's name of its VM */
+	char *snapshot_id;
+	bool persistent;
+	bool preserve_memory_on_stop;
+	int64_t idle_ttl_seconds;
+	int64_t delete_after_stop_seconds;
+	/* Opaque JSON texts, stored as the client sent them (NULL: absent). */
+	char *labels;
+	char *run_config;
+	char *proxy_config;
+	char *mount_config;
+	char *access_delegation;
+	int64_t created_ms, updated_ms;
+	int64_t stopped_ms; /* 0: never stopped */
+};
+
+struct store_cmd {
+	char *id; /* client-chosen command id */
+	char box_id[STORE_ID_LEN + 1];
+	uint32_t agent_cmd_id; /* 0: not started */
+	char *state;	       /* "starting", "running", "exited", "failed" */
+	int exit_code;
+	char *command;
+	int64_t created_ms, updated_ms;
+};
+
+/* Totals over the sandboxes that hold resources (not failed, not stopped). */
+struct store_usage {
+	unsigned sandboxes;
+	unsigned vcpus;
+	uint64_t mem_bytes;
+};
+
+/* Opens (creating if needed) the database at path, switches it to WAL and
+ * migrates the schema to STORE_SCHEMA_VERSION. -EPROTO if the file has a
+ * newer schema than this sbxd knows. */
+int store_open(const char *path, store **ret);
+store *store_close(store *s); /* NULL-safe, returns NULL */
+static inline void store_closep(store **s)
+{
+	store_close(*s);
+}
+/* SQLite's message for the last -EIO of this thread ("" if none). */
+const char *store_last_error(void);
+/* The journal mode in use ("wal"), for tests and diagnostics. */
+int store_journal_mode(store *s, char *buf, size_t len);
+int store_schema_version(store *s);
+
+int64_t store_now_ms(void);
+
+/* ---- keys ---- */
+
+/* hash is the lowercase hex SHA-256 of the key (64 chars). */
+int store_key_create(store *s, const char *name, const char *hash, bool admin, int64_t *ret_id);
+/* A valid (not revoked) key by its hash: -ENOENT unknown, -EKEYREVOKED. */
+int store_key_find(store *s, const char *hash, struct store_key *ret);
+int store_key_get(store *s, int64_t id, struct store_key *ret);
+int store_key_list(store *s, struct store_key **ret, size_t *ret_n);
+/* -ENOENT unknown name, -EALREADY already revoked. */
+int store_key_revoke(store *s, const char *name);
+/* The next free "key-N" name, for keys created without one. */
+int store_key_default_name(store *s, char *buf, size_t len);
+void store_key_release(struct store_key *k);
+void store_keys_free(struct store_key *k, size_t n);
+
+/* ---- sandboxes ---- */
+
+/* b->id, b->name and b->vm_name must be set; -EEXIST if the name (or id) is
+ * taken. */
+int store_box_insert(store *s, const struct store_box *b);
+/* By name or by id; owner STORE_OWNER_ANY sees every row. */
+int store_box_get(store *s, const char *name_or_id, int64_t owner, struct store_box *ret);
+/* Ordered by creation time. */
+int store_box_list(store *s, int64_t owner, struct store_box **ret, size_t *ret_n);
+/* msg NULL clears status_message. */
+int store_box_set_state(store *s, const char *id, enum box_state st, const char *msg);
+int store_box_rename(store *s, const char *id, const char *new_name);
+/* Any of these may be NULL / negative to leave that column alone. */
+struct store_box_patch {
+	int64_t idle_ttl_seconds;	   /* < 0: unchanged */
+	int64_t delete_after_stop_seconds; /* < 0: unchanged */
+	const char *run_config;
+	const char *proxy_config;
+};
+int store_box_patch(store *s, const char *id, const struct store_box_patch *p);
+/* Removes the row and its commands. */
+int store_box_delete(store *s, const char *id);
+int store_box_usage(store *s, struct store_usage *ret);
+void store_box_release(struct store_box *b);
+void store_boxes_free(struct store_box *b, size_t n);
+
+/* ---- commands ---- */
+
+/* -EEXIST if that (sandbox, id) is known; -ENOENT if the sandbox is not. */
+int store_cmd_insert(store *s, const struct store_cmd *c);
+int store_cmd_get(store *s, const char *box_id, const char *id, struct store_cmd *ret);
+/* state NULL: unchanged; agent_cmd_id 0: unchanged. */
+int store_cmd_update(store *s, const char *box_id, const char *id, const char *state,
+		     uint32_t agent_cmd_id, int exit_code);
+int store_cmd_list(store *s, const char *box_id, struct store_cmd **ret, size_t *ret_n);
+void store_cmd_release(struct store_cmd *c);
+void store_cmds_free(struct store_cmd *c, size_t n);

@@ -1,0 +1,1531 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * check_api.c - sbxd's API without VMs.
+ *
+ *  - "routes", "validation", "config": the pure parsers of untrusted
+ *    request data (api_req.c) and of settings (sbxd_config.c);
+ *  - "server": a real sbxd HTTP server on a loopback port, driven with
+ *    libcurl, over a fake VM backend whose "boot" takes a few hundred ms;
+ *  - "reconcile": the manager's start-up comparison of rows and VMs.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#include "api_req.h"
+#include "http_server.h"
+#include "log.h"
+#include "sbxd_api.h"
+#include "sbxd_config.h"
+#include "sbxd_dataplane.h"
+#include "sbxd_key.h"
+#include "sbxd_mgr.h"
+#include "store.h"
+
+LOG_DEFINE_STATE("check_api");
+
+/* ======================= routes ======================= */
+
+static struct api_route route(const char *path, int expect)
+{
+	struct api_route r = {0};
+
+	ck_assert_msg(api_route_parse(path, &r) == expect, "route %s", path);
+	return r;
+}
+
+START_TEST(test_route_serves_both_prefixes)
+{
+	struct api_route r;
+
+	r = route("/api/v2/sandboxes/boxes", 0);
+	ck_assert_int_eq(r.kind, ROUTE_BOXES);
+	r = route("/v2/sandboxes/boxes", 0);
+	ck_assert_int_eq(r.kind, ROUTE_BOXES);
+	r = route("/v2/sandboxes/boxes/", 0);
+	ck_assert_int_eq(r.kind, ROUTE_BOXES);
+	r = route("/api/v2/sandboxes/boxes/my-box", 0);
+	ck_assert_int_eq(r.kind, ROUTE_BOX);
+	ck_assert_str_eq(r.target, "my-box");
+	r = route("/v2/sandboxes/boxes/my-box/status", 0);
+	ck_assert_int_eq(r.kind, ROUTE_BOX_STATUS);
+	ck_assert_str_eq(r.target, "my-box");
+	ck_assert_int_eq(route("/api/v2/sandboxes/boxes/b/stop", 0).kind, ROUTE_BOX_STOP);
+	ck_assert_int_eq(route("/api/v2/sandboxes/boxes/b/start", 0).kind, ROUTE_BOX_START);
+	ck_assert_int_eq(route("/api/v2/sandboxes/boxes/b/snapshot", 0).kind, ROUTE_BOX_SNAPSHOT);
+	ck_assert_int_eq(route("/api/v2/sandboxes/boxes/b/service-url", 0).kind,
+			 ROUTE_BOX_SERVICE_URL);
+	ck_assert_int_eq(route("/api/v2/sandboxes/boxes/b/download-url", 0).kind,
+			 ROUTE_BOX_DOWNLOAD_URL);
+	ck_assert_int_eq(route("/api/v2/sandboxes/snapshots", 0).kind, ROUTE_SNAPSHOTS);
+	r = route("/v2/sandboxes/snapshots/abc", 0);
+	ck_assert_int_eq(r.kind, ROUTE_SNAPSHOT);
+	ck_assert_str_eq(r.target, "abc");
+	ck_assert_int_eq(route("/healthz", 0).kind, ROUTE_HEALTHZ);
+}
+END_TEST
+
+START_TEST(test_route_dataplane_needs_a_uuid_and_a_known_op)
+{
+	struct api_route r;
+	const char *id = "0b9c2d4e-1f00-4a2b-8c3d-4e5f60718293";
+	char p[200];
+
+	snprintf(p, sizeof(p), "/dataplane/%s/execute/ws", id);
+	r = route(p, 0);
+	ck_assert_int_eq(r.kind, ROUTE_DATAPLANE);
+	ck_assert_int_eq(r.dp_op, DP_EXECUTE_WS);
+	ck_assert_str_eq(r.target, id);
+	snprintf(p, sizeof(p), "/dataplane/%s/download", id);
+	ck_assert_int_eq(route(p, 0).dp_op, DP_DOWNLOAD);
+	snprintf(p, sizeof(p), "/dataplane/%s/upload", id);
+	ck_assert_int_eq(route(p, 0).dp_op, DP_UPLOAD);
+	snprintf(p, sizeof(p), "/dataplane/%s/nope", id);
+	route(p, -ENOENT);
+	snprintf(p, sizeof(p), "/dataplane/%s", id);
+	route(p, -ENOENT);
+	route("/dataplane/not-a-uuid/execute", -ENOENT);
+	route("/dataplane/0B9C2D4E-1F00-4A2B-8C3D-4E5F60718293/execute", -ENOENT);
+}
+END_TEST
+
+START_TEST(test_route_rejects_unknown_and_malformed_paths)
+{
+	char longp[400];
+
+	route("", -ENOENT);
+	route("relative", -ENOENT);
+	route("/", -ENOENT);
+	route("/api/v1/sandboxes/boxes", -ENOENT);
+	route("/api/v2/sandboxes", -ENOENT);
+	route("/api/v2/sandboxes/boxes//status", -ENOENT);
+	route("/api/v2/sandboxes/boxes/b/status/extra", -ENOENT);
+	route("/api/v2/sandboxes/boxes/b/unknown", -ENOENT);
+	route("/api/v2/sandboxes/boxes/a\x01/status", -ENOENT);
+	route("/api/v2/sandboxes/snapshots/a/b", -ENOENT);
+	memset(longp, 'a', sizeof(longp));
+	memcpy(longp, "/api/v2/sandboxes/boxes/", 24);
+	longp[sizeof(longp) - 1] = '\0';
+	route(longp, -ENOENT);
+}
+END_TEST
+
+START_TEST(test_route_methods_and_allow_lists)
+{
+	struct api_route r = route("/api/v2/sandboxes/boxes/x", 0);
+	const char *allow = NULL;
+
+	ck_assert(api_route_allows(&r, API_GET, &allow));
+	ck_assert(api_route_allows(&r, API_HEAD, NULL));
+	ck_assert(api_route_allows(&r, API_PATCH, NULL));
+	ck_assert(api_route_allows(&r, API_DELETE, NULL));
+	ck_assert(!api_route_allows(&r, API_POST, &allow));
+	ck_assert_str_eq(allow, "GET, HEAD, PATCH, DELETE");
+	r = route("/api/v2/sandboxes/boxes", 0);
+	ck_assert(api_route_allows(&r, API_POST, NULL));
+	ck_assert(!api_route_allows(&r, API_DELETE, &allow));
+	ck_assert_str_eq(allow, "GET, HEAD, POST");
+	r = route("/api/v2/sandboxes/boxes/x/stop", 0);
+	ck_assert(!api_route_allows(&r, API_GET, &allow));
+	ck_assert_str_eq(allow, "POST");
+	ck_assert(!api_route_allows(&r, _API_METHOD_INVALID, NULL));
+	ck_assert(!api_route_needs_key(&(struct api_route){.kind = ROUTE_HEALTHZ}));
+	ck_assert(api_route_needs_key(&r));
+}
+END_TEST
+
+/* ======================= validation ======================= */
+
+START_TEST(test_names_follow_the_documented_rule)
+{
+	static const char *const good[] = {"a", "0", "my-box", "a1-b2-c3", "x-y"};
+	static const char *const bad[] = {"", "-a", "a-", "A", "my_box", "a.b", "a b", "é", "a/b"};
+	char n63[64], n64[65];
+	struct api_error e;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		ck_assert_msg(api_name_is_valid(good[i]), "%s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(!api_name_is_valid(bad[i]), "%s", bad[i]);
+	memset(n63, 'a', 63);
+	n63[63] = '\0';
+	memset(n64, 'a', 64);
+	n64[64] = '\0';
+	ck_assert(api_name_is_valid(n63));
+	ck_assert(!api_name_is_valid(n64));
+	ck_assert_int_eq(api_name_check("Bad'Name\n", &e), -EINVAL);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_str_eq(e.type, "ValidationError");
+	ck_assert_ptr_nonnull(strstr(e.message, "'Bad?Name?'"));
+}
+END_TEST
+
+START_TEST(test_api_key_header_is_trimmed_and_bounded)
+{
+	char buf[SBXD_KEY_HEADER_MAX + 1], big[SBXD_KEY_HEADER_MAX + 2];
+
+	ck_assert_int_eq(api_key_header_parse("  sbx_abc\t", 10, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "sbx_abc");
+	ck_assert_int_eq(api_key_header_parse("", 0, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(api_key_header_parse("   ", 3, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(api_key_header_parse("a b", 3, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(api_key_header_parse("a\x01", 2, buf, sizeof(buf)), -EINVAL);
+	memset(big, 'k', sizeof(big));
+	ck_assert_int_eq(api_key_header_parse(big, sizeof(big), buf, sizeof(buf)), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_host_header_and_dataplane_url)
+{
+	char url[256];
+	const char *id = "0b9c2d4e-1f00-4a2b-8c3d-4e5f60718293";
+
+	ck_assert(api_host_is_valid("localhost"));
+	ck_assert(api_host_is_valid("127.0.0.1:8080"));
+	ck_assert(api_host_is_valid("[::1]:8080"));
+	ck_assert(api_host_is_valid("sbx.example.com"));
+	ck_assert(!api_host_is_valid(""));
+	ck_assert(!api_host_is_valid("a b"));
+	ck_assert(!api_host_is_valid("evil.com/x"));
+	ck_assert(!api_host_is_valid("h:99999"));
+	ck_assert(!api_host_is_valid("h:"));
+	ck_assert(!api_host_is_valid("h:8x"));
+	ck_assert(!api_host_is_valid("[zz]:1"));
+	ck_assert_int_eq(api_dataplane_url(NULL, "127.0.0.1:8080", id, url, sizeof(url)), 0);
+	ck_assert_str_eq(url,
+			 "http://127.0.0.1:8080/dataplane/0b9c2d4e-1f00-4a2b-8c3d-4e5f60718293");
+	ck_assert_int_eq(
+	    api_dataplane_url("https://sbx.example.com/", "ignored", id, url, sizeof(url)), 0);
+	ck_assert_str_eq(url, "https://sbx.example.com/dataplane/"
+			      "0b9c2d4e-1f00-4a2b-8c3d-4e5f60718293");
+	ck_assert_int_eq(api_dataplane_url("", "bad host", id, url, sizeof(url)), -EINVAL);
+	ck_assert_int_eq(api_dataplane_url(NULL, "h", id, url, 20), -ENAMETOOLONG);
+}
+END_TEST
+
+static int create(const char *json, struct api_create_req *q, struct api_error *e)
+{
+	memset(e, 0, sizeof(*e));
+	return api_parse_create(json, strlen(json), q, e);
+}
+
+START_TEST(test_create_defaults_and_full_body)
+{
+	struct api_create_req q;
+	struct api_error e;
+
+	ck_assert_int_eq(api_parse_create(NULL, 0, &q, &e), 0);
+	ck_assert(q.wait_for_ready);
+	ck_assert_int_eq(q.timeout_s, 30);
+	ck_assert_ptr_null(q.name);
+	ck_assert_int_eq(q.vcpus, 0);
+	ck_assert_int_eq(q.idle_ttl_seconds, -1);
+	api_create_req_release(&q);
+
+	ck_assert_int_eq(
+	    create("{\"wait_for_ready\":false,\"timeout\":45,\"name\":\"box-1\","
+		   "\"persistent\":false,\"idle_ttl_seconds\":600,"
+		   "\"delete_after_stop_seconds\":0,\"vcpus\":2,\"mem_bytes\":1073741824,"
+		   "\"fs_capacity_bytes\":4294967296.0,\"labels\":{\"team\":\"x\"},"
+		   "\"run_config\":{\"user\":\"root\",\"work_dir\":\"/tmp\","
+		   "\"env_vars\":{\"A\":\"1\"}},\"proxy_config\":{\"rules\":[]},"
+		   "\"mount_config\":{\"mounts\":[]},\"access_delegation\":{\"mode\":"
+		   "\"INHERIT\"},\"unknown_key\":[1,2,3],\"snapshot_id\":null}",
+		   &q, &e),
+	    0);
+	ck_assert(!q.wait_for_ready);
+	ck_assert_int_eq(q.timeout_s, 45);
+	ck_assert_str_eq(q.name, "box-1");
+	ck_assert_int_eq(q.persistent, 0);
+	ck_assert_int_eq(q.idle_ttl_seconds, 600);
+	ck_assert_int_eq(q.delete_after_stop_seconds, 0);
+	ck_assert_int_eq(q.vcpus, 2);
+	ck_assert_int_eq(q.mem_bytes, 1073741824LL);
+	ck_assert_int_eq(q.fs_capacity_bytes, 4294967296LL);
+	ck_assert_str_eq(q.labels, "{\"team\":\"x\"}");
+	ck_assert_ptr_nonnull(strstr(q.run_config, "\"work_dir\":\"/tmp\""));
+	ck_assert_str_eq(q.proxy_config, "{\"rules\":[]}");
+	ck_assert_str_eq(q.access_delegation, "{\"mode\":\"INHERIT\"}");
+	ck_assert_ptr_null(q.snapshot_id);
+	api_create_req_release(&q);
+}
+END_TEST
+
+START_TEST(test_create_rejects_wrong_types_with_the_field_name)
+{
+	static const struct {
+		const char *body, *field;
+		int status;
+	} cases[] = {
+	    {"{\"wait_for_ready\":\"yes\"}", "wait_for_ready", 422},
+	    {"{\"timeout\":0}", "timeout", 422},
+	    {"{\"timeout\":1.5}", "timeout", 422},
+	    {"{\"timeout\":100000}", "timeout", 422},
+	    {"{\"name\":5}", "name", 422},
+	    {"{\"name\":\"UPPER\"}", "UPPER", 422},
+	    {"{\"vcpus\":0}", "vcpus", 422},
+	    {"{\"vcpus\":\"2\"}", "vcpus", 422},
+	    {"{\"mem_bytes\":-1}", "mem_bytes", 422},
+	    {"{\"idle_ttl_seconds\":61}", "idle_ttl_seconds", 422},
+	    {"{\"idle_ttl_seconds\":-60}", "idle_ttl_seconds", 422},
+	    {"{\"labels\":[]}", "labels", 422},
+	    {"{\"labels\":{\"a\":1}}", "labels", 422},
+	    {"{\"labels\":{\"\":\"x\"}}", "labels", 422},
+	    {"{\"run_config\":{\"work_dir\":\"relative\"}}", "run_config.work_dir", 422},
+	    {"{\"run_config\":{\"env_vars\":{\"A\":1}}}", "run_config.env_vars", 422},
+	    {"{\"run_config\":[]}", "run_config", 422},
+	    {"{\"proxy_config\":\"x\"}", "proxy_config", 422},
+	    {"{\"snapshot_id\":\"a\",\"snapshot_name\":\"b\"}", "snapshot_name", 422},
+	    {"[1,2]", "JSON object", 422},
+	    {"\"str\"", "JSON object", 422},
+	    {"{\"a\":1,\"a\":2}", "not valid JSON", 400},
+	    {"{\"name\":\"x\"", "not valid JSON", 400},
+	    {"{\"name\":\"a\\u0000b\"}", "not valid JSON", 400},
+	};
+	struct api_create_req q;
+	struct api_error e;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		ck_assert_msg(create(cases[i].body, &q, &e) == -EINVAL, "%s", cases[i].body);
+		ck_assert_msg(e.status == cases[i].status, "%s: %d", cases[i].body, e.status);
+		ck_assert_msg(strstr(e.message, cases[i].field), "%s: %s", cases[i].body,
+			      e.message);
+	}
+}
+END_TEST
+
+START_TEST(test_create_bounds_labels_and_body_size)
+{
+	char *big = malloc(API_MAX_BODY + 2), labels[64 * 20 + 64];
+	struct api_create_req q;
+	struct api_error e;
+	size_t n = 0;
+
+	memset(big, ' ', API_MAX_BODY + 1);
+	big[API_MAX_BODY + 1] = '\0';
+	ck_assert_int_eq(api_parse_create(big, API_MAX_BODY + 1, &q, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 413);
+	free(big);
+	n += (size_t)snprintf(labels + n, sizeof(labels) - n, "{\"labels\":{");
+	for (int i = 0; i <= API_MAX_LABELS; i++)
+		n += (size_t)snprintf(labels + n, sizeof(labels) - n, "%s\"k%d\":\"v\"",
+				      i ? "," : "", i);
+	snprintf(labels + n, sizeof(labels) - n, "}}");
+	ck_assert_int_eq(create(labels, &q, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "more than"));
+}
+END_TEST
+
+static const struct api_limits test_limits = {
+    .default_vcpus = 1,
+    .max_vcpus = 4,
+    .default_mem_bytes = 512ull << 20,
+    .max_mem_bytes = 4096ull << 20,
+    .default_disk_bytes = 2ull << 30,
+    .min_disk_bytes = 2ull << 30,
+    .max_disk_bytes = 16ull << 30,
+    .max_sandboxes = 3,
+    .max_total_mem_bytes = 1024ull << 20,
+};
+
+START_TEST(test_resources_defaults_rounding_and_bounds)
+{
+	struct api_create_req q = {.vcpus = 0};
+	struct api_resources res;
+	struct api_error e;
+
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), 0);
+	ck_assert_int_eq(res.vcpus, 1);
+	ck_assert_int_eq(res.mem_bytes, 512ull << 20);
+	ck_assert_int_eq(res.fs_capacity_bytes, 2ull << 30);
+	q.mem_bytes = 300000000;
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), 0);
+	ck_assert_int_eq(res.mem_bytes, 287ull << 20);
+	q.vcpus = 5;
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_ptr_nonnull(strstr(e.message, "vcpus"));
+	q.vcpus = 4;
+	q.mem_bytes = 8ll << 30;
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "mem_bytes"));
+	q.mem_bytes = 1 << 20;
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), -EINVAL);
+	q.mem_bytes = 0;
+	q.fs_capacity_bytes = 1 << 30;
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "smaller than the image"));
+	q.fs_capacity_bytes = 32ll << 30;
+	ck_assert_int_eq(api_resolve_resources(&test_limits, &q, &res, &e), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_quota_messages_name_what_ran_out)
+{
+	struct api_resources res = {.vcpus = 1, .mem_bytes = 512ull << 20};
+	struct api_error e;
+
+	ck_assert_int_eq(api_check_quota(&test_limits, 0, 0, &res, &e), 0);
+	ck_assert_int_eq(api_check_quota(&test_limits, 3, 0, &res, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 429);
+	/* the langsmith client picks quotaType from these words */
+	ck_assert_ptr_nonnull(strstr(e.message, "sandbox count limit"));
+	ck_assert_int_eq(api_check_quota(&test_limits, 1, 768ull << 20, &res, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 429);
+	ck_assert_ptr_nonnull(strstr(e.message, "memory"));
+}
+END_TEST
+
+START_TEST(test_update_parse_and_run_config_merge)
+{
+	struct api_update_req u;
+	struct api_error e;
+	char *m = NULL;
+	const char *body = "{\"name\":\"new-name\",\"idle_ttl_seconds\":0,"
+			   "\"run_config\":{\"env_vars\":{\"B\":\"2\"},\"user\":\"app\"}}";
+
+	ck_assert_int_eq(api_parse_update(body, strlen(body), &u, &e), 0);
+	ck_assert_str_eq(u.name, "new-name");
+	ck_assert_int_eq(u.idle_ttl_seconds, 0);
+	ck_assert_int_eq(u.delete_after_stop_seconds, -1);
+	ck_assert_int_eq(api_merge_run_config("{\"user\":\"root\",\"work_dir\":\"/w\","
+					      "\"env_vars\":{\"A\":\"1\",\"B\":\"1\"}}",
+					      u.run_config, &m),
+			 0);
+	ck_assert_str_eq(m, "{\"user\":\"app\",\"work_dir\":\"/w\",\"env_vars\":{\"A\":\"1\","
+			    "\"B\":\"2\"}}");
+	free(m);
+	ck_assert_int_eq(api_merge_run_config(NULL, u.run_config, &m), 0);
+	ck_assert_str_eq(m, "{\"env_vars\":{\"B\":\"2\"},\"user\":\"app\"}");
+	free(m);
+	api_update_req_release(&u);
+	ck_assert_int_eq(api_parse_update("{\"name\":\"-x\"}", 13, &u, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_int_eq(api_parse_update("{}", 2, &u, &e), 0);
+	ck_assert_ptr_null(u.name);
+	api_update_req_release(&u);
+}
+END_TEST
+
+/* ======================= config ======================= */
+
+START_TEST(test_config_file_keys_comments_quotes)
+{
+	struct sbxd_config c;
+	char err[512];
+	const char *text = "# sbxd\n"
+			   "listen = 0.0.0.0:9000\n"
+			   "\n"
+			   "  state_dir = \"/srv/sbx state\"  \r\n"
+			   "max-vcpus=8\n"
+			   "MAX_MEM_MIB = 2048 \n"
+			   "accel = tcg";
+
+	sbxd_config_defaults(&c);
+	ck_assert_int_eq(sbxd_config_parse_text(&c, text, strlen(text), "t.conf", err, sizeof(err)),
+			 0);
+	ck_assert_str_eq(c.listen_host, "0.0.0.0");
+	ck_assert_int_eq(c.listen_port, 9000);
+	ck_assert_str_eq(c.state_dir, "/srv/sbx state");
+	ck_assert_int_eq(c.max_vcpus, 8);
+	ck_assert_int_eq(c.max_mem_mib, 2048);
+	ck_assert_str_eq(c.accel, "tcg");
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), 0);
+}
+END_TEST
+
+START_TEST(test_config_errors_name_file_line_and_key)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {"bogus = 1", "t.conf:1: unknown setting 'bogus'"},
+	    {"\n\nmax-vcpus = lots", "t.conf:3: max-vcpus must be a whole number"},
+	    {"max-vcpus = -1", "whole number"},
+	    {"max-vcpus = 99999999999999999999", "whole number"},
+	    {"listen = nowhere", "not an address to listen on"},
+	    {"listen = [::1]", "not an address"},
+	    {"accel = fast", "not a valid accel"},
+	    {"just words", "expected 'name = value'"},
+	    {"state-dir = \"/x", "no closing"},
+	};
+	struct sbxd_config c;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		sbxd_config_defaults(&c);
+		ck_assert_msg(sbxd_config_parse_text(&c, cases[i].text, strlen(cases[i].text),
+						     "t.conf", err, sizeof(err)) < 0,
+			      "%s", cases[i].text);
+		ck_assert_msg(strstr(err, cases[i].want), "%s -> %s", cases[i].text, err);
+	}
+	sbxd_config_defaults(&c);
+	c.default_vcpus = 8;
+	c.max_vcpus = 2;
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+	sbxd_config_defaults(&c);
+	snprintf(c.state_dir, sizeof(c.state_dir), "relative");
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_config_env_overrides_file_and_flag_overrides_env)
+{
+	struct sbxd_config c;
+	char err[512];
+	char *env[] = {"HOME=/root", "SBX_MAX_VCPUS=3", "SBX_LISTEN=127.0.0.1:7000",
+		       "SBX_STATE_DIRX=/ignored", NULL};
+	const char *file = "max-vcpus = 6\nmax-sandboxes = 9\n";
+
+	sbxd_config_defaults(&c);
+	ck_assert_int_eq(sbxd_config_parse_text(&c, file, strlen(file), "f", err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_apply_env(&c, env, err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_set(&c, "listen", "[::1]:7001", "--listen", err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(c.max_vcpus, 3);
+	ck_assert_int_eq(c.max_sandboxes, 9);
+	ck_assert_str_eq(c.listen_host, "::1");
+	ck_assert_int_eq(c.listen_port, 7001);
+	ck_assert_str_eq(c.state_dir, SBXD_DEFAULT_STATE_DIR);
+	env[1] = "SBX_MAX_VCPUS=zero";
+	ck_assert_int_eq(sbxd_config_apply_env(&c, env, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "SBX_MAX_VCPUS"));
+	ck_assert(sbxd_config_has("max_mem_mib"));
+	ck_assert(!sbxd_config_has("name"));
+}
+END_TEST
+
+START_TEST(test_config_dump_lists_every_setting)
+{
+	struct sbxd_config c;
+	char buf[4096];
+
+	sbxd_config_defaults(&c);
+	sbxd_config_dump(&c, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "listen = 127.0.0.1:8080\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "state-dir = /var/lib/sbx\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "max-vcpus = 4\n"));
+}
+END_TEST
+
+/* ======================= fake VM backend ======================= */
+
+#define FAKE_MAX 32
+
+static struct {
+	pthread_mutex_t lock;
+	char *vms[FAKE_MAX]; /* names of "running" VMs */
+	int boot_ms;
+	unsigned destroyed;
+} fake = {.lock = PTHREAD_MUTEX_INITIALIZER, .boot_ms = 300};
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static void fake_add(const char *name)
+{
+	pthread_mutex_lock(&fake.lock);
+	for (int i = 0; i < FAKE_MAX; i++) {
+		if (!fake.vms[i]) {
+			fake.vms[i] = strdup(name);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fake.lock);
+}
+
+static bool fake_has(const char *name)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&fake.lock);
+	for (int i = 0; i < FAKE_MAX; i++)
+		found |= fake.vms[i] && !strcmp(fake.vms[i], name);
+	pthread_mutex_unlock(&fake.lock);
+	return found;
+}
+
+static int fake_start(void *ctx, const struct sbxd_vm_spec *s, char *err, size_t len)
+{
+	(void)ctx;
+	if (!strcmp(s->hostname, "boom")) {
+		snprintf(err, len, "QEMU exited right after starting (fake)");
+		return -EIO;
+	}
+	fake_add(s->name);
+	return 0;
+}
+
+static int fake_wait(void *ctx, const char *name, int timeout_ms, bool (*cancelled)(void *),
+		     void *cud, char *err, size_t len)
+{
+	(void)ctx;
+	for (int t = 0; t < fake.boot_ms; t += 10) {
+		if (cancelled(cud))
+			return -ECANCELED;
+		if (t >= timeout_ms) {
+			snprintf(err, len, "the guest agent did not answer within %d s",
+				 timeout_ms / 1000);
+			return -ETIMEDOUT;
+		}
+		sleep_ms(10);
+	}
+	return fake_has(name) ? 0 : -ECHILD;
+}
+
+static int fake_destroy(void *ctx, const char *name, char *err, size_t len)
+{
+	(void)ctx;
+	(void)err;
+	(void)len;
+	pthread_mutex_lock(&fake.lock);
+	for (int i = 0; i < FAKE_MAX; i++) {
+		if (fake.vms[i] && !strcmp(fake.vms[i], name)) {
+			free(fake.vms[i]);
+			fake.vms[i] = NULL;
+			fake.destroyed++;
+		}
+	}
+	pthread_mutex_unlock(&fake.lock);
+	return 0;
+}
+
+static int fake_list(void *ctx, char ***ret)
+{
+	char **v = calloc(FAKE_MAX + 1, sizeof(char *));
+	int n = 0;
+
+	(void)ctx;
+	pthread_mutex_lock(&fake.lock);
+	for (int i = 0; i < FAKE_MAX; i++)
+		if (fake.vms[i])
+			v[n++] = strdup(fake.vms[i]);
+	pthread_mutex_unlock(&fake.lock);
+	*ret = v;
+	return 0;
+}
+
+static void fake_free_list(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int fake_is_running(void *ctx, const char *name)
+{
+	(void)ctx;
+	return fake_has(name) ? 1 : 0;
+}
+
+static int fake_addr(void *ctx, const char *name, char *buf, size_t len)
+{
+	(void)ctx;
+	snprintf(buf, len, "unix:/fake/%s/agent.sock", name);
+	return 0;
+}
+
+static const struct sbxd_vm_ops fake_ops = {
+    .start = fake_start,
+    .wait_agent = fake_wait,
+    .destroy = fake_destroy,
+    .list = fake_list,
+    .free_list = fake_free_list,
+    .is_running = fake_is_running,
+    .agent_address = fake_addr,
+};
+
+/* ======================= the server under test ======================= */
+
+static struct {
+	char dir[128];
+	store *st;
+	sbxd_api *api;
+	http_server *srv;
+	sbxd_mgr *mgr;
+	pthread_t thread;
+	int port;
+	char alice[SBXD_KEY_LEN + 1], bob[SBXD_KEY_LEN + 1], admin[SBXD_KEY_LEN + 1];
+	char revoked[SBXD_KEY_LEN + 1];
+} t;
+
+static void make_key(const char *name, bool admin, char *out)
+{
+	char hash[SBXD_KEY_HASH_LEN + 1];
+
+	ck_assert_int_eq(sbxd_key_generate(out, SBXD_KEY_LEN + 1), 0);
+	sbxd_key_hash(out, strlen(out), hash);
+	ck_assert_int_eq(store_key_create(t.st, name, hash, admin, NULL), 0);
+}
+
+static void *serve_thread(void *arg)
+{
+	(void)arg;
+	http_server_run(t.srv, NULL);
+	return NULL;
+}
+
+static void server_start(unsigned max_sandboxes)
+{
+	char db[200];
+	struct sbxd_api_config ac = {.image_dir = "/images/default", .version = "test"};
+	struct http_server_config hc = {
+	    .host = "127.0.0.1", .app = &sbxd_api_http_app, .log_fd = -1};
+	struct sbxd_mgr_config mc = {
+	    .vm = &fake_ops, .boot_timeout_s = 30, .notify = sbxd_api_mgr_notify};
+
+	snprintf(t.dir, sizeof(t.dir), "/tmp/check_api.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	snprintf(db, sizeof(db), "%s/sbxd.db", t.dir);
+	ck_assert_int_eq(store_open(db, &t.st), 0);
+	make_key("alice", false, t.alice);
+	make_key("bob", false, t.bob);
+	make_key("root", true, t.admin);
+	make_key("old", false, t.revoked);
+	ck_assert_int_eq(store_key_revoke(t.st, "old"), 0);
+
+	ac.st = t.st;
+	ac.limits = test_limits;
+	ac.limits.max_sandboxes = max_sandboxes;
+	ac.limits.max_total_mem_bytes = 0;
+	ck_assert_int_eq(sbxd_api_new(&ac, &t.api), 0);
+	hc.app_ud = t.api;
+	ck_assert_int_eq(http_server_new(&hc, &t.srv), 0);
+	t.port = http_server_port(t.srv);
+	ck_assert_int_gt(t.port, 0);
+	mc.st = t.st;
+	mc.notify_ud = t.api;
+	ck_assert_int_eq(sbxd_mgr_new(&mc, &t.mgr), 0);
+	sbxd_api_attach(t.api, t.srv, t.mgr);
+	ck_assert_int_eq(sbxd_mgr_reconcile(t.mgr), 0);
+	ck_assert_int_eq(pthread_create(&t.thread, NULL, serve_thread, NULL), 0);
+}
+
+static void setup_server(void)
+{
+	fake.boot_ms = 300;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	server_start(8);
+}
+
+static void teardown_server(void)
+{
+	char cmd[200];
+
+	http_server_stop(t.srv);
+	pthread_join(t.thread, NULL);
+	t.mgr = sbxd_mgr_free(t.mgr);
+	t.srv = http_server_free(t.srv);
+	t.api = sbxd_api_free(t.api);
+	t.st = store_close(t.st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t.dir);
+	(void)!system(cmd);
+	curl_global_cleanup();
+}
+
+struct resp {
+	long status;
+	char *body;
+	size_t len;
+	char headers[2048];
+	size_t hlen;
+	json_t *json;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	char *nb = realloc(r->body, r->len + size * n + 1);
+
+	if (!nb)
+		return 0;
+	r->body = nb;
+	memcpy(r->body + r->len, p, size * n);
+	r->len += size * n;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	size_t l = size * n;
+
+	if (r->hlen + l < sizeof(r->headers)) {
+		memcpy(r->headers + r->hlen, p, l);
+		r->hlen += l;
+		r->headers[r->hlen] = '\0';
+	}
+	return l;
+}
+
+static void resp_free(struct resp *r)
+{
+	free(r->body);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+/* method path [key-header-line] [body]: fills r (json parsed when it is). */
+static long http(struct resp *r, const char *method, const char *path, const char *keyhdr,
+		 const char *body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512];
+	CURLcode rc;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", t.port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (keyhdr)
+		h = curl_slist_append(h, keyhdr);
+	if (body) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	rc = curl_easy_perform(c);
+	ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	if (r->body)
+		r->json = json_loads(r->body, 0, NULL);
+	return r->status;
+}
+
+static char *key_hdr(const char *key)
+{
+	static char buf[4][128];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "X-Api-Key: %s", key);
+	return buf[i];
+}
+
+static const char *jstr(const struct resp *r, const char *key)
+{
+	return json_string_value(json_object_get(r->json, key));
+}
+
+static const char *detail(const struct resp *r, const char *key)
+{
+	return json_string_value(json_object_get(json_object_get(r->json, "detail"), key));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Poll a sandbox's status until it is `want` (or 10 s pass). */
+static void wait_status(const char *name, const char *key, const char *want)
+{
+	char path[200];
+	struct resp r;
+
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/boxes/%s/status", name);
+	for (int i = 0; i < 200; i++) {
+		ck_assert_int_eq(http(&r, "GET", path, key_hdr(key), NULL), 200);
+		if (!strcmp(jstr(&r, "status"), want)) {
+			resp_free(&r);
+			return;
+		}
+		resp_free(&r);
+		sleep_ms(50);
+	}
+	ck_abort_msg("sandbox %s never became %s", name, want);
+}
+
+START_TEST(test_server_healthz_needs_no_key)
+{
+	struct resp r;
+
+	ck_assert_int_eq(http(&r, "GET", "/healthz", NULL, NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ok");
+	ck_assert_ptr_nonnull(strstr(r.headers, "x-request-id:"));
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_refuses_missing_wrong_and_revoked_keys)
+{
+	struct resp r;
+
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", NULL, NULL), 401);
+	ck_assert_str_eq(detail(&r, "error"), "Unauthorized");
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "X-Api-Key"));
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", "X-Api-Key: sbx_wrong", NULL),
+			 401);
+	ck_assert_str_eq(detail(&r, "message"), "the API key is not valid");
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/v2/sandboxes/boxes", key_hdr(t.revoked), NULL), 401);
+	ck_assert_str_eq(detail(&r, "message"), "this API key was revoked");
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", "X-Api-Key: ", "{}"), 401);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_key_header_name_is_case_insensitive)
+{
+	char h[128];
+	struct resp r;
+
+	snprintf(h, sizeof(h), "x-api-key: %s", t.alice);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", h, NULL), 200);
+	resp_free(&r);
+	snprintf(h, sizeof(h), "X-API-KEY: %s", t.alice);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", h, NULL), 200);
+	ck_assert(json_is_array(json_object_get(r.json, "sandboxes")));
+	ck_assert(json_is_array(json_object_get(r.json, "items")));
+	ck_assert(json_is_null(json_object_get(r.json, "next_cursor")));
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_create_waits_for_ready_and_returns_the_sandbox)
+{
+	struct resp r;
+	char want[200];
+	json_t *j;
+
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
+			      "{\"wait_for_ready\":true,\"timeout\":30,\"name\":\"t1\","
+			      "\"idle_ttl_seconds\":600,\"labels\":{\"k\":\"v\"}}"),
+			 201);
+	j = r.json;
+	ck_assert_str_eq(jstr(&r, "name"), "t1");
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	ck_assert(api_uuid_is_valid(jstr(&r, "id")));
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d/dataplane/%s", t.port, jstr(&r, "id"));
+	ck_assert_str_eq(jstr(&r, "dataplane_url"), want);
+	ck_assert(json_is_null(json_object_get(j, "status_message")));
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "vcpus")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "mem_bytes")), 512 << 20);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "fs_capacity_bytes")), 2ll << 30);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "idle_ttl_seconds")), 600);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "delete_after_stop_seconds")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "labels"), "k")),
+			 "v");
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "created_at"), "Z"));
+	ck_assert(json_is_null(json_object_get(j, "snapshot_id")));
+	resp_free(&r);
+
+	ck_assert_int_eq(http(&r, "GET", "/v2/sandboxes/boxes/t1", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/t1/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_create_without_wait_answers_provisioning_at_once)
+{
+	struct resp r;
+	const char *name;
+
+	fake.boot_ms = 800;
+	ck_assert_int_eq(
+	    http(&r, "POST", "/v2/sandboxes/boxes", key_hdr(t.bob), "{\"wait_for_ready\":false}"),
+	    201);
+	ck_assert_str_eq(jstr(&r, "status"), "provisioning");
+	name = jstr(&r, "name");
+	ck_assert_int_eq(strncmp(name, "sandbox-", 8), 0);
+	ck_assert(api_name_is_valid(name));
+	wait_status(name, t.bob, "ready");
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_keeps_serving_while_a_vm_boots)
+{
+	struct resp r, h;
+	double t0;
+	pid_t pid;
+
+	fake.boot_ms = 1500;
+	pid = fork();
+	if (pid == 0) {
+		/* a separate client blocks on wait_for_ready */
+		http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
+		     "{\"name\":\"slow\"}");
+		_exit(r.status == 201 ? 0 : 1);
+	}
+	sleep_ms(200);
+	t0 = now_s();
+	ck_assert_int_eq(http(&h, "GET", "/healthz", NULL, NULL), 200);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/slow/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_msg(now_s() - t0 < 0.5, "the server stalled while a VM booted");
+	ck_assert_str_eq(jstr(&r, "status"), "provisioning");
+	resp_free(&r);
+	resp_free(&h);
+	{
+		int status = -1;
+
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+END_TEST
+
+START_TEST(test_server_create_times_out_with_408_and_boot_goes_on)
+{
+	struct resp r;
+	double t0 = now_s();
+
+	fake.boot_ms = 2500;
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
+			      "{\"name\":\"late\",\"timeout\":1}"),
+			 408);
+	ck_assert_msg(now_s() - t0 < 2.0, "408 came late");
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "did not become ready within 1 s"));
+	resp_free(&r);
+	wait_status("late", t.alice, "ready");
+}
+END_TEST
+
+START_TEST(test_server_boot_failure_is_503_and_status_failed)
+{
+	struct resp r;
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"boom\"}"),
+	    503);
+	ck_assert_str_eq(detail(&r, "error"), "SandboxBootFailed");
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "QEMU exited"));
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/boom/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "failed");
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "status_message"), "could not start"));
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_owner_isolation_and_admin_sees_all)
+{
+	struct resp r;
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"alices\"}"),
+	    201);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/alices", key_hdr(t.bob), NULL),
+			 404);
+	ck_assert_str_eq(detail(&r, "message"), "sandbox 'alices' not found");
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "DELETE", "/api/v2/sandboxes/boxes/alices", key_hdr(t.bob), NULL),
+			 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "PATCH", "/api/v2/sandboxes/boxes/alices", key_hdr(t.bob),
+			      "{\"name\":\"stolen\"}"),
+			 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", key_hdr(t.bob), NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "sandboxes")), 0);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", key_hdr(t.admin), NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "sandboxes")), 1);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/alices", key_hdr(t.admin), NULL),
+			 200);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_rename_conflict_and_validation)
+{
+	struct resp r;
+
+	http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"one\"}");
+	resp_free(&r);
+	http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"two\"}");
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "PATCH", "/api/v2/sandboxes/boxes/one", key_hdr(t.alice),
+			      "{\"name\":\"two\"}"),
+			 409);
+	ck_assert_str_eq(detail(&r, "error"), "Conflict");
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "PATCH", "/api/v2/sandboxes/boxes/one", key_hdr(t.alice), "{\"name\":\"No\"}"),
+	    422);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "PATCH", "/api/v2/sandboxes/boxes/one", key_hdr(t.alice),
+			      "{\"name\":\"uno\",\"idle_ttl_seconds\":120}"),
+			 200);
+	ck_assert_str_eq(jstr(&r, "name"), "uno");
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "idle_ttl_seconds")), 120);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/one", key_hdr(t.alice), NULL),
+			 404);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.bob), "{\"name\":\"two\"}"), 409);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_delete_destroys_the_vm_and_rows)
+{
+	struct resp r;
+	unsigned before;
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"gone\"}"),
+	    201);
+	ck_assert(fake_has(jstr(&r, "id")));
+	before = fake.destroyed;
+	{
+		char id[40];
+
+		snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+		resp_free(&r);
+		ck_assert_int_eq(
+		    http(&r, "DELETE", "/api/v2/sandboxes/boxes/gone", key_hdr(t.alice), NULL),
+		    204);
+		ck_assert_int_eq(r.len, 0);
+		ck_assert(!fake_has(id));
+	}
+	ck_assert_int_eq(fake.destroyed, before + 1);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/gone", key_hdr(t.alice), NULL),
+			 404);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_delete_during_boot_cancels_it)
+{
+	struct resp r;
+	pid_t pid;
+	int status = -1;
+
+	fake.boot_ms = 3000;
+	pid = fork();
+	if (pid == 0) {
+		http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
+		     "{\"name\":\"doomed\"}");
+		_exit(r.status == 409 ? 0 : 1);
+	}
+	sleep_ms(300);
+	ck_assert_int_eq(
+	    http(&r, "DELETE", "/api/v2/sandboxes/boxes/doomed", key_hdr(t.alice), NULL), 204);
+	resp_free(&r);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the waiting create did not get 409");
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/doomed", key_hdr(t.alice), NULL),
+			 404);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_errors_use_the_detail_body)
+{
+	struct resp r;
+	char *big = malloc(2 * API_MAX_BODY);
+
+	ck_assert_int_eq(http(&r, "GET", "/nope", key_hdr(t.alice), NULL), 404);
+	ck_assert_str_eq(detail(&r, "error"), "NotFound");
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "PUT", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{}"), 405);
+	ck_assert_ptr_nonnull(strstr(r.headers, "allow: GET, HEAD, POST"));
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{oops"),
+			 400);
+	ck_assert_str_eq(detail(&r, "error"), "InvalidJSON");
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"vcpus\":99}"), 422);
+	ck_assert_str_eq(detail(&r, "error"), "ValidationError");
+	resp_free(&r);
+	memset(big, ' ', 2 * API_MAX_BODY - 1);
+	big[0] = '{';
+	big[2 * API_MAX_BODY - 2] = '}';
+	big[2 * API_MAX_BODY - 1] = '\0';
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), big), 413);
+	ck_assert_str_eq(detail(&r, "error"), "PayloadTooLarge");
+	resp_free(&r);
+	free(big);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
+			      "{\"snapshot_id\":\"nope\"}"),
+			 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/snapshots", key_hdr(t.alice), NULL),
+			 200);
+	ck_assert(json_is_array(json_object_get(r.json, "snapshots")));
+	resp_free(&r);
+	/* the server is still fine after all that */
+	ck_assert_int_eq(http(&r, "GET", "/healthz", NULL, NULL), 200);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_stop_start_are_501_for_now)
+{
+	struct resp r;
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/none/stop", key_hdr(t.alice), "{}"), 404);
+	resp_free(&r);
+	http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"s\"}");
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/s/stop", key_hdr(t.alice), "{}"),
+			 501);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "not implemented yet"));
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/s/start", key_hdr(t.alice), "{}"), 501);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_quota_is_429)
+{
+	struct resp r;
+	char body[64];
+
+	teardown_server();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	server_start(2);
+	for (int i = 0; i < 2; i++) {
+		snprintf(body, sizeof(body), "{\"name\":\"q%d\"}", i);
+		ck_assert_int_eq(
+		    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), body), 201);
+		resp_free(&r);
+	}
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.bob), "{}"), 429);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "sandbox count limit"));
+	resp_free(&r);
+}
+END_TEST
+
+/* ---- the data plane hook ---- */
+
+static void dp_request(void *ud, http_req *r, enum api_dp_op op, const struct sbxd_dp_box *box,
+		       const struct sbxd_principal *who)
+{
+	(void)ud;
+	if (op == DP_EXECUTE)
+		return; /* let the body arrive: dp_body answers */
+	http_reply_json(r, 200,
+			json_pack("{s:s, s:s, s:s, s:s}", "op", api_dp_op_to_string(op), "box",
+				  box->name, "agent", box->agent_addr, "key", who->key_name));
+}
+
+static void dp_body(void *ud, http_req *r, enum api_dp_op op, const struct sbxd_dp_box *box,
+		    const struct sbxd_principal *who)
+{
+	size_t len;
+	const char *body = http_req_body(r, &len);
+
+	(void)ud;
+	(void)op;
+	(void)who;
+	http_reply_json(r, 200, json_pack("{s:s, s:s#}", "box", box->name, "echo", body, len));
+}
+
+static const struct sbxd_dataplane_ops test_dp = {.on_request = dp_request, .on_body = dp_body};
+
+START_TEST(test_server_dataplane_routes_to_the_registered_handler)
+{
+	struct resp r;
+	char path[200], id[40];
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"dp\"}"),
+	    201);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+
+	snprintf(path, sizeof(path), "/dataplane/%s/download?path=/etc/hostname", id);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 501);
+	ck_assert_str_eq(detail(&r, "error"), "NotImplemented");
+	resp_free(&r);
+
+	sbxd_api_set_dataplane(t.api, &test_dp, NULL);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "op"), "download");
+	ck_assert_str_eq(jstr(&r, "box"), "dp");
+	ck_assert_str_eq(jstr(&r, "key"), "alice");
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "agent"), id));
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/dataplane/%s/execute", id);
+	ck_assert_int_eq(http(&r, "POST", path, key_hdr(t.alice), "{\"command\":\"true\"}"), 200);
+	ck_assert_str_eq(jstr(&r, "echo"), "{\"command\":\"true\"}");
+	resp_free(&r);
+
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 405);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", path, key_hdr(t.bob), "{}"), 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", path, NULL, "{}"), 401);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/dataplane/00000000-0000-4000-8000-000000000000/execute",
+			      key_hdr(t.alice), "{}"),
+			 404);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_dataplane_of_a_booting_sandbox_is_not_ready)
+{
+	struct resp r;
+	char path[200];
+
+	fake.boot_ms = 3000;
+	sbxd_api_set_dataplane(t.api, &test_dp, NULL);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
+			      "{\"name\":\"nr\",\"wait_for_ready\":false}"),
+			 201);
+	snprintf(path, sizeof(path), "/dataplane/%s/download?path=/x", jstr(&r, "id"));
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 400);
+	/* mapped to LangSmithSandboxNotReadyError by the client */
+	ck_assert_str_eq(detail(&r, "error"), "NotReady");
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_websocket_upgrade_is_checked_and_501_without_handler)
+{
+	struct resp r;
+	char path[200], id[40];
+	CURL *c;
+	struct curl_slist *h = NULL;
+	char url[300];
+	long code = 0;
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"ws\"}"),
+	    201);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/dataplane/%s/execute/ws", id);
+	for (int pass = 0; pass < 3; pass++) {
+		memset(&r, 0, sizeof(r));
+		c = curl_easy_init();
+		h = NULL;
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", t.port,
+			 pass == 2 ? "/api/v2/sandboxes/boxes" : path);
+		h = curl_slist_append(h, "Connection: Upgrade");
+		h = curl_slist_append(h, "Upgrade: websocket");
+		h = curl_slist_append(h, "Sec-WebSocket-Version: 13");
+		h = curl_slist_append(h, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==");
+		h = curl_slist_append(h, key_hdr(pass == 1 ? "sbx_wrong" : t.alice));
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+		ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		ck_assert_int_eq(code, pass == 0 ? 501 : pass == 1 ? 401 : 404);
+		ck_assert_ptr_nonnull(strstr(r.body, "\"detail\""));
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+		free(r.body);
+	}
+}
+END_TEST
+
+/* ======================= reconcile ======================= */
+
+START_TEST(test_reconcile_adopts_fails_and_cleans_up)
+{
+	struct store_box b[4], got;
+	const char *names[] = {"adopt-me", "vm-gone", "half-deleted", "failed-old"};
+	struct resp r;
+	int64_t owner;
+	struct store_key k;
+	char hash[SBXD_KEY_HASH_LEN + 1];
+
+	/* Stop the fixture's server: build the "previous life" first. */
+	teardown_server();
+	snprintf(t.dir, sizeof(t.dir), "/tmp/check_api.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	{
+		char db[200];
+
+		snprintf(db, sizeof(db), "%s/sbxd.db", t.dir);
+		ck_assert_int_eq(store_open(db, &t.st), 0);
+	}
+	sbxd_key_hash("k", 1, hash);
+	ck_assert_int_eq(store_key_create(t.st, "k", hash, false, &owner), 0);
+	for (int i = 0; i < 4; i++) {
+		memset(&b[i], 0, sizeof(b[i]));
+		ck_assert_int_eq(sbxd_uuid4(b[i].id), 0);
+		b[i].name = (char *)names[i];
+		b[i].owner = owner;
+		b[i].state = i == 2 ? BOX_DELETING : i == 3 ? BOX_FAILED : BOX_READY;
+		b[i].vcpus = 1;
+		b[i].mem_bytes = 512 << 20;
+		b[i].fs_capacity_bytes = 1 << 30;
+		b[i].image = (char *)"/img";
+		b[i].vm_name = b[i].id;
+		ck_assert_int_eq(store_box_insert(t.st, &b[i]), 0);
+	}
+	fake_add(b[0].id);     /* running, has a row: adopted */
+	fake_add(b[2].id);     /* row is deleting: finished */
+	fake_add("orphan-vm"); /* no row: destroyed */
+	t.st = store_close(t.st);
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	fake.boot_ms = 100;
+	{
+		/* server_start() opens the same database again */
+		char db[200], keep[128];
+		struct sbxd_api_config ac = {
+		    .image_dir = "/img", .version = "test", .limits = test_limits};
+		struct http_server_config hc = {
+		    .host = "127.0.0.1", .app = &sbxd_api_http_app, .log_fd = -1};
+		struct sbxd_mgr_config mc = {.vm = &fake_ops, .notify = sbxd_api_mgr_notify};
+
+		snprintf(keep, sizeof(keep), "%s", t.dir);
+		snprintf(db, sizeof(db), "%s/sbxd.db", keep);
+		ck_assert_int_eq(store_open(db, &t.st), 0);
+		ac.st = t.st;
+		ck_assert_int_eq(sbxd_api_new(&ac, &t.api), 0);
+		hc.app_ud = t.api;
+		ck_assert_int_eq(http_server_new(&hc, &t.srv), 0);
+		t.port = http_server_port(t.srv);
+		mc.st = t.st;
+		mc.notify_ud = t.api;
+		ck_assert_int_eq(sbxd_mgr_new(&mc, &t.mgr), 0);
+		sbxd_api_attach(t.api, t.srv, t.mgr);
+		ck_assert_int_eq(sbxd_mgr_reconcile(t.mgr), 0);
+		ck_assert_int_eq(pthread_create(&t.thread, NULL, serve_thread, NULL), 0);
+	}
+	ck_assert(!fake_has("orphan-vm"));
+	for (int i = 0; i < 100 && sbxd_mgr_jobs(t.mgr); i++)
+		sleep_ms(20);
+	ck_assert_int_eq(sbxd_mgr_jobs(t.mgr), 0);
+
+	ck_assert_int_eq(store_box_get(t.st, "adopt-me", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_READY);
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_get(t.st, "vm-gone", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_FAILED);
+	ck_assert_str_eq(got.status_message, "the VM was not running when sbxd started");
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_get(t.st, "half-deleted", STORE_OWNER_ANY, &got), -ENOENT);
+	ck_assert(!fake_has(b[2].id));
+	ck_assert_int_eq(store_box_get(t.st, "failed-old", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_FAILED);
+	store_box_release(&got);
+	ck_assert(fake_has(b[0].id));
+
+	/* and the API shows it */
+	sbxd_key_hash("k", 1, hash);
+	ck_assert_int_eq(store_key_find(t.st, hash, &k), 0);
+	store_key_release(&k);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/vm-gone/status", "X-Api-Key: k", NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "failed");
+	resp_free(&r);
+}
+END_TEST
+
+static Suite *api_suite(void)
+{
+	Suite *s = suite_create("api");
+	TCase *routes = tcase_create("routes"), *val = tcase_create("validation"),
+	      *cfg = tcase_create("config"), *srv = tcase_create("server"),
+	      *rec = tcase_create("reconcile");
+
+	tcase_add_test(routes, test_route_serves_both_prefixes);
+	tcase_add_test(routes, test_route_dataplane_needs_a_uuid_and_a_known_op);
+	tcase_add_test(routes, test_route_rejects_unknown_and_malformed_paths);
+	tcase_add_test(routes, test_route_methods_and_allow_lists);
+	suite_add_tcase(s, routes);
+
+	tcase_add_test(val, test_names_follow_the_documented_rule);
+	tcase_add_test(val, test_api_key_header_is_trimmed_and_bounded);
+	tcase_add_test(val, test_host_header_and_dataplane_url);
+	tcase_add_test(val, test_create_defaults_and_full_body);
+	tcase_add_test(val, test_create_rejects_wrong_types_with_the_field_name);
+	tcase_add_test(val, test_create_bounds_labels_and_body_size);
+	tcase_add_test(val, test_resources_defaults_rounding_and_bounds);
+	tcase_add_test(val, test_quota_messages_name_what_ran_out);
+	tcase_add_test(val, test_update_parse_and_run_config_merge);
+	suite_add_tcase(s, val);
+
+	tcase_add_test(cfg, test_config_file_keys_comments_quotes);
+	tcase_add_test(cfg, test_config_errors_name_file_line_and_key);
+	tcase_add_test(cfg, test_config_env_overrides_file_and_flag_overrides_env);
+	tcase_add_test(cfg, test_config_dump_lists_every_setting);
+	suite_add_tcase(s, cfg);
+
+	tcase_add_checked_fixture(srv, setup_server, teardown_server);
+	tcase_set_timeout(srv, 30);
+	tcase_add_test(srv, test_server_healthz_needs_no_key);
+	tcase_add_test(srv, test_server_refuses_missing_wrong_and_revoked_keys);
+	tcase_add_test(srv, test_server_key_header_name_is_case_insensitive);
+	tcase_add_test(srv, test_server_create_waits_for_ready_and_returns_the_sandbox);
+	tcase_add_test(srv, test_server_create_without_wait_answers_provisioning_at_once);
+	tcase_add_test(srv, test_server_keeps_serving_while_a_vm_boots);
+	tcase_add_test(srv, test_server_create_times_out_with_408_and_boot_goes_on);
+	tcase_add_test(srv, test_server_boot_failure_is_503_and_status_failed);
+	tcase_add_test(srv, test_server_owner_isolation_and_admin_sees_all);
+	tcase_add_test(srv, test_server_rename_conflict_and_validation);
+	tcase_add_test(srv, test_server_delete_destroys_the_vm_and_rows);
+	tcase_add_test(srv, test_server_delete_during_boot_cancels_it);
+	tcase_add_test(srv, test_server_errors_use_the_detail_body);
+	tcase_add_test(srv, test_server_stop_start_are_501_for_now);
+	tcase_add_test(srv, test_server_quota_is_429);
+	tcase_add_test(srv, test_server_dataplane_routes_to_the_registered_handler);
+	tcase_add_test(srv, test_server_dataplane_of_a_booting_sandbox_is_not_ready);
+	tcase_add_test(srv, test_server_websocket_upgrade_is_checked_and_501_without_handler);
+	suite_add_tcase(s, srv);
+
+	tcase_add_checked_fixture(rec, setup_server, teardown_server);
+	tcase_set_timeout(rec, 30);
+	tcase_add_test(rec, test_reconcile_adopts_fails_and_cleans_up);
+	suite_add_tcase(s, rec);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(api_suite());
+	int failed;
+
+	log_set_level(LOG_LVL_WARN);
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
