@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,15 @@ LOG_DEFINE_STATE("bench");
 
 static const char *accel = "?";
 static vm_driver *drv;
+static vm *volatile g_live; /* destroyed on SIGINT/SIGTERM */
+
+static void on_signal(int sig)
+{
+	if (g_live)
+		vm_destroy(g_live);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static double now_s(void)
 {
@@ -120,6 +130,7 @@ static int boot(const char *image, const char *name, bool bench_channel, vm **re
 	int r;
 
 	r = vm_start(drv, &vc, ret_vm);
+	g_live = *ret_vm;
 	if (r < 0) {
 		fprintf(stderr, "bench: cannot start a VM: %s\n", vm_driver_last_error(drv));
 		return r;
@@ -129,6 +140,7 @@ static int boot(const char *image, const char *name, bool bench_channel, vm **re
 	if (r < 0) {
 		fprintf(stderr, "bench: %s\n", agent_connect_last_error());
 		vm_destroy(*ret_vm);
+		g_live = NULL;
 		*ret_vm = vm_free(*ret_vm);
 	}
 	return r;
@@ -155,6 +167,7 @@ static void bench_cold_boot(const char *image)
 			t[n++] = (now_s() - t0) * 1000;
 		agent_client_free(c);
 		vm_destroy(v);
+		g_live = NULL;
 		vm_free(v);
 	}
 	if (n)
@@ -230,9 +243,12 @@ static double bench_raw(agent_client *c, const char *sock)
 		return 0;
 	}
 	while (got < STREAM_BYTES && !(r.done && r.exit.code != 0)) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
-				       { .fd = agent_client_fd(c), .events = POLLIN } };
-		if (poll(p, 2, 5000) <= 0)
+		struct pollfd p[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = agent_client_fd(c),
+			  .events = POLLIN | (agent_client_wants_write(c) ? POLLOUT : 0) },
+		};
+		if (poll(p, 2, 10000) <= 0)
 			break;
 		if (p[0].revents) {
 			ssize_t n = read(fd, buf, sizeof(buf));
@@ -240,14 +256,19 @@ static double bench_raw(agent_client *c, const char *sock)
 				break;
 			got += (uint64_t)n;
 		}
-		if (p[1].revents && agent_client_on_readable(c) < 0)
+		if ((p[1].revents & POLLOUT) && agent_client_on_writable(c) < 0)
+			break;
+		if ((p[1].revents & ~POLLOUT) && agent_client_on_readable(c) < 0)
 			break;
 	}
 	double secs = now_s() - t0;
-	while (!r.done && agent_client_pump(c, 1000) == 0)
+	/* A writer left blocked on the port must not hang the bench. */
+	if (!r.done)
+		(void)agent_cmd_signal(cmd, SIGKILL);
+	close(fd);
+	for (int i = 0; i < 30 && !r.done && agent_client_pump(c, 1000) == 0; i++)
 		;
 	agent_cmd_free(cmd);
-	close(fd);
 	if (got < STREAM_BYTES) {
 		fprintf(stderr, "bench: raw channel delivered %llu of %llu bytes\n",
 			(unsigned long long)got, STREAM_BYTES);
@@ -318,6 +339,8 @@ int main(void)
 		return 1;
 	}
 	accel = vm_accel_to_string(vm_driver_accel(drv));
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	printf("accelerator: %s (%s)\n", accel, vm_driver_accel_reason(drv));
 	fflush(stdout);
 
@@ -337,6 +360,7 @@ int main(void)
 		bench_files(c);
 		agent_client_free(c);
 		vm_destroy(v);
+		g_live = NULL;
 		vm_free(v);
 	}
 	vm_driver_free(drv);
