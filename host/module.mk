@@ -29,3 +29,4 @@ $(O)/tests/check_vm: $(O)/tests/unit/check_vm.o $(LIBSBXHOST)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSBXHOST) $(HOST_LIBS) $(CHECK_LIBS)
 -include host/sbxd.mk
+-include host/dp.mk

@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "api_render.h"
+#include "dp.h"
 #include "http_server.h"
 #include "log.h"
 #include "sbxd_api.h"
@@ -446,6 +447,7 @@ static int serve(const struct sbxd_config *cfg)
 	sbxd_api *api = NULL;
 	http_server *srv = NULL;
 	sbxd_mgr *mgr = NULL;
+	dp *dplane = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
 	uint64_t image_bytes = 0;
 	int ret = 1, r;
@@ -511,6 +513,9 @@ static int serve(const struct sbxd_config *cfg)
 			goto out;
 	}
 	sbxd_api_attach(api, srv, mgr);
+	if (dp_new(api, st, &dplane) < 0)
+		goto out;
+	sbxd_api_set_dataplane(api, &dp_dataplane_ops, dplane);
 	r = sbxd_mgr_reconcile(mgr);
 	if (r < 0) {
 		log_error("cannot compare the sandboxes with the running VMs: %s",
@@ -532,6 +537,7 @@ static int serve(const struct sbxd_config *cfg)
 out:
 	mgr = sbxd_mgr_free(mgr);
 	srv = http_server_free(srv);
+	dplane = dp_free(dplane); /* after the server: its connections close first */
 	api = sbxd_api_free(api);
 	drv = vm_driver_free(drv);
 	return ret;

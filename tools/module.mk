@@ -8,3 +8,4 @@ $(O)/sbx-agentctl: $(AGENTCTL_OBJS) $(O)/libsbxhost.a $(LIBPROTO)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(AGENTCTL_OBJS) $(O)/libsbxhost.a $(HOST_LIBS) \
 		$(LIBPROTO) $(LIBPROTO_LIBS) $(call pc_libs,jansson)
+include tools/sbx.mk
