@@ -79,6 +79,12 @@ long dp_outbuf_append(struct dp_outbuf *b, uint64_t off, const uint8_t *data, si
 size_t dp_outbuf_peek(const struct dp_outbuf *b, uint64_t from, uint8_t *dst, size_t max,
 		      uint64_t *ret_seq)
 {
+	return dp_outbuf_peek_min(b, from, dst, max, 0, ret_seq);
+}
+
+size_t dp_outbuf_peek_min(const struct dp_outbuf *b, uint64_t from, uint8_t *dst, size_t max,
+			  size_t min, uint64_t *ret_seq)
+{
 	uint64_t stop = b->end;
 	size_t n, pos, first;
 
@@ -94,6 +100,10 @@ size_t dp_outbuf_peek(const struct dp_outbuf *b, uint64_t from, uint8_t *dst, si
 			break;
 		}
 	}
+	/* A chunk may end inside a multi-byte character whose rest is in the
+	 * next chunk: reach past the mark far enough to complete it. */
+	if (stop - from < min)
+		stop = b->end - from < min ? b->end : from + min;
 	n = stop - from < max ? (size_t)(stop - from) : max;
 	pos = (size_t)(from % b->cap);
 	first = b->cap - pos < n ? b->cap - pos : n;

@@ -59,6 +59,11 @@ long dp_outbuf_append(struct dp_outbuf *b, uint64_t off, const uint8_t *data, si
  * from >= end or from < base); *ret_seq gets that chunk's sequence number. */
 size_t dp_outbuf_peek(const struct dp_outbuf *b, uint64_t from, uint8_t *dst, size_t max,
 		      uint64_t *ret_seq);
+/* The same, but copying at least min bytes (as far as the buffer holds them)
+ * even when the chunk ends sooner, so that a character split across chunks
+ * can be completed. *ret_seq is still the sequence of the chunk at from. */
+size_t dp_outbuf_peek_min(const struct dp_outbuf *b, uint64_t from, uint8_t *dst, size_t max,
+			  size_t min, uint64_t *ret_seq);
 
 /* Forget bytes below upto (clamped to [base, end]). */
 void dp_outbuf_drop(struct dp_outbuf *b, uint64_t upto);

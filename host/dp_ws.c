@@ -320,8 +320,10 @@ static int ws_send_output(struct dp_ws *w, struct dp_cmd *c)
 		s = order[i];
 		if (!n[s])
 			continue;
-		n[s] = dp_outbuf_peek(&c->out[s], w->next_off[s], w->scratch, DP_WS_MSG_MAX - 128,
-				      &sq);
+		/* at least 4 bytes: one whole UTF-8 character even when
+		 * the chunk holding next_off ends inside it */
+		n[s] = dp_outbuf_peek_min(&c->out[s], w->next_off[s], w->scratch,
+					  DP_WS_MSG_MAX - 128, 4, &sq);
 		final = dp_cmd_stream_done(c, s) && w->next_off[s] + n[s] >= c->out[s].end;
 		hdr = (size_t)snprintf(p, 64, "{\"type\":\"%s\",\"data\":\"",
 				       s ? "stderr" : "stdout");

@@ -161,6 +161,27 @@ START_TEST(test_outbuf_wraps_trims_replays_and_refuses_gaps)
 }
 END_TEST
 
+/* stdout chunks interleaved with stderr keep their own marks; a chunk that
+ * ends inside "€" (e2 82 ac) must still let the whole character be read. */
+START_TEST(test_outbuf_peek_min_reaches_past_a_mark_inside_a_character)
+{
+	struct dp_outbuf b;
+	uint8_t out[16];
+	uint64_t seq;
+
+	dp_outbuf_init(&b, 64, 0);
+	ck_assert_int_eq(dp_outbuf_append(&b, 0, (const uint8_t *)"a\xe2\x82", 3, 1, false), 3);
+	ck_assert_int_eq(dp_outbuf_append(&b, 3, (const uint8_t *)"\xac" "b", 2, 3, false), 2);
+	ck_assert_uint_eq(dp_outbuf_peek(&b, 1, out, sizeof(out), &seq), 2);
+	ck_assert_uint_eq(dp_outbuf_peek_min(&b, 1, out, sizeof(out), 4, &seq), 4);
+	ck_assert_mem_eq(out, "\xe2\x82\xac" "b", 4);
+	ck_assert_uint_eq(seq, 1);
+	/* never beyond what the buffer holds */
+	ck_assert_uint_eq(dp_outbuf_peek_min(&b, 3, out, sizeof(out), 4, &seq), 2);
+	dp_outbuf_release(&b);
+}
+END_TEST
+
 START_TEST(test_outbuf_marks_cap_merges_into_the_newest)
 {
 	struct dp_outbuf b;
@@ -652,6 +673,7 @@ static Suite *dp_suite(void)
 	tcase_add_test(limits, test_utf8_escape_never_splits_a_character_at_the_output_cap);
 	tcase_add_loop_test(limits, test_utf8_chunks_keep_offsets_for_random_input, 0, 8);
 	tcase_add_test(limits, test_outbuf_marks_cap_merges_into_the_newest);
+	tcase_add_test(limits, test_outbuf_peek_min_reaches_past_a_mark_inside_a_character);
 	tcase_add_test(limits, test_glob_hostile_patterns_stay_fast);
 	suite_add_tcase(s, limits);
 
