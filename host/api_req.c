@@ -546,6 +546,18 @@ static int check_run_config(json_t *v, struct api_error *e)
 	return 0;
 }
 
+/* Optional "run_config": validated, then kept as compact JSON in *ret. */
+static int get_run_config(json_t *o, char **ret, struct api_error *e)
+{
+	json_t *v = member(o, "run_config");
+	int r;
+
+	if (!v)
+		return 0;
+	r = check_run_config(v, e);
+	return r < 0 ? r : dump_compact(v, ret, e);
+}
+
 static int get_object(json_t *o, const char *key, char **ret, struct api_error *e)
 {
 	json_t *v = member(o, key);
@@ -627,11 +639,8 @@ int api_parse_create(const char *body, size_t len, struct api_create_req *ret, s
 		if (rr < 0 || (rr = dump_compact(v, &r.labels, e)) < 0)
 			goto fail;
 	}
-	if ((v = member(o, "run_config"))) {
-		rr = check_run_config(v, e);
-		if (rr < 0 || (rr = dump_compact(v, &r.run_config, e)) < 0)
-			goto fail;
-	}
+	if ((rr = get_run_config(o, &r.run_config, e)) < 0)
+		goto fail;
 	*ret = r;
 	return 0;
 
@@ -738,7 +747,6 @@ int api_parse_update(const char *body, size_t len, struct api_update_req *ret, s
 {
 	_cleanup_json_ json_t *o = NULL;
 	struct api_update_req r = {.idle_ttl_seconds = -1, .delete_after_stop_seconds = -1};
-	json_t *v;
 	int rr;
 
 	if (len == 0) {
@@ -755,11 +763,8 @@ int api_parse_update(const char *body, size_t len, struct api_update_req *ret, s
 		goto fail;
 	if (r.name && (rr = api_name_check(r.name, e)) < 0)
 		goto fail;
-	if ((v = member(o, "run_config"))) {
-		rr = check_run_config(v, e);
-		if (rr < 0 || (rr = dump_compact(v, &r.run_config, e)) < 0)
-			goto fail;
-	}
+	if ((rr = get_run_config(o, &r.run_config, e)) < 0)
+		goto fail;
 	*ret = r;
 	return 0;
 
