@@ -4,12 +4,13 @@
 # modules append their files with `HOST_LIB_SRCS += host/foo.c` (in this file
 # or any module.mk; the list is expanded when make builds, not when it reads).
 include host/agent_client.mk
-HOST_LIB_SRCS += host/vm.c host/vm_driver.c host/vm_xml.c host/vm_accel.c host/vm_util.c
+HOST_LIB_SRCS += host/vm.c host/vm_driver.c host/vm_xml.c host/vm_accel.c host/vm_util.c \
+	host/vm_snap.c
 
 HOST_LIB_OBJS = $(HOST_LIB_SRCS:%.c=$(O)/%.o)
 LIBSBXHOST := $(O)/libsbxhost.a
-CFLAGS_host := $(call pc_cflags,libvirt)
-HOST_LIBS := $(call pc_libs,libvirt) -lpthread
+CFLAGS_host := $(call pc_cflags,libvirt libvirt-qemu jansson)
+HOST_LIBS := $(call pc_libs,libvirt libvirt-qemu jansson) -lpthread
 LIBS += $(LIBSBXHOST)
 
 .SECONDEXPANSION:

@@ -253,15 +253,23 @@ static int check_image(vm_driver *d, const char *name, const char *image, uint64
 	return 0;
 }
 
-static int create_overlay(vm_driver *d, const char *name, const char *image, const char *disk,
-			  uint64_t bytes)
+/* The overlay the guest writes: over the newest frozen layer if there are
+ * layers, else over the image's rootfs, or (blank) over nothing. */
+static int create_overlay(vm_driver *d, const struct vm_config *cfg, const char *image,
+			  const char *disk, uint64_t bytes)
 {
-	_cleanup_free_ char *backing = vmu_printf("%s/rootfs.ext4", image);
+	const char *name = cfg->name;
+	bool layered = cfg->disk_layers && cfg->disk_layers[0];
+	_cleanup_free_ char *backing =
+	    layered ? strdup(cfg->disk_layers[0]) : vmu_printf("%s/rootfs.ext4", image);
 	_cleanup_free_ char *size = bytes ? vmu_printf("%llu", (unsigned long long)bytes) : NULL;
 	/* clang-format off */
 	char *argv[] = {
-		"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", backing,
-		(char *)disk, size, NULL,
+		"qemu-img", "create", "-q", "-f", "qcow2", "-F", layered ? "qcow2" : "raw",
+		"-b", backing, (char *)disk, size, NULL,
+	};
+	char *blank_argv[] = {
+		"qemu-img", "create", "-q", "-f", "qcow2", (char *)disk, size, NULL,
 	};
 	/* clang-format on */
 	char err[1024];
@@ -269,7 +277,7 @@ static int create_overlay(vm_driver *d, const char *name, const char *image, con
 
 	if (!backing || (bytes && !size))
 		return -ENOMEM;
-	r = vmu_spawn(argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
+	r = vmu_spawn(cfg->disk_blank ? blank_argv : argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
 	if (r < 0)
 		return vm_fail(d, r, "cannot start VM %s: cannot run qemu-img: %s", name,
 			       strerror(-r));
@@ -312,6 +320,53 @@ static void remove_leftovers(vm_driver *d, const char *name, const char *dir)
 		(void)unlink(log);
 }
 
+static bool snapshot_path_ok(const char *p)
+{
+	return p && p[0] == '/' && path_is_sane(p) && !strchr(p, ',') && strlen(p) < PATH_MAX;
+}
+
+/* The snapshot-related parts of a config: files that must exist, paths
+ * that go into QEMU options, combinations that make no sense. */
+static int check_snapshot_config(vm_driver *d, const struct vm_config *cfg)
+{
+	size_t n = 0;
+
+	for (; cfg->disk_layers && cfg->disk_layers[n]; n++) {
+		if (!snapshot_path_ok(cfg->disk_layers[n]) || access(cfg->disk_layers[n], R_OK) < 0)
+			return vm_fail(d, -EINVAL,
+				       "cannot start VM %s: disk layer %s: %s", cfg->name,
+				       cfg->disk_layers[n],
+				       snapshot_path_ok(cfg->disk_layers[n])
+					   ? strerror(errno)
+					   : "not an absolute path without commas or control "
+					     "characters");
+		if (n >= 64)
+			return vm_fail(d, -EINVAL, "cannot start VM %s: more than 64 disk layers",
+				       cfg->name);
+	}
+	if (n && cfg->disk_blank)
+		return vm_fail(d, -EINVAL, "cannot start VM %s: a blank disk has no layers",
+			       cfg->name);
+	if (cfg->ram_file) {
+		if (!snapshot_path_ok(cfg->ram_file))
+			return vm_fail(d, -EINVAL,
+				       "cannot start VM %s: RAM file %s is not an absolute path "
+				       "without commas or control characters",
+				       cfg->name, cfg->ram_file);
+		if (!cfg->ram_shared && access(cfg->ram_file, R_OK) < 0)
+			return vm_fail(d, -errno, "cannot start VM %s: RAM file %s: %m", cfg->name,
+				       cfg->ram_file);
+	}
+	if (cfg->incoming && cfg->incoming_fd < 0)
+		return vm_fail(d, -EBADF, "cannot start VM %s: no saved state to restore from",
+			       cfg->name);
+	if (cfg->incoming_ignore_shared && !cfg->ram_file)
+		return vm_fail(d, -EINVAL,
+			       "cannot start VM %s: a state saved without RAM needs the RAM file",
+			       cfg->name);
+	return 0;
+}
+
 int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 {
 	_cleanup_free_ char *dir = NULL, *disk = NULL, *sock = NULL, *domname = NULL, *xml = NULL;
@@ -319,6 +374,8 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	_cleanup_domain_ virDomainPtr dom = NULL;
 	char image[PATH_MAX];
 	struct vm_xml_params xp = {0};
+	struct vm_info info = {0};
+	static char *no_layers[] = {NULL};
 	uint64_t image_bytes = 0;
 	long long t_overlay, t_create, t_socket;
 	vm *v;
@@ -340,6 +397,9 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	    (cfg->memory_mib < MIN_MEMORY_MIB || cfg->memory_mib > MAX_MEMORY_MIB))
 		return vm_fail(d, -EINVAL, "cannot start VM %s: memory %u MiB out of range",
 			       cfg->name, cfg->memory_mib);
+	r = check_snapshot_config(d, cfg);
+	if (r < 0)
+		return r;
 	if (!cfg->image_dir || !realpath(cfg->image_dir, image))
 		return vm_fail(d, cfg->image_dir ? -errno : -EINVAL,
 			       "cannot start VM %s: image directory %s: %s", cfg->name,
@@ -351,7 +411,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	r = check_image(d, cfg->name, image, &image_bytes);
 	if (r < 0)
 		return r;
-	if (cfg->disk_bytes && cfg->disk_bytes < image_bytes)
+	if (cfg->disk_bytes && cfg->disk_bytes < image_bytes && !cfg->disk_blank)
 		return vm_fail(d, -EINVAL,
 			       "cannot start VM %s: disk size %llu is smaller than the image's "
 			       "root disk (%llu bytes)",
@@ -397,9 +457,23 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	}
 
 	t_overlay = vmu_now_ms();
-	r = create_overlay(d, cfg->name, image, disk, cfg->disk_bytes);
+	r = create_overlay(d, cfg, image, disk,
+			   cfg->disk_blank && !cfg->disk_bytes ? image_bytes : cfg->disk_bytes);
 	if (r < 0)
 		goto out_remove;
+	info.image_dir = image;
+	info.vcpus = cfg->vcpus ? cfg->vcpus : DEFAULT_VCPUS;
+	info.memory_mib = cfg->memory_mib ? cfg->memory_mib : DEFAULT_MEMORY_MIB;
+	info.disk_bytes = cfg->disk_bytes ? cfg->disk_bytes : image_bytes;
+	info.ram_file = (char *)cfg->ram_file;
+	info.ram_shared = cfg->ram_shared;
+	info.layers = cfg->disk_layers ? (char **)cfg->disk_layers : no_layers;
+	r = vm_info_write(dir, &info, disk);
+	if (r < 0) {
+		vm_fail(d, r, "cannot start VM %s: cannot write %s/vm.info: %s", cfg->name, dir,
+			strerror(-r));
+		goto out_remove;
+	}
 	t_create = vmu_now_ms();
 
 	xp.domain_name = domname;
@@ -415,6 +489,13 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	xp.bench_channel = cfg->bench_channel;
 	xp.memory_mib = cfg->memory_mib ? cfg->memory_mib : DEFAULT_MEMORY_MIB;
 	xp.tb_cache_mib = TB_CACHE_MIB;
+	xp.disk = disk;
+	xp.disk_layers = cfg->disk_layers;
+	xp.disk_blank = cfg->disk_blank;
+	xp.ram_file = cfg->ram_file;
+	xp.ram_shared = cfg->ram_shared;
+	xp.init_wait = cfg->init_wait;
+	xp.incoming = cfg->incoming;
 	xml = vm_xml_domain(&xp);
 	if (!xml) {
 		r = -ENOMEM;
@@ -423,7 +504,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 
 	/* Transient and without VIR_DOMAIN_START_AUTODESTROY: the VM must
 	 * survive a restart of the process that started it. */
-	dom = virDomainCreateXML(d->conn, xml, 0);
+	dom = virDomainCreateXML(d->conn, xml, cfg->incoming ? VIR_DOMAIN_START_PAUSED : 0);
 	if (!dom) {
 		int code = vm_virt_error_code();
 		r = code == VIR_ERR_DOM_EXIST || (code == VIR_ERR_OPERATION_FAILED &&
@@ -442,6 +523,19 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	if (!v) {
 		r = -ENOMEM;
 		goto out_destroy;
+	}
+	if (cfg->incoming) {
+		t_socket = vmu_now_ms();
+		r = vm_migrate_fd(v, true, cfg->incoming_fd, cfg->incoming_ignore_shared);
+		if (r >= 0 && !cfg->stay_paused)
+			r = vm_resume(v);
+		if (r < 0) {
+			fail_with_log(d, r, cfg->name, "restoring the saved state failed",
+				      vm_driver_last_error(d));
+			v->dom = NULL;
+			vm_free(v);
+			goto out_destroy;
+		}
 	}
 	dom = NULL;
 	starting_remove(d, cfg->name);

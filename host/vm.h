@@ -66,7 +66,49 @@ struct vm_config {
 	/* A second, raw virtio-serial port "sbx.bench" on STATE/vms/NAME/bench.sock,
 	 * for make bench to measure the channel without the agent. */
 	bool bench_channel;
+
+	/* Root disk. Default: a new qcow2 overlay over IMAGE/rootfs.ext4.
+	 * disk_layers: frozen qcow2 layers (absolute paths, newest first, NULL
+	 * ended), each backed by the next and the last by IMAGE/rootfs.ext4;
+	 * the new overlay goes on top of disk_layers[0].
+	 * disk_blank: a blank qcow2 of disk_bytes instead (zygotes). */
+	const char *const *disk_layers;
+	bool disk_blank;
+	/* Guest RAM in a file (memory-backend-file) instead of anonymous
+	 * memory: shared (writes go to the file; what a zygote boots on) or a
+	 * private copy-on-write mapping of it (forks). The file must exist
+	 * with the guest's memory size unless shared. */
+	const char *ram_file;
+	bool ram_shared;
+	/* Put "sbx.init=wait" on the kernel command line: the agent serves
+	 * from the initramfs until a FIXUP names the root disk. */
+	bool init_wait;
+	/* Restore from a QEMU migration stream instead of booting: QEMU starts
+	 * with -incoming defer and reads the stream from incoming_fd (read to
+	 * its end, not closed). incoming_ignore_shared: the stream was saved
+	 * with x-ignore-shared (RAM comes from ram_file). */
+	bool incoming;
+	int incoming_fd;
+	bool incoming_ignore_shared;
+	/* Leave the guest paused after the restore (vm_resume() runs it). */
+	bool stay_paused;
 };
+
+/* What a VM was started with, from STATE/vms/NAME/vm.info (a text file,
+ * one "key value" per line: image, vcpus, memory_mib, disk_bytes,
+ * ram_file, ram_shared, layer (repeated, newest first)). The snapshot store
+ * reads it to know which blobs a VM uses. */
+struct vm_info {
+	char *image_dir;
+	unsigned vcpus;
+	unsigned memory_mib;
+	uint64_t disk_bytes;
+	char *ram_file; /* NULL: anonymous memory */
+	bool ram_shared;
+	char **layers; /* NULL-ended, newest first; may be empty */
+};
+int vm_info_read(const char *path, struct vm_info *ret);
+void vm_info_release(struct vm_info *i);
 
 /* Start a guest and return once QEMU runs and the agent socket exists (the
  * guest is still booting). The kernel is IMAGE/vmlinux if present (PVH boot,
@@ -101,5 +143,23 @@ int vm_qemu_pid(vm *v);
 int vm_destroy(vm *v);
 /* Destroy by name, also for a VM that has no handle (cleanup after crash). */
 int vm_destroy_by_name(vm_driver *d, const char *name);
+/* -- snapshots (vm_snap.c) ------------------------------------------------
+ * The primitives snapshot/ builds on. Guest paused = vCPUs stopped. */
+int vm_pause(vm *v);
+int vm_resume(vm *v);
+int vm_get_info(vm *v, struct vm_info *ret); /* vm_info_release() it */
+/* Freeze the root disk: the current overlay becomes the read-only file
+ * layer_path (same filesystem; QEMU flushes it first) and the VM goes on
+ * writing a new overlay on top of it; vm.info lists the new layer. The
+ * guest may be running (the result is crash-consistent) or paused. */
+int vm_freeze_disk(vm *v, const char *layer_path);
+/* Write the QEMU migration stream to fd (not closed). The guest must be
+ * paused and stays paused. ignore_shared: leave out RAM that lives in a
+ * shared file (x-ignore-shared). */
+int vm_save_state(vm *v, int fd, bool ignore_shared);
+/* Tell the guest its disk changed size (after a restore onto a disk of
+ * another size than the snapshot's). */
+int vm_disk_resize(vm *v, uint64_t bytes);
+
 vm *vm_free(vm *v);		 /* NULL-safe; frees the handle only */
 void vm_strv_free(char **names); /* frees vm_list()'s result; NULL-safe */

@@ -25,6 +25,7 @@
 #define VM_DOMAIN_PREFIX "sbx-"
 #define VM_XMLNS "https://sbx.dev/xmlns/vm/1"
 #define VM_XMLNS_PREFIX "sbx"
+#define VM_QEMU_XMLNS "http://libvirt.org/schemas/domain/qemu/1.0"
 #define VM_ERR_MAX 2048
 #define VM_NAME_MAX 63
 #define VM_MAX_STARTING 64
@@ -87,6 +88,13 @@ struct vm_xml_params {
 	unsigned memory_mib;
 	unsigned tb_cache_mib;
 	bool bench_channel;
+	const char *disk;		 /* the overlay the guest writes */
+	const char *const *disk_layers; /* frozen qcow2 layers under it, newest first */
+	bool disk_blank;		 /* no backing at all */
+	const char *ram_file;		 /* NULL: anonymous RAM */
+	bool ram_shared;
+	bool init_wait;
+	bool incoming; /* -incoming defer */
 };
 /* The domain XML, malloc'ed; NULL on OOM. Every interpolated string is
  * escaped; callers validate names and paths before. */
@@ -96,6 +104,18 @@ char *vm_xml_cmdline(const struct vm_xml_params *p);
 /* The value of attribute attr of the first element in xml, unescaped;
  * -ENOENT if absent, -EBADMSG if malformed, -ENOMEM. */
 int vm_xml_get_attr(const char *xml, const char *attr, char **ret);
+
+/* vm_snap.c: a QMP command through libvirt (fd passed along if >= 0).
+ * *ret (may be NULL) gets the "return" member as compact JSON text. A QMP
+ * error becomes -EIO with QEMU's description in vm_driver_last_error(). */
+int vm_qmp(vm *v, const char *cmd, int fd, char **ret);
+/* Run a migration (outgoing: "migrate", incoming: "migrate-incoming") on
+ * fd and wait until QEMU says it completed. */
+int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared);
+/* Write STATE/vms/NAME/vm.info atomically. disk: the current overlay. */
+int vm_info_write(const char *dir, const struct vm_info *i, const char *disk);
+/* Current overlay path from vm.info (malloc'ed), NULL if absent. */
+char *vm_info_disk(const char *dir);
 
 /* vm_util.c */
 struct vmu_buf {

@@ -28,6 +28,8 @@ char *vm_xml_cmdline(const struct vm_xml_params *p)
 	 * so tell the guest that rate. Under KVM, kvm-clock does the job. */
 	if (p->accel == VM_ACCEL_TCG && p->tsc_khz)
 		vmu_buf_printf(&b, " tsc_early_khz=%lu", p->tsc_khz);
+	if (p->init_wait)
+		vmu_buf_printf(&b, " sbx.init=wait");
 	return vmu_buf_steal(&b);
 }
 
@@ -45,6 +47,80 @@ static void add_path_attr(struct vmu_buf *b, const char *dir, const char *file)
 	vmu_buf_add_escaped(b, file);
 }
 
+static void add_backing(struct vmu_buf *b, const char *format, const char *path)
+{
+	vmu_buf_printf(b, "<backingStore type='file'><format type='%s'/><source file='", format);
+	vmu_buf_add_escaped(b, path);
+	vmu_buf_printf(b, "'><seclabel model='dac' relabel='no'/></source>");
+}
+
+/* The root disk: the overlay the guest writes, then its backing chain
+ * spelled out (frozen snapshot layers, then the image's raw rootfs) so that
+ * libvirt neither probes it nor, under a libvirtd with dynamic_ownership,
+ * chowns shared files to the QEMU user (it does not give them back for
+ * backing files). */
+static void add_disk(struct vmu_buf *b, const struct vm_xml_params *p)
+{
+	size_t n = 0;
+
+	vmu_buf_printf(b, "    <disk type='file' device='disk'>\n"
+			  "      <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>\n"
+			  "      <source file='");
+	vmu_buf_add_escaped(b, p->disk);
+	vmu_buf_printf(b, "'/>\n      ");
+	if (!p->disk_blank) {
+		for (; p->disk_layers && p->disk_layers[n]; n++)
+			add_backing(b, "qcow2", p->disk_layers[n]);
+		vmu_buf_printf(b, "<backingStore type='file'><format type='raw'/><source file='");
+		add_path_attr(b, p->image_dir, "rootfs.ext4");
+		vmu_buf_printf(b, "'><seclabel model='dac' relabel='no'/></source>");
+		n++;
+	}
+	vmu_buf_printf(b, "<backingStore/>");
+	while (n--)
+		vmu_buf_printf(b, "</backingStore>");
+	vmu_buf_printf(b, "\n      <target dev='vda' bus='virtio'/>\n"
+			  "      <address type='virtio-mmio'/>\n    </disk>\n");
+}
+
+static void add_qemu_arg(struct vmu_buf *b, const char *arg)
+{
+	vmu_buf_printf(b, "    <qemu:arg value='");
+	vmu_buf_add_escaped(b, arg);
+	vmu_buf_printf(b, "'/>\n");
+}
+
+/* What libvirt has no element for, passed to QEMU as is: guest RAM in a
+ * file of ours (libvirt's file-backed memory picks its own path) and
+ * -incoming defer for restores (the migration capabilities must be set on
+ * the monitor before the stream is read; see vm_snap.c). */
+static void add_qemu_args(struct vmu_buf *b, const struct vm_xml_params *p)
+{
+	if (!p->ram_file && !p->incoming)
+		return;
+	vmu_buf_printf(b, "  <qemu:commandline>\n");
+	if (p->ram_file) {
+		struct vmu_buf o = {0};
+		_cleanup_free_ char *obj = NULL;
+
+		/* QEMU option values escape ',' as ",,"; vm.c refuses paths
+		 * with a comma, so none needs it. */
+		vmu_buf_printf(&o, "memory-backend-file,id=sbxram,size=%uM,mem-path=%s,share=%s",
+			       p->memory_mib, p->ram_file, p->ram_shared ? "on" : "off");
+		obj = vmu_buf_steal(&o);
+		add_qemu_arg(b, "-object");
+		add_qemu_arg(b, obj ? obj : "");
+		/* the later -machine option wins over libvirt's memory-backend */
+		add_qemu_arg(b, "-machine");
+		add_qemu_arg(b, "memory-backend=sbxram");
+	}
+	if (p->incoming) {
+		add_qemu_arg(b, "-incoming");
+		add_qemu_arg(b, "defer");
+	}
+	vmu_buf_printf(b, "  </qemu:commandline>\n");
+}
+
 char *vm_xml_domain(const struct vm_xml_params *p)
 {
 	_cleanup_free_ char *cmdline = vm_xml_cmdline(p);
@@ -53,7 +129,8 @@ char *vm_xml_domain(const struct vm_xml_params *p)
 	if (!cmdline)
 		return NULL;
 
-	vmu_buf_printf(&b, "<domain type='%s'>\n", p->accel == VM_ACCEL_KVM ? "kvm" : "qemu");
+	vmu_buf_printf(&b, "<domain type='%s' xmlns:qemu='" VM_QEMU_XMLNS "'>\n",
+		       p->accel == VM_ACCEL_KVM ? "kvm" : "qemu");
 	add_elem(&b, "  ", "name", p->domain_name);
 	vmu_buf_printf(&b, "  <title>sbx VM ");
 	vmu_buf_add_escaped(&b, p->name);
@@ -101,21 +178,7 @@ char *vm_xml_domain(const struct vm_xml_params *p)
 			   "  <on_crash>destroy</on_crash>\n");
 
 	vmu_buf_printf(&b, "  <devices>\n");
-	vmu_buf_printf(&b,
-		       "    <disk type='file' device='disk'>\n"
-		       "      <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>\n"
-		       "      <source file='");
-	add_path_attr(&b, p->vm_dir, "disk.qcow2");
-	/* The backing chain is spelled out so that libvirt neither probes it nor,
-	 * under a libvirtd with dynamic_ownership, chowns the shared image to
-	 * the QEMU user (it does not give it back for backing files). */
-	vmu_buf_printf(&b, "'/>\n      <backingStore type='file'>\n"
-			   "        <format type='raw'/>\n        <source file='");
-	add_path_attr(&b, p->image_dir, "rootfs.ext4");
-	vmu_buf_printf(&b, "'>\n          <seclabel model='dac' relabel='no'/>\n        </source>\n"
-			   "        <backingStore/>\n      </backingStore>\n"
-			   "      <target dev='vda' bus='virtio'/>\n"
-			   "      <address type='virtio-mmio'/>\n    </disk>\n");
+	add_disk(&b, p);
 	vmu_buf_printf(&b, "    <controller type='usb' model='none'/>\n"
 			   "    <controller type='virtio-serial' index='0'>\n"
 			   "      <address type='virtio-mmio'/>\n    </controller>\n");
@@ -134,7 +197,9 @@ char *vm_xml_domain(const struct vm_xml_params *p)
 	vmu_buf_printf(&b, "    <console type='file'>\n      <source path='");
 	add_path_attr(&b, p->vm_dir, "console.log");
 	vmu_buf_printf(&b, "'/>\n      <target type='serial' port='0'/>\n    </console>\n");
-	vmu_buf_printf(&b, "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
+	vmu_buf_printf(&b, "    <memballoon model='none'/>\n  </devices>\n");
+	add_qemu_args(&b, p);
+	vmu_buf_printf(&b, "</domain>\n");
 	return vmu_buf_steal(&b);
 }
 

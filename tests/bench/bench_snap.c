@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_snap.c - how fast sandboxes start from snapshots, and what forks
+ * cost in host memory. Prints figures and ratios to the cold boot of the
+ * same run; asserts nothing.
+ *
+ *  - create to first command result: cold boot, zygote fork (a fresh
+ *    sandbox from the image), memory snapshot fork (p50/p99)
+ *  - wall time to fork 1 and 10 sandboxes from one memory snapshot
+ *  - host memory of 10 forks against 1: sum of the QEMU processes'
+ *    proportional set size (PSS: a page shared by n processes counts 1/n)
+ *    plus the page cache the snapshot's RAM file holds
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_client.h"
+#include "log.h"
+#include "snap.h"
+#include "vm.h"
+
+LOG_DEFINE_STATE("bench_snap");
+
+#define RUNS 10
+
+static vm_driver *drv;
+static snap_store *st;
+static char image[PATH_MAX];
+static const char *accel;
+
+static double now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_d);
+	return v[(int)((n - 1) * p + 0.5)];
+}
+
+struct run {
+	bool done;
+	int code;
+};
+
+static void on_exit_(agent_cmd *c, const struct proto_exit *e, void *ud)
+{
+	(void)c;
+	((struct run *)ud)->done = true;
+	((struct run *)ud)->code = e->code;
+}
+
+static void on_error(agent_cmd *c, int err, const char *msg, void *ud)
+{
+	(void)c, (void)err, (void)msg;
+	((struct run *)ud)->done = true;
+	((struct run *)ud)->code = -1;
+}
+
+/* Run `true` in the VM; 0 on success. */
+static int first_exec(vm *v)
+{
+	static const char *const argv[] = {"true", NULL};
+	static const struct agent_cmd_ops ops = {.on_exit = on_exit_, .on_error = on_error};
+	struct agent_exec_spec spec = {.argv = argv};
+	char addr[PATH_MAX];
+	agent_client *c = NULL;
+	agent_cmd *cmd = NULL;
+	struct run r = {0};
+	int ret = 0;
+
+	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
+	if (agent_client_connect(addr, 180000, &c) < 0) {
+		fprintf(stderr, "bench: %s\n", agent_connect_last_error());
+		return -1;
+	}
+	if (agent_exec(c, &spec, &ops, &r, &cmd) < 0)
+		ret = -1;
+	while (!ret && !r.done)
+		if (agent_client_pump(c, 60000) < 0)
+			ret = -1;
+	agent_cmd_free(cmd);
+	agent_client_free(c);
+	return ret || r.code ? -1 : 0;
+}
+
+static void destroy(vm *v)
+{
+	if (v && vm_destroy(v) < 0)
+		fprintf(stderr, "bench: cannot destroy %s: %s\n", vm_name(v),
+			vm_driver_last_error(drv));
+	vm_free(v);
+}
+
+static double cold_boot(void)
+{
+	double t[3];
+
+	for (int i = 0; i < 3; i++) {
+		char name[64];
+		struct vm_config c = {.name = name, .image_dir = image};
+		vm *v = NULL;
+		double t0 = now_ms();
+
+		snprintf(name, sizeof(name), "bcold-%d-%d", (int)getpid(), i);
+		if (vm_start(drv, &c, &v) < 0 || first_exec(v) < 0) {
+			fprintf(stderr, "bench: cold boot: %s\n", vm_driver_last_error(drv));
+			exit(1);
+		}
+		t[i] = now_ms() - t0;
+		destroy(v);
+	}
+	return pct(t, 3, 0.5);
+}
+
+/* Start n VMs (image fresh start when id is NULL, else restore id with
+ * memory) and time each to its first command result. */
+static void starts(const char *id, int n, double *t, vm **keep, const char **ret_how)
+{
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		struct snap_restore_opts o = {.vm_name = name, .restore_memory = true,
+					      .use_zygote = true};
+		vm *v = NULL;
+		double t0 = now_ms();
+		int r;
+
+		snprintf(name, sizeof(name), "b%s-%d-%d", id ? "fork" : "zyg", (int)getpid(), i);
+		r = id ? snap_restore(st, drv, id, &o, &v, ret_how)
+		       : snap_start_image(st, drv, image, &o, &v, ret_how);
+		if (r < 0 || first_exec(v) < 0) {
+			fprintf(stderr, "bench: start %s: %s\n", name, snap_last_error());
+			exit(1);
+		}
+		t[i] = now_ms() - t0;
+		if (keep)
+			keep[i] = v;
+		else
+			destroy(v);
+	}
+}
+
+static long pss_kb(vm *v)
+{
+	char path[64], line[256];
+	long kb = -1;
+	int pid = vm_qemu_pid(v);
+	FILE *f;
+
+	if (pid < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Pss: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Resident page-cache pages of a file, in KiB. */
+static long cached_kb(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat s;
+	unsigned char *vec;
+	void *p;
+	long pages = 0, psz = sysconf(_SC_PAGESIZE);
+	size_t n;
+
+	if (fd < 0 || fstat(fd, &s) < 0 || s.st_size == 0) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	p = mmap(NULL, (size_t)s.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return 0;
+	n = ((size_t)s.st_size + (size_t)psz - 1) / (size_t)psz;
+	vec = malloc(n);
+	if (vec && mincore(p, (size_t)s.st_size, vec) == 0)
+		for (size_t i = 0; i < n; i++)
+			pages += vec[i] & 1;
+	free(vec);
+	munmap(p, (size_t)s.st_size);
+	return pages * psz / 1024;
+}
+
+static long memory_kb(vm **v, int n, const char *ram)
+{
+	long sum = cached_kb(ram);
+
+	for (int i = 0; i < n; i++)
+		sum += pss_kb(v[i]);
+	return sum;
+}
+
+int main(void)
+{
+	const char *img = getenv("SBX_TEST_IMAGE");
+	char state[64], cmd[128], *ram = NULL;
+	struct vm_driver_config dc = {.force_accel = -1};
+	struct snap_capture_opts co = {.include_memory = true, .name = "bench"};
+	struct snap_manifest *m = NULL;
+	double cold, tz[RUNS], tf[RUNS], t1, t10;
+	const char *how_z = "?", *how_f = "?";
+	vm *src = NULL, *forks[10] = {0};
+	long mem1, mem10;
+
+	if (!realpath(img ? img : "build/images/default", image)) {
+		fprintf(stderr, "bench: no VM image: run 'make image'\n");
+		return 1;
+	}
+	snprintf(state, sizeof(state), "/tmp/sbx-benchsnap-%d", (int)getpid());
+	mkdir(state, 0700);
+	dc.state_dir = state;
+	if (vm_driver_open(&dc, &drv) < 0 || snap_store_open(state, &st) < 0) {
+		fprintf(stderr, "bench: %s %s\n", vm_driver_last_error(NULL), snap_last_error());
+		return 1;
+	}
+	accel = vm_accel_to_string(vm_driver_accel(drv));
+
+	cold = cold_boot();
+	printf("cold boot to first command result: %.0f ms (median of 3) [%s]\n", cold, accel);
+
+	/* the first fresh start builds the zygote; not counted */
+	starts(NULL, 1, tz, &src, &how_z);
+	starts(NULL, RUNS, tz, NULL, &how_z);
+	printf("fresh sandbox (%s) to first command result: p50 %.0f ms, p99 %.0f ms over %d "
+	       "runs, %.1fx faster than a cold boot [%s]\n",
+	       how_z, pct(tz, RUNS, 0.5), pct(tz, RUNS, 0.99), RUNS, cold / pct(tz, RUNS, 0.5),
+	       accel);
+
+	co.agent_socket = vm_agent_socket(src);
+	if (snap_capture(st, drv, src, &co, &m) < 0) {
+		fprintf(stderr, "bench: capture: %s\n", snap_last_error());
+		return 1;
+	}
+	ram = m->mem_mode == SNAP_MEM_SHARED_FILE
+		  ? snap_blob_path(st, snap_manifest_part(m, SNAP_PART_RAM)->blob)
+		  : strdup("");
+	starts(m->id, RUNS, tf, NULL, &how_f);
+	printf("memory snapshot restore (%s) to first command result: p50 %.0f ms, p99 %.0f ms "
+	       "over %d runs, %.1fx faster than a cold boot [%s]\n",
+	       how_f, pct(tf, RUNS, 0.5), pct(tf, RUNS, 0.99), RUNS, cold / pct(tf, RUNS, 0.5),
+	       accel);
+
+	t1 = now_ms();
+	starts(m->id, 1, tf, forks, NULL);
+	t1 = now_ms() - t1;
+	mem1 = memory_kb(forks, 1, ram);
+	t10 = now_ms();
+	starts(m->id, 9, tf, forks + 1, NULL);
+	t10 = now_ms() - t10 + t1;
+	mem10 = memory_kb(forks, 10, ram);
+	printf("fork 1 sandbox: %.0f ms wall; 10 sandboxes: %.0f ms wall (one after the other) "
+	       "[%s]\n", t1, t10, accel);
+	printf("host memory (QEMU PSS + snapshot RAM file in page cache), %u MiB guests: 1 fork "
+	       "%ld MiB, 10 forks %ld MiB, ratio %.2f (10 independent guests would be 10.0) "
+	       "[%s]\n",
+	       m->memory_mib, mem1 / 1024, mem10 / 1024, mem1 > 0 ? (double)mem10 / mem1 : 0,
+	       accel);
+
+	for (int i = 0; i < 10; i++)
+		destroy(forks[i]);
+	destroy(src);
+	snap_manifest_free(m);
+	free(ram);
+	st = snap_store_free(st);
+	drv = vm_driver_free(drv);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+	return system(cmd) == 0 ? 0 : 1;
+}
