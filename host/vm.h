@@ -157,6 +157,11 @@ int vm_freeze_disk(vm *v, const char *layer_path);
  * paused and stays paused. ignore_shared: leave out RAM that lives in a
  * shared file (x-ignore-shared). */
 int vm_save_state(vm *v, int fd, bool ignore_shared);
+/* Capture a running guest: a live migration into fd (RAM included) that
+ * stops the guest only at its end, freezes the disk into layer_path at that
+ * instant (as vm_freeze_disk()) and resumes the guest. *ret_paused_ms
+ * (may be NULL) gets how long the guest stood still. */
+int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused_ms);
 /* Tell the guest its disk changed size (after a restore onto a disk of
  * another size than the snapshot's). */
 int vm_disk_resize(vm *v, uint64_t bytes);

@@ -140,6 +140,94 @@ int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared)
 	return wait_migration(v, incoming);
 }
 
+static int set_capability(vm *v, const char *cap, bool on)
+{
+	_cleanup_free_ char *cmd = vmu_printf(
+	    "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+	    "[{\"capability\":\"%s\",\"state\":%s}]}}",
+	    cap, on ? "true" : "false");
+
+	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
+}
+
+/* Wait until the migration is paused before switch-over (the guest then
+ * stands still, its disks still active). */
+static int wait_pre_switchover(vm *v)
+{
+	long long deadline = vmu_now_ms() + MIGRATE_TIMEOUT_MS;
+
+	for (;;) {
+		_cleanup_free_ char *rv = NULL;
+		_cleanup_json_ *j = NULL;
+		const char *status;
+		int r = vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv);
+
+		if (r < 0)
+			return r;
+		j = json_loads(rv ? rv : "{}", 0, NULL);
+		status = json_string_value(json_object_get(j, "status"));
+		if (status && !strcmp(status, "pre-switchover"))
+			return 0;
+		if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
+			const char *why = json_string_value(json_object_get(j, "error-desc"));
+			return vm_fail(v->d, -EIO, "VM %s: live capture %s: %s", v->name, status,
+				       why ? why : "QEMU gave no reason (see its log)");
+		}
+		if (vmu_now_ms() > deadline)
+			return vm_fail(v->d, -ETIMEDOUT, "VM %s: live capture did not converge",
+				       v->name);
+		vmu_sleep_ms(2);
+	}
+}
+
+int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused_ms)
+{
+	long long t_stop = 0;
+	int r, r2;
+
+	r = set_capability(v, "x-ignore-shared", false);
+	if (r == 0)
+		r = set_capability(v, "pause-before-switchover", true);
+	if (r == 0)
+		r = vm_qmp(v, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"sbxmig\"}}", fd,
+			   NULL);
+	if (r == 0)
+		r = vm_qmp(v, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}", -1,
+			   NULL);
+	if (r == 0)
+		r = wait_pre_switchover(v);
+	t_stop = vmu_now_ms();
+	if (r == 0)
+		r = vm_freeze_disk(v, layer_path);
+	if (r == 0)
+		r = vm_qmp(v,
+			   "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
+			   "\"pre-switchover\"}}",
+			   -1, NULL);
+	else
+		(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
+	if (r == 0)
+		r = wait_migration(v, false);
+	r2 = set_capability(v, "pause-before-switchover", false);
+	if (r == 0)
+		r = r2;
+	/* the guest stopped at pre-switchover (or never, on an early error) */
+	if (vm_is_running(v) == 1) {
+		int state, reason;
+
+		if (virDomainGetState(v->dom, &state, &reason, 0) == 0 &&
+		    state == VIR_DOMAIN_PAUSED)
+			r2 = vm_resume(v);
+		else
+			r2 = 0;
+		if (r == 0)
+			r = r2;
+	}
+	if (ret_paused_ms)
+		*ret_paused_ms = t_stop ? vmu_now_ms() - t_stop : 0;
+	return r;
+}
+
 int vm_pause(vm *v)
 {
 	if (virDomainSuspend(v->dom) < 0)

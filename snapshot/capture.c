@@ -236,7 +236,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	_cleanup_close_ int stream_fd = -1;
 	struct snap_manifest *m = NULL;
 	struct vm_info info = {0};
-	long long t_pause = 0, t_resume = 0;
+	long long t_pause = 0, paused_ms = 0;
 	bool paused = false;
 	int r;
 
@@ -305,7 +305,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	if (r < 0)
 		goto out_discard;
 
-	/* 2. the only time the guest stands still */
+	/* 2. the only time the guest stands still (briefly) */
 	if (o->include_memory) {
 		stream_fd = snapvm_tmpfile(s->blobs_dir);
 		if (stream_fd < 0) {
@@ -314,29 +314,37 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 			goto out_discard;
 		}
 	}
-	t_pause = mono_ms();
-	r = vm_pause(v);
-	if (r < 0) {
-		snap_err(r, "%s", vm_driver_last_error(d));
-		goto out_discard;
+	if (o->include_memory) {
+		/* live: the guest runs while its RAM is copied and stops only
+		 * for the last dirty pages, the disk freeze and device state */
+		r = vm_capture_live(v, layer_path, stream_fd, &paused_ms);
+		if (r < 0) {
+			snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
+			goto out_discard;
+		}
+	} else {
+		t_pause = mono_ms();
+		r = vm_pause(v);
+		if (r < 0) {
+			snap_err(r, "%s", vm_driver_last_error(d));
+			goto out_discard;
+		}
+		paused = true;
+		r = vm_freeze_disk(v, layer_path);
+		if (r < 0)
+			snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
+		if (vm_resume(v) < 0) {
+			log_error("vm=%s cannot resume after a capture: %s", vm_name(v),
+				  vm_driver_last_error(d));
+			if (r == 0)
+				r = snap_err(-EIO, "VM %s did not resume after the capture: %s",
+					     vm_name(v), vm_driver_last_error(d));
+		}
+		paused = false;
+		paused_ms = mono_ms() - t_pause;
+		if (r < 0)
+			goto out_discard;
 	}
-	paused = true;
-	r = vm_freeze_disk(v, layer_path);
-	if (r == 0 && o->include_memory)
-		r = vm_save_state(v, stream_fd, false);
-	if (r < 0)
-		snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
-	if (vm_resume(v) < 0) {
-		log_error("vm=%s cannot resume after a capture: %s", vm_name(v),
-			  vm_driver_last_error(d));
-		if (r == 0)
-			r = snap_err(-EIO, "VM %s did not resume after the capture: %s", vm_name(v),
-				     vm_driver_last_error(d));
-	}
-	paused = false;
-	t_resume = mono_ms();
-	if (r < 0)
-		goto out_discard;
 
 	/* 3. memory in the form forks can share */
 	if (o->include_memory) {
@@ -360,7 +368,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		 m->kind == SNAP_MEMORY ? (m->mem_mode == SNAP_MEM_STREAM ? " (stream)"
 									 : " (shared-file)")
 					: "",
-		 t_resume - t_pause);
+		 paused_ms);
 	*ret = TAKE_PTR(m);
 	goto out;
 
