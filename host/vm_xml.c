@@ -96,11 +96,9 @@ static void add_qemu_arg(struct vmu_buf *b, const char *arg)
  * the monitor before the stream is read; see vm_snap.c). */
 static void add_qemu_args(struct vmu_buf *b, const struct vm_xml_params *p)
 {
+	if (!p->ram_file && !p->incoming)
+		return;
 	vmu_buf_printf(b, "  <qemu:commandline>\n");
-	if (p->accel == VM_ACCEL_TCG) {
-		add_qemu_arg(b, "-cpu");
-		add_qemu_arg(b, "qemu64,rdrand=on");
-	}
 	if (p->ram_file) {
 		struct vmu_buf o = {0};
 		_cleanup_free_ char *obj = NULL;
@@ -169,9 +167,11 @@ char *vm_xml_domain(const struct vm_xml_params *p)
 	if (p->accel == VM_ACCEL_KVM)
 		vmu_buf_printf(&b,
 			       "  <cpu mode='host-passthrough' check='none' migratable='on'/>\n");
-	/* TCG: qemu64 with rdrand, given to QEMU directly (add_qemu_args):
-	 * with a <cpu> element libvirt checks every CPU feature of the started
-	 * QEMU with one qom-get each, 300-400 ms of every start under TCG. */
+	else
+		vmu_buf_printf(&b, "  <cpu mode='custom' match='exact' check='none'>\n"
+				   "    <model fallback='forbid'>qemu64</model>\n"
+				   "    <feature policy='require' name='rdrand'/>\n"
+				   "  </cpu>\n");
 	vmu_buf_printf(&b, "  <clock offset='utc'/>\n"
 			   "  <on_poweroff>destroy</on_poweroff>\n"
 			   "  <on_reboot>destroy</on_reboot>\n"
