@@ -286,7 +286,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		goto out;
 	r = snapvm_add_part(m, SNAP_PART_LAYER, layer, false);
 	for (char **p = info.layers; r == 0 && *p; p++) {
-		const char *blob;
+		const char *blob = NULL;
 
 		r = layer_blob(s, *p, &blob);
 		if (r == 0)

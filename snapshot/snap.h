@@ -123,7 +123,8 @@ const char *snap_last_error(void);
 /* Manifests. load: parse and check (bounds, names, roles, sizes; untrusted
  * input) STATE/snapshots/ID/manifest.json; -ENOENT if there is none. */
 int snap_load(snap_store *s, const char *id, struct snap_manifest **ret);
-/* All manifests, sorted by creation time; *ret is an array of n pointers. */
+/* All manifests, sorted by creation time; *ret is an array of n pointers.
+ * Manifests that do not load are left out (snap_load() says why). */
 int snap_list(snap_store *s, struct snap_manifest ***ret, size_t *ret_n);
 void snap_list_free(struct snap_manifest **l, size_t n);
 /* Write ID/manifest.json atomically (temp + rename + fsync). */
@@ -138,7 +139,10 @@ char *snap_manifest_format(const struct snap_manifest *m); /* malloc'ed JSON */
 const struct snap_part *snap_manifest_part(const struct snap_manifest *m,
 					   enum snap_part_role role);
 
-/* Locks of the store (flock on STATE/snapshots/.lock). */
+/* Locks of the store (flock on STATE/snapshots/.lock, and an rwlock between
+ * the threads of this process). Not recursive: while holding one, do not
+ * call snap_delete(), snap_gc(), snap_import() or snap_export(), which take
+ * it themselves. snap_save() does not lock. */
 int snap_lock(snap_store *s, bool exclusive); /* blocks */
 void snap_unlock(snap_store *s);
 

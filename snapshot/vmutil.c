@@ -3,7 +3,6 @@
  * vmutil.c - small pieces the capture, restore and zygote code share:
  * zstd files, talking to a freshly started agent, manifest parts.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

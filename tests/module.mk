@@ -3,6 +3,7 @@
 -include tests/fuzz/fuzz.mk
 -include tests/fuzz/api.mk
 -include tests/fuzz/dp.mk
+-include tests/fuzz/snap.mk
 -include tests/integration/integration.mk
 -include tests/bench/bench.mk
 -include tests/conformance/conformance.mk
