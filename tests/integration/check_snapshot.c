@@ -377,6 +377,30 @@ START_TEST(test_deleting_a_used_snapshot_keeps_the_fork)
 }
 END_TEST
 
+/* One file moves a snapshot: export, delete, import, and it restores. */
+START_TEST(test_export_then_import_restores)
+{
+	char path[PATH_MAX], *id = NULL;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/export.tar.zst", g_state);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(snap_export(g_store, g_m1, fd) == 0, "%s", snap_last_error());
+	close(fd);
+	ck_assert_int_eq(snap_delete(g_store, g_m1, NULL), 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(snap_import(g_store, fd, &id) == 0, "%s", snap_last_error());
+	close(fd);
+	ck_assert_str_eq(id, g_m1);
+	restore(id, "im1", true, NULL);
+	sh_expect("im1", "cat /root/f1; kill -0 $(cat /root/pid) && echo alive", "hello\nalive");
+	drop_vm("im1");
+	free(id);
+}
+END_TEST
+
 static void cleanup(void)
 {
 	for (size_t i = 0; i < 16; i++)
@@ -415,6 +439,7 @@ int main(void)
 	tcase_add_test(tc, test_forks_are_isolated_and_random);
 	tcase_add_test(tc, test_damaged_snapshots_fail_cleanly);
 	tcase_add_test(tc, test_deleting_a_used_snapshot_keeps_the_fork);
+	tcase_add_test(tc, test_export_then_import_restores);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
