@@ -112,6 +112,7 @@ static void conn_send_hello(struct conn *c)
 	caps[n++] = "zstd";
 	caps[n++] = "attach";
 	caps[n++] = "fixup";
+	caps[n++] = "root"; /* FIXUP understands root and rootfstype */
 	if (c->kind == CONN_VSOCK)
 		caps[n++] = "vsock";
 	caps[n] = NULL;

@@ -8,12 +8,17 @@
  * wrote; mount the root disk and switch into it (moving the API mounts
  * along and freeing the initramfs); set the hostname and bring up lo.
  * Every failure here is fatal: there is nobody to report to yet.
+ *
+ * A zygote (sbx.init=wait) skips the root switch and serves from the
+ * initramfs; FIXUP later calls init_switch_root(), the same code as the
+ * boot path, which there reports its failures instead of dying.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +39,6 @@
 #include "log.h"
 
 #define INIT_MODULE_DIR "/lib/modules/sbx"
-#define INIT_ROOT_WAIT_MS 5000
 #define RAMFS_MAGIC_ 0x858458f6
 #define TMPFS_MAGIC_ 0x01021994
 
@@ -217,19 +221,68 @@ static void read_cmdline(struct init_config *cfg)
 	init_parse_cmdline(buf, cfg);
 }
 
-static void wait_for_device(const char *dev)
+/* Set once the root disk is our root: a second switch would stack a disk on
+ * a disk and strand the API mounts. */
+static bool root_switched;
+
+bool init_root_switched(void)
+{
+	return root_switched;
+}
+
+/* The first failure of init_switch_root(): "<what>: <strerror>". */
+__attribute__((format(printf, 4, 5))) static int root_fail(char *msg, size_t len, int err,
+							   const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < len)
+		snprintf(msg + n, len - (size_t)n, ": %s", strerror(err));
+	return -err;
+}
+
+static int wait_for_device(const char *dev, int wait_ms, char *msg, size_t len)
 {
 	struct stat st;
-	int waited;
+	int waited = 0;
 
-	for (waited = 0; waited < INIT_ROOT_WAIT_MS; waited += 10) {
-		if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode))
-			return;
+	for (;;) {
+		if (stat(dev, &st) == 0) {
+			if (S_ISBLK(st.st_mode))
+				return 0;
+			return root_fail(msg, len, ENOTBLK, "cannot use %s as the root", dev);
+		}
+		if (errno != ENOENT)
+			return root_fail(msg, len, errno, "cannot use %s as the root", dev);
+		if (waited >= wait_ms)
+			break;
 		sleep_ms(10);
+		waited += 10;
 	}
-	agent_fatal("the root device %s did not appear within %d ms (is the disk attached, and "
-		    "are its drivers in the initramfs?)",
-		    dev, INIT_ROOT_WAIT_MS);
+	snprintf(msg, len,
+		 "the root device %s did not appear within %d ms (is the disk attached, and are "
+		 "its drivers in the initramfs?)",
+		 dev, wait_ms);
+	return -ENODEV;
+}
+
+/* The kernel keeps what it read of a block device in the device's page
+ * cache. A zygote's kernel read the first blocks of the placeholder disk
+ * while probing it; after a fork the same device has another disk behind
+ * it, and without this the file system would be mounted from stale blocks. */
+static int flush_device(const char *dev, char *msg, size_t len)
+{
+	_cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return root_fail(msg, len, errno, "cannot open the root device %s", dev);
+	if (ioctl(fd, BLKFLSBUF, 0) < 0)
+		return root_fail(msg, len, errno, "cannot drop the cached blocks of %s", dev);
+	return 0;
 }
 
 /* Delete what is left of the initramfs, never leaving its filesystem. */
@@ -263,38 +316,85 @@ static void remove_tree_at(int dfd, dev_t dev)
 	closedir(d);
 }
 
-static void switch_root(const struct init_config *cfg)
+static const char *const api_mounts[] = {"/dev", "/proc", "/sys", "/run", "/tmp"};
+
+/* Undo a switch that failed before the root moved: the first n API mounts
+ * go back where they were, and the disk is unmounted. Best effort; a
+ * failure here is only logged (there is nothing better to do). */
+static void unswitch(size_t n)
 {
-	static const char *const moves[] = {"/dev", "/proc", "/sys", "/run", "/tmp"};
+	char src[64];
+
+	while (n-- > 0) {
+		snprintf(src, sizeof(src), "/newroot%s", api_mounts[n]);
+		if (mount(src, api_mounts[n], NULL, MS_MOVE, NULL) < 0)
+			log_error("cannot move %s back from the root disk: %s", api_mounts[n],
+				  strerror(errno));
+	}
+	if (umount2("/newroot", 0) < 0 && umount2("/newroot", MNT_DETACH) < 0)
+		log_error("cannot unmount /newroot: %s", strerror(errno));
+}
+
+int init_switch_root(const char *dev, const char *fstype, int wait_ms, bool flush, char *msg,
+		     size_t msglen)
+{
+	_cleanup_close_ int oldroot = -EBADF;
 	char dst[64];
 	struct statfs sfs;
 	struct stat st;
-	int oldroot;
 	size_t i;
+	int ret;
 
-	wait_for_device(cfg->root);
+	if (root_switched) {
+		snprintf(msg, msglen, "the root disk is already mounted");
+		return -EBUSY;
+	}
+	ret = wait_for_device(dev, wait_ms, msg, msglen);
+	if (ret < 0)
+		return ret;
+	if (flush) {
+		ret = flush_device(dev, msg, msglen);
+		if (ret < 0)
+			return ret;
+	}
 	if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
-		agent_fatal("cannot create /newroot: %s", strerror(errno));
-	if (mount(cfg->root, "/newroot", cfg->rootfstype, 0, NULL) < 0)
-		agent_fatal("cannot mount the root device %s (%s) on /newroot: %s", cfg->root,
-			    cfg->rootfstype, strerror(errno));
-	for (i = 0; i < ARRAY_SIZE(moves); i++) {
-		snprintf(dst, sizeof(dst), "/newroot%s", moves[i]);
-		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-			agent_fatal("cannot create %s on the root disk: %s", dst, strerror(errno));
-		if (mount(moves[i], dst, NULL, MS_MOVE, NULL) < 0)
-			agent_fatal("cannot move %s into the root disk: %s", moves[i],
-				    strerror(errno));
+		return root_fail(msg, msglen, errno, "cannot create /newroot");
+	if (mount(dev, "/newroot", fstype, 0, NULL) < 0)
+		return root_fail(msg, msglen, errno, "cannot mount %s (%s) as the root", dev,
+				 fstype);
+	for (i = 0; i < ARRAY_SIZE(api_mounts); i++) {
+		snprintf(dst, sizeof(dst), "/newroot%s", api_mounts[i]);
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST) {
+			ret = root_fail(msg, msglen, errno, "cannot create %s on the root disk",
+					api_mounts[i]);
+			unswitch(i);
+			return ret;
+		}
+		if (mount(api_mounts[i], dst, NULL, MS_MOVE, NULL) < 0) {
+			ret = root_fail(msg, msglen, errno, "cannot move %s into the root disk",
+					api_mounts[i]);
+			unswitch(i);
+			return ret;
+		}
 	}
 	oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
-	    chdir("/") < 0)
-		agent_fatal("cannot switch to the root disk: %s", strerror(errno));
+	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0) {
+		ret = root_fail(msg, msglen, errno, "cannot switch to the root disk %s", dev);
+		if (chdir("/") < 0)
+			log_error("cannot go back to / of the initramfs: %s", strerror(errno));
+		unswitch(ARRAY_SIZE(api_mounts));
+		return ret;
+	}
+	root_switched = true;
+	if (chroot(".") < 0 || chdir("/") < 0)
+		return root_fail(msg, msglen, errno,
+				 "cannot switch to the root disk %s (it is mounted on /, but the "
+				 "agent is not inside it)",
+				 dev);
 	if (oldroot >= 0 && fstatfs(oldroot, &sfs) == 0 && fstat(oldroot, &st) == 0 &&
 	    (sfs.f_type == RAMFS_MAGIC_ || sfs.f_type == TMPFS_MAGIC_))
-		remove_tree_at(oldroot, st.st_dev);
-	else if (oldroot >= 0)
-		close(oldroot);
+		remove_tree_at(TAKE_FD(oldroot), st.st_dev);
+	return 0;
 }
 
 static void loopback_up(void)
@@ -345,11 +445,16 @@ void init_stage1(void)
 	if (fd >= 0)
 		close(fd);
 	init_load_modules();
-	if (cfg.wait_for_host)
-		log_info("sbx.init=wait is reserved and not implemented yet: mounting %s now",
-			 cfg.root);
-	if (strcmp(cfg.root, "none"))
-		switch_root(&cfg);
+	if (cfg.wait_for_host) {
+		log_info("sbx.init=wait: serving from the initramfs until FIXUP names the root "
+			 "disk");
+	} else if (strcmp(cfg.root, "none")) {
+		char msg[512];
+
+		if (init_switch_root(cfg.root, cfg.rootfstype, INIT_ROOT_WAIT_MS, false, msg,
+				     sizeof(msg)) < 0)
+			agent_fatal("%s", msg);
+	}
 	if (sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
 		log_warn("cannot set the hostname to %s: %s, ignoring", cfg.hostname,
 			 strerror(errno));

@@ -353,3 +353,46 @@ int agent_mkdir(agent_client *c, const char *path, uint32_t mode, bool parents);
 int agent_remove(agent_client *c, const char *path, bool recursive);
 /* The agent answers OK, then powers the guest off (or reboots). */
 int agent_shutdown(agent_client *c, bool reboot);
+
+/* ---- FIXUP: after a snapshot restore or fork -------------------------------- */
+
+/* What FIXUP changes; a zero / NULL field is left alone. The agent applies
+ * them in this order: clock, entropy (then reseeds the kernel's CRNG), root,
+ * hostname; it attempts every part and reports the first failure. Pointers
+ * are borrowed for the call only (the frame is encoded at once). */
+struct agent_fixup_spec {
+	int64_t time_ns;     /* wall clock, ns since the epoch (CLOCK_REALTIME) */
+	const void *entropy; /* entropy_len (<= PROTO_MAX_ENTROPY) random bytes, credited;
+			      * send at least 32 so no two forks share random state */
+	size_t entropy_len;
+	const char *hostname; /* 1..PROTO_MAX_HOSTNAME bytes */
+	/* Zygote (a guest booted with sbx.init=wait) only: the block device
+	 * holding the sandbox's root disk (e.g. "/dev/vda"); the agent drops
+	 * the device's cached blocks, mounts it and switches into it. */
+	const char *root;	/* absolute, 1..PROTO_MAX_ROOTDEV bytes */
+	const char *rootfstype; /* 1..PROTO_MAX_FSTYPE bytes; NULL: "ext4"; only with root */
+};
+
+/* Send FIXUP and wait for the answer. 0 once everything was applied; else
+ * -errno with the agent's reason in agent_client_last_error() ("agent:
+ * fixup: cannot mount /dev/vda (ext4) as the root: Invalid argument"):
+ *  -EINVAL    a field is out of bounds (nothing sent), or the agent
+ *             refused it (relative root, rootfstype without root);
+ *  -EOPNOTSUPP root was given but the agent's HELLO lacks the "root"
+ *             capability (an older agent would ignore the key; nothing sent);
+ *  -EBUSY     root was given and the agent already runs on a root disk (a
+ *             normal boot, an earlier FIXUP with root, or an agent that is
+ *             not PID 1); nothing was applied;
+ *  other      the errno of the first part that failed (-EPERM, -ENODEV when
+ *             the device did not appear, ...); the other parts were still
+ *             attempted. A root that failed before the switch leaves the
+ *             guest in its initramfs, serving, and may be sent again.
+ * Waits for the agent's HELLO first if it has not arrived yet. */
+int agent_fixup(agent_client *c, const struct agent_fixup_spec *spec);
+
+/* The same, queued: fn gets the answer (OK, or err < 0 with the ERROR frame,
+ * as for agent_request()); *ret_id (may be NULL) is the request's id. With
+ * root the client must be ready (the agent's capabilities are known):
+ * -EAGAIN before on_ready, -EOPNOTSUPP without the "root" capability. */
+int agent_fixup_start(agent_client *c, const struct agent_fixup_spec *spec, agent_reply_fn fn,
+		      void *ud, uint32_t *ret_id);

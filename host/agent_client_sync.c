@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agent_client_sync.c - the small synchronous requests: ping, info, stat,
- * list, mkdir, remove, shutdown. Each sends one generic request and pumps
- * the connection until its answer (client_wait()); on a timeout the request
- * is cancelled so a late answer cannot write into a dead stack frame.
+ * list, mkdir, remove, shutdown, fixup (and fixup's queued form). Each sends
+ * one generic request and pumps the connection until its answer
+ * (client_wait()); on a timeout the request is cancelled so a late answer
+ * cannot write into a dead stack frame.
  * Strings are copied out of the frames (they die with them) and stripped of
  * control characters.
  */
@@ -295,5 +296,75 @@ int agent_shutdown(agent_client *c, bool reboot)
 	struct sync_req s = {0};
 
 	m.u.shutdown.reboot = reboot;
+	return sync_request(c, &m, sync_plain_fn, &s);
+}
+
+/* ---- fixup --------------------------------------------------------------------- */
+
+static int fixup_build(agent_client *c, const struct agent_fixup_spec *spec, struct proto_msg *m)
+{
+	struct proto_fixup *f = &m->u.fixup;
+
+	memset(m, 0, sizeof(*m));
+	m->type = PROTO_FIXUP;
+	if (!spec)
+		return -EINVAL;
+	if (spec->entropy_len > PROTO_MAX_ENTROPY || (spec->entropy_len && !spec->entropy)) {
+		client_set_error(c, "fixup: entropy must be at most %d bytes", PROTO_MAX_ENTROPY);
+		return -EINVAL;
+	}
+	if (spec->rootfstype && !spec->root) {
+		client_set_error(c, "fixup: rootfstype needs root");
+		return -EINVAL;
+	}
+	if (spec->root && !c->dead) {
+		if (!c->ready) {
+			client_set_error(c, "fixup: the agent's capabilities are not known yet");
+			return -EAGAIN;
+		}
+		if (!agent_client_has_cap(c, "root")) {
+			client_set_error(
+			    c,
+			    "fixup: agent \"%s\" cannot mount a root disk (no \"root\" "
+			    "capability)",
+			    agent_client_peer_software(c));
+			return -EOPNOTSUPP;
+		}
+	}
+	f->time_ns = spec->time_ns;
+	f->entropy.data = spec->entropy;
+	f->entropy.len = spec->entropy_len;
+	f->hostname = spec->hostname;
+	f->root = spec->root;
+	f->rootfstype = spec->rootfstype;
+	return 0;
+}
+
+int agent_fixup_start(agent_client *c, const struct agent_fixup_spec *spec, agent_reply_fn fn,
+		      void *ud, uint32_t *ret_id)
+{
+	struct proto_msg m;
+	int r;
+
+	r = fixup_build(c, spec, &m);
+	if (r < 0)
+		return r;
+	return agent_request(c, &m, fn, ud, ret_id);
+}
+
+int agent_fixup(agent_client *c, const struct agent_fixup_spec *spec)
+{
+	struct sync_req s = {0};
+	struct proto_msg m;
+	int r;
+
+	if (spec && spec->root && !c->ready) {
+		r = client_wait(c, &c->ready);
+		if (r < 0)
+			return r;
+	}
+	r = fixup_build(c, spec, &m);
+	if (r < 0)
+		return r;
 	return sync_request(c, &m, sync_plain_fn, &s);
 }

@@ -45,6 +45,8 @@
 #define PROTO_DEFAULT_WINDOW (1024 * 1024) /* receive window if none is given */
 #define PROTO_MAX_DEPTH 8		   /* msgpack containers nested in a body, map included */
 #define PROTO_MAX_HOSTNAME 64		   /* hostname strings (Linux HOST_NAME_MAX) */
+#define PROTO_MAX_ROOTDEV 255		   /* FIXUP root: block device path */
+#define PROTO_MAX_FSTYPE 31		   /* FIXUP rootfstype: file system name */
 
 /* Frame types. Requests carry an "id" the response echoes. */
 enum proto_type {
@@ -78,7 +80,7 @@ enum proto_type {
 	PROTO_INFO = 50,	 /* request */
 	PROTO_INFO_RESULT = 51,	 /* response */
 	PROTO_SHUTDOWN = 52,	 /* request -> OK, then the guest powers off */
-	PROTO_FIXUP = 53,	 /* request: clock, entropy, hostname after restore */
+	PROTO_FIXUP = 53,	 /* request: clock, entropy, root disk, hostname after restore */
 	_PROTO_TYPE_MAX,
 };
 
@@ -320,11 +322,15 @@ struct proto_shutdown {
 	bool reboot;
 };
 
+/* Applied in this order: clock, entropy (then a CRNG reseed), root, hostname. */
 struct proto_fixup {
 	uint32_t id;
 	int64_t time_ns;	    /* host wall clock, ns since the epoch; 0: leave */
 	struct proto_bytes entropy; /* mixed into the kernel pool and credited */
 	const char *hostname;	    /* NULL: leave */
+	const char *root;	    /* block device to mount and switch into (a zygote
+				     * started with sbx.init=wait); NULL: none */
+	const char *rootfstype;	    /* its file system; NULL: "ext4"; only with root */
 };
 
 /* A request that carries nothing but an id (PING, INFO) and the responses

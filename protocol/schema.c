@@ -307,6 +307,8 @@ static const struct field fixup_fields[] = {
     F("time_ns", FK_I64, 0, fixup.time_ns, INT64_MIN, INT64_MAX, 0),
     F("entropy", FK_BIN, 0, fixup.entropy, 0, PROTO_MAX_ENTROPY, 0),
     F("hostname", FK_STR, 0, fixup.hostname, 1, PROTO_MAX_HOSTNAME, 0),
+    F("root", FK_STR, 0, fixup.root, 1, PROTO_MAX_ROOTDEV, 0),
+    F("rootfstype", FK_STR, 0, fixup.rootfstype, 1, PROTO_MAX_FSTYPE, 0),
 };
 
 #define E(key, kind, flags, member, lo, hi)                                                        \

@@ -9,6 +9,8 @@
  *   stream-garbage  garbage, a frame, a bad body, an unknown type, a frame
  *   stream-oversize an oversized header, part of its body, then a frame
  *   data-zstd       a DATA frame whose chunk is zstd-compressed
+ *   frame-fixup-root, body-fixup-root
+ *                   a zygote's FIXUP: every field, root and rootfstype too
  */
 #include <errno.h>
 #include <stdio.h>
@@ -246,6 +248,21 @@ int main(int argc, char **argv)
 			r = write_seed("data-zstd", PROTO_DATA | 128, misc.data, misc.len);
 		if (r >= 0)
 			r = write_seed("body-data-zstd", PROTO_DATA | 128,
+				       misc.data + PROTO_HEADER_SIZE, misc.len - PROTO_HEADER_SIZE);
+	}
+	/* a zygote's FIXUP (fill() keeps the older form for the other seeds) */
+	if (r >= 0) {
+		struct proto_msg m;
+
+		fill(PROTO_FIXUP, &m);
+		m.u.fixup.root = "/dev/vda";
+		m.u.fixup.rootfstype = "ext4";
+		proto_buf_consume(&misc, misc.len);
+		r = proto_encode(&m, &misc);
+		if (r >= 0)
+			r = write_seed("frame-fixup-root", PROTO_FIXUP | 128, misc.data, misc.len);
+		if (r >= 0)
+			r = write_seed("body-fixup-root", PROTO_FIXUP | 128,
 				       misc.data + PROTO_HEADER_SIZE, misc.len - PROTO_HEADER_SIZE);
 	}
 	proto_buf_release(&all);

@@ -200,6 +200,32 @@ START_TEST(test_cmdline_parses_sbx_parameters)
 }
 END_TEST
 
+START_TEST(test_cmdline_init_wait_makes_a_zygote)
+{
+	struct init_config c;
+
+	/* a zygote keeps the other defaults: FIXUP names the root later */
+	init_parse_cmdline("console=hvc0 sbx.init=wait tsc_early_khz=2000000", &c);
+	ck_assert(c.wait_for_host);
+	ck_assert_str_eq(c.root, "/dev/vda");
+	ck_assert_str_eq(c.rootfstype, "ext4");
+	ck_assert_str_eq(c.hostname, "sbx");
+	/* only the exact value; the last one wins */
+	init_parse_cmdline("sbx.init=waiting", &c);
+	ck_assert(!c.wait_for_host);
+	init_parse_cmdline("sbx.init=wai", &c);
+	ck_assert(!c.wait_for_host);
+	init_parse_cmdline("sbx.init= sbx.init", &c);
+	ck_assert(!c.wait_for_host);
+	init_parse_cmdline("xsbx.init=wait", &c);
+	ck_assert(!c.wait_for_host);
+	init_parse_cmdline("sbx.init=wait sbx.init=now", &c);
+	ck_assert(!c.wait_for_host);
+	init_parse_cmdline("sbx.init=now\tsbx.init=wait\n", &c);
+	ck_assert(c.wait_for_host);
+}
+END_TEST
+
 /* ---- hello, ping, info ------------------------------------------------- */
 
 START_TEST(test_agent_says_hello_and_answers_ping)
@@ -214,6 +240,7 @@ START_TEST(test_agent_says_hello_and_answers_ping)
 	ck_assert_ptr_nonnull(strstr(t.caps, "zstd "));
 	ck_assert_ptr_nonnull(strstr(t.caps, "attach "));
 	ck_assert_ptr_nonnull(strstr(t.caps, "fixup "));
+	ck_assert_ptr_nonnull(strstr(t.caps, "root "));
 	ck_assert_ptr_null(strstr(t.caps, "vsock"));
 	m.u.idonly.id = 77;
 	tc_send(&t, &m);
@@ -274,6 +301,85 @@ START_TEST(test_fixup_sets_hostname_and_entropy)
 	ck_assert_str_eq(m.u.info.hostname, "sbx-fixup-test");
 	gethostname(host, sizeof(host));
 	ck_assert_str_ne(host, "sbx-fixup-test");
+	TEARDOWN();
+}
+END_TEST
+
+/* Refusals come before anything is applied, so no UTS namespace is needed:
+ * the hostname in these requests must never reach the machine. */
+START_TEST(test_fixup_root_is_a_bad_request_outside_a_zygote)
+{
+	struct proto_msg m;
+	struct tc_error err;
+	char before[128], after[128];
+	SETUP();
+
+	ck_assert_int_eq(gethostname(before, sizeof(before)), 0);
+	m = (struct proto_msg){.type = PROTO_FIXUP};
+	m.u.fixup.id = tc_id(&t);
+	m.u.fixup.root = "/dev/vda";
+	m.u.fixup.hostname = "sbx-never-applied";
+	ck_assert_int_eq(tc_request(&t, &m, &err), -1);
+	ck_assert_uint_eq(err.code, PROTO_E_BAD_REQUEST);
+	ck_assert_int_eq(err.err_no, EBUSY);
+	ck_assert_msg(strstr(err.msg, "the root disk is already mounted"), "msg: %s", err.msg);
+
+	m = (struct proto_msg){.type = PROTO_FIXUP};
+	m.u.fixup.id = tc_id(&t);
+	m.u.fixup.root = "vda";
+	ck_assert_int_eq(tc_request(&t, &m, &err), -1);
+	ck_assert_uint_eq(err.code, PROTO_E_BAD_REQUEST);
+	ck_assert_int_eq(err.err_no, EINVAL);
+	ck_assert_msg(strstr(err.msg, "absolute path") && strstr(err.msg, "\"vda\""), "msg: %s",
+		      err.msg);
+
+	m = (struct proto_msg){.type = PROTO_FIXUP};
+	m.u.fixup.id = tc_id(&t);
+	m.u.fixup.rootfstype = "ext4";
+	m.u.fixup.hostname = "sbx-never-applied";
+	ck_assert_int_eq(tc_request(&t, &m, &err), -1);
+	ck_assert_uint_eq(err.code, PROTO_E_BAD_REQUEST);
+	ck_assert_int_eq(err.err_no, EINVAL);
+	ck_assert_msg(strstr(err.msg, "without root"), "msg: %s", err.msg);
+
+	/* a root longer than the wire allows does not decode: bad_frame, with the
+	 * request's id */
+	{
+		uint8_t f[PROTO_HEADER_SIZE + 16 + PROTO_MAX_ROOTDEV + 1] = {'S', 'B', 'X', 'F'};
+		size_t n = PROTO_HEADER_SIZE, len = PROTO_MAX_ROOTDEV + 1;
+		uint32_t id = tc_id(&t);
+		struct proto_msg r;
+
+		f[n++] = 0x82; /* {"id": id, "root": "/ddd..."} */
+		f[n++] = 0xa2;
+		f[n++] = 'i';
+		f[n++] = 'd';
+		f[n++] = (uint8_t)id;
+		f[n++] = 0xa4;
+		memcpy(f + n, "root", 4);
+		n += 4;
+		f[n++] = 0xda; /* str 16 */
+		f[n++] = (uint8_t)(len >> 8);
+		f[n++] = (uint8_t)len;
+		memset(f + n, 'd', len);
+		f[n] = '/';
+		n += len;
+		f[4] = (uint8_t)(n - PROTO_HEADER_SIZE);
+		f[5] = (uint8_t)((n - PROTO_HEADER_SIZE) >> 8);
+		f[8] = PROTO_FIXUP;
+		ck_assert_uint_lt(id, 128);
+		tc_send_raw(&t, f, n);
+		ck_assert_int_eq(tc_wait_frame(&t, &r, 5000), PROTO_ERROR);
+		ck_assert_uint_eq(r.u.error.code, PROTO_E_BAD_FRAME);
+		ck_assert_uint_eq(r.u.error.id, id);
+	}
+
+	ck_assert_int_eq(gethostname(after, sizeof(after)), 0);
+	ck_assert_str_eq(before, after);
+	m = (struct proto_msg){.type = PROTO_PING};
+	m.u.idonly.id = tc_id(&t);
+	tc_send(&t, &m);
+	tc_expect(&t, PROTO_PONG, &m, 5000);
 	TEARDOWN();
 }
 END_TEST
@@ -1628,12 +1734,14 @@ static Suite *agent_suite(void)
 
 	tcase_add_test(unit, test_ring_wraps_and_never_overwrites_unacked);
 	tcase_add_test(unit, test_cmdline_parses_sbx_parameters);
+	tcase_add_test(unit, test_cmdline_init_wait_makes_a_zygote);
 	suite_add_tcase(s, unit);
 
 	tcase_set_timeout(core, 30 * scale);
 	tcase_add_test(core, test_agent_says_hello_and_answers_ping);
 	tcase_add_test(core, test_info_reports_the_system);
 	tcase_add_test(core, test_fixup_sets_hostname_and_entropy);
+	tcase_add_test(core, test_fixup_root_is_a_bad_request_outside_a_zygote);
 	tcase_add_test(core, test_shutdown_ends_an_ordinary_agent);
 	tcase_add_test(core, test_stdio_mode_serves_one_connection);
 	tcase_add_test(core, test_exec_echo_prints_hi);

@@ -347,6 +347,125 @@ START_TEST(test_info_describes_the_agent)
 }
 END_TEST
 
+/* The agent runs as an ordinary process on this machine: the tests never
+ * send a clock or a hostname (they would change the machine's). */
+START_TEST(test_fixup_adds_entropy)
+{
+	agent_client *c = connect_ok();
+	struct agent_fixup_spec spec = {0};
+	uint8_t entropy[32];
+	int r;
+
+	for (size_t i = 0; i < sizeof(entropy); i++)
+		entropy[i] = (uint8_t)(i * 37 + 11);
+	spec.entropy = entropy;
+	spec.entropy_len = sizeof(entropy);
+	r = agent_fixup(c, &spec);
+	if (geteuid() == 0) {
+		ck_assert_msg(r == 0, "fixup: %s", agent_client_last_error(c));
+	} else {
+		ck_assert_int_eq(r, -EPERM);
+		ck_assert_msg(strstr(agent_client_last_error(c), "cannot add entropy") &&
+				  strstr(agent_client_last_error(c), "does not run as root"),
+			      "message: %s", agent_client_last_error(c));
+	}
+	/* nothing at all is a valid FIXUP */
+	memset(&spec, 0, sizeof(spec));
+	ck_assert_int_eq(agent_fixup(c, &spec), 0);
+	ck_assert_int_eq(agent_ping(c, NULL), 0);
+	agent_client_free(c);
+}
+END_TEST
+
+START_TEST(test_fixup_root_is_refused_by_an_agent_that_is_not_pid1)
+{
+	agent_client *c = connect_ok();
+	struct agent_fixup_spec spec = {.root = "/dev/vda", .hostname = "never-applied"};
+	struct agent_info i;
+
+	ck_assert(agent_client_has_cap(c, "root"));
+	ck_assert_int_eq(agent_fixup(c, &spec), -EBUSY);
+	ck_assert_msg(strstr(agent_client_last_error(c), "the root disk is already mounted"),
+		      "message: %s", agent_client_last_error(c));
+	/* refused as a whole: the hostname was not touched */
+	ck_assert_int_eq(agent_info(c, &i), 0);
+	ck_assert_str_ne(i.hostname, "never-applied");
+	agent_info_release(&i);
+	spec = (struct agent_fixup_spec){.root = "/dev/vda", .rootfstype = "xfs"};
+	ck_assert_int_eq(agent_fixup(c, &spec), -EBUSY);
+	spec = (struct agent_fixup_spec){.root = "dev/vda"};
+	ck_assert_int_eq(agent_fixup(c, &spec), -EINVAL);
+	ck_assert_msg(strstr(agent_client_last_error(c), "absolute path"), "message: %s",
+		      agent_client_last_error(c));
+	ck_assert_int_eq(agent_ping(c, NULL), 0);
+	agent_client_free(c);
+}
+END_TEST
+
+START_TEST(test_fixup_out_of_bounds_is_not_sent)
+{
+	agent_client *c = connect_ok();
+	static char longdev[PROTO_MAX_ROOTDEV + 2];
+	static uint8_t entropy[PROTO_MAX_ENTROPY + 1];
+	struct agent_fixup_spec spec = {.rootfstype = "ext4"};
+
+	ck_assert_int_eq(agent_fixup(c, &spec), -EINVAL);
+	ck_assert_msg(strstr(agent_client_last_error(c), "rootfstype needs root"), "message: %s",
+		      agent_client_last_error(c));
+	memset(longdev, 'd', sizeof(longdev) - 1);
+	longdev[0] = '/';
+	spec = (struct agent_fixup_spec){.root = longdev};
+	ck_assert_int_eq(agent_fixup(c, &spec), -EINVAL);
+	spec = (struct agent_fixup_spec){.root = "/dev/vda", .rootfstype = ""};
+	ck_assert_int_eq(agent_fixup(c, &spec), -EINVAL);
+	spec = (struct agent_fixup_spec){.entropy = entropy, .entropy_len = sizeof(entropy)};
+	ck_assert_int_eq(agent_fixup(c, &spec), -EINVAL);
+	ck_assert_int_eq(agent_fixup(c, NULL), -EINVAL);
+	/* nothing went out: the connection is fine and in step */
+	ck_assert_int_eq(agent_client_error(c), 0);
+	ck_assert_int_eq(agent_ping(c, NULL), 0);
+	agent_client_free(c);
+}
+END_TEST
+
+struct reply {
+	bool done;
+	int err;
+	uint16_t type;
+};
+
+static void reply_fn(agent_client *c, int err, const struct proto_msg *m, void *ud)
+{
+	struct reply *r = ud;
+
+	(void)c;
+	r->done = true;
+	r->err = err;
+	r->type = m ? m->type : 0;
+}
+
+START_TEST(test_fixup_start_answers_through_the_callback)
+{
+	agent_client *c = connect_ok();
+	struct agent_fixup_spec spec = {.root = "/dev/vda"};
+	struct reply r1 = {0}, r2 = {0};
+	uint32_t id1 = 0, id2 = 0;
+
+	ck_assert_int_eq(agent_fixup_start(c, &spec, reply_fn, &r1, &id1), 0);
+	spec = (struct agent_fixup_spec){0};
+	ck_assert_int_eq(agent_fixup_start(c, &spec, reply_fn, &r2, &id2), 0);
+	ck_assert_uint_ne(id1, 0);
+	ck_assert_uint_ne(id1, id2);
+	ck_assert(pump_until(c, &r1.done, 5000));
+	ck_assert(pump_until(c, &r2.done, 5000));
+	ck_assert_int_eq(r1.err, -EBUSY);
+	ck_assert_uint_eq(r1.type, PROTO_ERROR);
+	ck_assert_int_eq(r2.err, 0);
+	ck_assert_uint_eq(r2.type, PROTO_OK);
+	agent_client_free(c);
+}
+END_TEST
+
 START_TEST(test_exec_streams_output_and_exit_code)
 {
 	agent_client *c = connect_ok();
@@ -981,7 +1100,7 @@ static void fake_recv(struct fake *f, agent_client *c, struct proto_msg *m)
 	}
 }
 
-static agent_client *fake_connect(struct fake *f)
+static agent_client *fake_connect_caps(struct fake *f, const char **caps)
 {
 	struct proto_msg m = {.type = PROTO_HELLO};
 	agent_client *c = NULL;
@@ -994,6 +1113,9 @@ static agent_client *fake_connect(struct fake *f)
 	proto_reader_init(&f->rd, PROTO_MAX_BODY);
 	m.u.hello.version = PROTO_VERSION;
 	m.u.hello.software = "fake-agent";
+	for (m.u.hello.caps.n = 0; caps && caps[m.u.hello.caps.n];)
+		m.u.hello.caps.n++;
+	m.u.hello.caps.v = m.u.hello.caps.n ? caps : NULL;
 	fake_send(f, &m);
 	ck_assert_int_eq(agent_client_from_fd(sv[1], 2000, &c), 0);
 	fake_recv(f, c, &m);
@@ -1008,6 +1130,11 @@ static agent_client *fake_connect(struct fake *f)
 	fake_send(f, &m);
 	pump_for(c, 20);
 	return c;
+}
+
+static agent_client *fake_connect(struct fake *f)
+{
+	return fake_connect_caps(f, NULL);
 }
 
 /* Start a command against the fake; returns the client's EXEC window. */
@@ -1068,6 +1195,68 @@ START_TEST(test_output_gap_is_a_protocol_error)
 	close(f.fd);
 	proto_reader_release(&f.rd);
 	run_release(&r);
+}
+END_TEST
+
+START_TEST(test_fixup_root_needs_the_root_capability)
+{
+	struct fake f;
+	agent_client *c = fake_connect(&f);
+	struct agent_fixup_spec spec = {.root = "/dev/vda"};
+	struct reply r = {0};
+
+	ck_assert_int_eq(agent_fixup(c, &spec), -EOPNOTSUPP);
+	ck_assert_msg(strstr(agent_client_last_error(c), "\"root\" capability"), "message: %s",
+		      agent_client_last_error(c));
+	ck_assert_int_eq(agent_fixup_start(c, &spec, reply_fn, &r, NULL), -EOPNOTSUPP);
+	/* nothing was queued: the next frame the fake sees is a PING */
+	ck_assert(!agent_client_wants_write(c));
+	agent_client_free(c);
+	close(f.fd);
+	proto_reader_release(&f.rd);
+}
+END_TEST
+
+START_TEST(test_fixup_sends_every_field_and_maps_the_agents_error)
+{
+	static const char *caps[] = {"exec", "fixup", "root", NULL};
+	static const uint8_t entropy[40] = {1, 2, 3};
+	struct fake f;
+	agent_client *c = fake_connect_caps(&f, caps);
+	struct agent_fixup_spec spec = {
+	    .time_ns = 1700000000123456789LL,
+	    .entropy = entropy,
+	    .entropy_len = sizeof(entropy),
+	    .hostname = "box-7",
+	    .root = "/dev/vdb",
+	    .rootfstype = "xfs",
+	};
+	struct reply r = {0};
+	struct proto_msg m;
+	uint32_t id = 0;
+
+	ck_assert_int_eq(agent_fixup_start(c, &spec, reply_fn, &r, &id), 0);
+	fake_recv(&f, c, &m);
+	ck_assert_int_eq(m.type, PROTO_FIXUP);
+	ck_assert_uint_eq(m.u.fixup.id, id);
+	ck_assert_int_eq(m.u.fixup.time_ns, spec.time_ns);
+	ck_assert_uint_eq(m.u.fixup.entropy.len, sizeof(entropy));
+	ck_assert_mem_eq(m.u.fixup.entropy.data, entropy, sizeof(entropy));
+	ck_assert_str_eq(m.u.fixup.hostname, "box-7");
+	ck_assert_str_eq(m.u.fixup.root, "/dev/vdb");
+	ck_assert_str_eq(m.u.fixup.rootfstype, "xfs");
+	proto_msg_release(&m);
+	m = (struct proto_msg){.type = PROTO_ERROR};
+	m.u.error = (struct proto_error){
+	    id, PROTO_E_IO, EINVAL, "cannot mount /dev/vdb (xfs) as the root: Invalid argument"};
+	fake_send(&f, &m);
+	ck_assert(pump_until(c, &r.done, 2000));
+	ck_assert_int_eq(r.err, -EINVAL);
+	ck_assert_str_eq(agent_client_last_error(c),
+			 "agent: fixup: cannot mount /dev/vdb (xfs) as the root: Invalid argument");
+	agent_client_free(c);
+	close(f.fd);
+	proto_reader_release(&f.rd);
 }
 END_TEST
 
@@ -1387,6 +1576,10 @@ static Suite *client_suite(void)
 	tcase_add_test(core, test_connect_exchanges_hello);
 	tcase_add_test(core, test_ping_reports_round_trip);
 	tcase_add_test(core, test_info_describes_the_agent);
+	tcase_add_test(core, test_fixup_adds_entropy);
+	tcase_add_test(core, test_fixup_root_is_refused_by_an_agent_that_is_not_pid1);
+	tcase_add_test(core, test_fixup_out_of_bounds_is_not_sent);
+	tcase_add_test(core, test_fixup_start_answers_through_the_callback);
 	tcase_add_test(core, test_exec_streams_output_and_exit_code);
 	tcase_add_test(core, test_exec_keeps_stderr_apart);
 	tcase_add_test(core, test_exec_reports_signal_death);
@@ -1420,6 +1613,8 @@ static Suite *client_suite(void)
 	tcase_set_timeout(limits, 30);
 	tcase_add_test(limits, test_output_gap_is_a_protocol_error);
 	tcase_add_test(limits, test_output_beyond_window_is_a_protocol_error);
+	tcase_add_test(limits, test_fixup_root_needs_the_root_capability);
+	tcase_add_test(limits, test_fixup_sends_every_field_and_maps_the_agents_error);
 	tcase_add_test(limits, test_ack_beyond_sent_stdin_is_a_protocol_error);
 	tcase_add_test(limits, test_freeing_a_handle_in_its_callback_is_safe);
 	tcase_add_test(limits, test_hellos_before_the_barrier_are_answers);

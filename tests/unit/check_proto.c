@@ -374,7 +374,7 @@ static void fill_full(uint16_t type, struct proto_msg *m)
 		m->u.shutdown = (struct proto_shutdown){32, true};
 		break;
 	case PROTO_FIXUP:
-		m->u.fixup = (struct proto_fixup){33, -1, BLOB, "fork-2"};
+		m->u.fixup = (struct proto_fixup){33, -1, BLOB, "fork-2", "/dev/vdb", "xfs"};
 		break;
 	}
 }
@@ -670,6 +670,8 @@ static void assert_msg_same(const struct proto_msg *a, const struct proto_msg *b
 		SAME(fixup.time_ns);
 		SAME_BYTES(fixup.entropy);
 		SAME_STR(fixup.hostname);
+		SAME_STR(fixup.root);
+		SAME_STR(fixup.rootfstype);
 		break;
 	default:
 		ck_abort_msg("type %u has no comparison", a->type);
@@ -1498,6 +1500,8 @@ static const struct key {
     {PROTO_FIXUP, "time_ns", T_INT, false},
     {PROTO_FIXUP, "entropy", T_BIN, false},
     {PROTO_FIXUP, "hostname", T_STR, false},
+    {PROTO_FIXUP, "root", T_STR, false},
+    {PROTO_FIXUP, "rootfstype", T_STR, false},
 };
 
 /* Write the required keys of a valid body of type, except skip; reserve
@@ -1895,6 +1899,57 @@ START_TEST(test_decode_rejects_over_long_strings)
 }
 END_TEST
 
+START_TEST(test_fixup_root_and_rootfstype_are_bounded)
+{
+	struct mp b;
+
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "root", 1, 'r'), 0);
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "root", PROTO_MAX_ROOTDEV, 'r'), 0);
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "root", PROTO_MAX_ROOTDEV + 1, 'r'), -EBADMSG);
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "root", 0, 'r'), -EBADMSG);
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "rootfstype", PROTO_MAX_FSTYPE, 'f'), 0);
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "rootfstype", PROTO_MAX_FSTYPE + 1, 'f'),
+			 -EBADMSG);
+	ck_assert_int_eq(verdict_strlen(PROTO_FIXUP, "rootfstype", 0, 'f'), -EBADMSG);
+	b = body_with(PROTO_FIXUP, "root");
+	mp_strn(&b, "/dev/vda\0/x", 11);
+	ck_assert_int_eq(verdict(PROTO_FIXUP, 0, &b), -EBADMSG);
+	mp_free(&b);
+	b = body_with(PROTO_FIXUP, "rootfstype");
+	mp_strn(&b, "ext4\0", 5);
+	ck_assert_int_eq(verdict(PROTO_FIXUP, 0, &b), -EBADMSG);
+	mp_free(&b);
+}
+END_TEST
+
+/* The wire form of a zygote's FIXUP, byte for byte, and its absent parts
+ * decoding to NULL ("ext4" is the agent's default, not the decoder's). */
+START_TEST(test_fixup_with_root_has_a_stable_encoding)
+{
+	static const uint8_t want[] = {
+	    0x82, 0xa2, 'i', 'd', 0x07, 0xa4, 'r', 'o', 'o', 't',
+	    0xa8, '/',	'd', 'e', 'v',	'/',  'v', 'd', 'a',
+	};
+	struct proto_msg m = {.type = PROTO_FIXUP}, d;
+	struct proto_buf b;
+	size_t used;
+
+	m.u.fixup.id = 7;
+	m.u.fixup.root = "/dev/vda";
+	proto_buf_init(&b);
+	encode_ok(&m, &b);
+	ck_assert_uint_eq(b.len, PROTO_HEADER_SIZE + sizeof(want));
+	ck_assert_mem_eq(b.data + PROTO_HEADER_SIZE, want, sizeof(want));
+	ck_assert_int_eq(proto_decode_frame(b.data, b.len, &d, &used), 0);
+	ck_assert_str_eq(d.u.fixup.root, "/dev/vda");
+	ck_assert_ptr_null(d.u.fixup.rootfstype);
+	ck_assert_ptr_null(d.u.fixup.hostname);
+	ck_assert_uint_eq(d.u.fixup.entropy.len, 0);
+	proto_msg_release(&d);
+	proto_buf_release(&b);
+}
+END_TEST
+
 static int verdict_strv(uint16_t type, const char *key, size_t n, size_t len)
 {
 	_cleanup_free_ char *s = malloc(len + 1);
@@ -2173,7 +2228,7 @@ START_TEST(test_encode_rejects_messages_a_peer_would_reject)
 	static char longpath[PROTO_MAX_PATH + 2];
 	static struct proto_entry bad_entry = {.name = "a/b"};
 	static struct proto_entry nameless = {.name = NULL};
-	struct proto_msg cases[24];
+	struct proto_msg cases[26];
 	struct proto_buf b;
 	int n = 0;
 
@@ -2201,6 +2256,8 @@ START_TEST(test_encode_rejects_messages_a_peer_would_reject)
 	CASE(PROTO_HELLO)->u.hello.caps.n = PROTO_MAX_CAPS + 1;
 	CASE(PROTO_ERROR)->u.error.code = 0;
 	CASE(PROTO_FIXUP)->u.fixup.entropy.len = PROTO_MAX_ENTROPY + 1;
+	CASE(PROTO_FIXUP)->u.fixup.root = "";
+	CASE(PROTO_FIXUP)->u.fixup.rootfstype = "a-file-system-name-of-32-bytes!!";
 	CASE(PROTO_SIGNAL)->u.signal.signal = 0;
 	CASE(PROTO_RESIZE)->u.resize.cols = 0;
 	CASE(PROTO_DATA)->u.data.data.len = 0;
@@ -2451,6 +2508,7 @@ Suite *proto_suite(void)
 	tcase_add_test(core, test_buf_consume_drops_a_prefix);
 	tcase_add_test(core, test_encode_error_negates_errno_and_cuts_long_messages);
 	tcase_add_test(core, test_decoded_bin_payloads_borrow_from_the_frame);
+	tcase_add_test(core, test_fixup_with_root_has_a_stable_encoding);
 	suite_add_tcase(s, core);
 
 	tcase_add_test(frames, test_header_parse_reads_little_endian_fields);
@@ -2492,6 +2550,7 @@ Suite *proto_suite(void)
 	tcase_add_test(limits, test_decode_rejects_container_counts_the_body_cannot_hold);
 	tcase_add_test(limits, test_decode_caps_nesting_depth);
 	tcase_add_test(limits, test_decode_rejects_over_long_strings);
+	tcase_add_test(limits, test_fixup_root_and_rootfstype_are_bounded);
 	tcase_add_test(limits, test_decode_rejects_over_long_arrays_and_chunks);
 	tcase_add_test(limits, test_decode_rejects_too_many_list_entries);
 	tcase_add_test(limits, test_encode_rejects_a_body_over_the_hard_limit);
