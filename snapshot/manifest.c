@@ -354,6 +354,15 @@ static int check_consistency(struct pctx *c, const struct snap_manifest *m)
 				    i);
 		if (m->kind == SNAP_ZYGOTE && m->parts[i].role == SNAP_PART_LAYER)
 			return perr(c, -EBADMSG, "parts[%zu].role: a zygote has no disk layers", i);
+		/* a RAM file is exactly the guest's memory (QEMU sizes it so);
+		 * this also bounds what verify and import hash */
+		if (m->status == SNAP_READY && m->parts[i].role == SNAP_PART_RAM &&
+		    m->parts[i].size != (uint64_t)m->memory_mib << 20)
+			return perr(c, -EBADMSG,
+				    "parts[%zu].size: a ram part is exactly memory_mib MiB "
+				    "(%llu bytes), not %llu",
+				    i, (unsigned long long)m->memory_mib << 20,
+				    (unsigned long long)m->parts[i].size);
 	}
 	if (m->kind == SNAP_FS && m->mem_mode != SNAP_MEM_NONE)
 		return perr(c, -EBADMSG, "memory: must be \"none\" for kind fs");

@@ -11,7 +11,6 @@
  *    proportional set size (PSS: a page shared by n processes counts 1/n)
  *    plus the page cache the snapshot's RAM file holds
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -134,6 +133,8 @@ static double cold_boot(void)
 
 /* Start n VMs (image fresh start when id is NULL, else restore id with
  * memory) and time each to its first command result. */
+static int seq;
+
 static void starts(const char *id, int n, double *t, vm **keep, const char **ret_how)
 {
 	for (int i = 0; i < n; i++) {
@@ -144,7 +145,7 @@ static void starts(const char *id, int n, double *t, vm **keep, const char **ret
 		double t0 = now_ms();
 		int r;
 
-		snprintf(name, sizeof(name), "b%s-%d-%d", id ? "fork" : "zyg", (int)getpid(), i);
+		snprintf(name, sizeof(name), "b%s-%d-%d", id ? "fork" : "zyg", (int)getpid(), seq++);
 		r = id ? snap_restore(st, drv, id, &o, &v, ret_how)
 		       : snap_start_image(st, drv, image, &o, &v, ret_how);
 		if (r < 0 || first_exec(v) < 0) {

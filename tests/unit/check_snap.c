@@ -163,7 +163,7 @@ START_TEST(test_manifest_round_trip_keeps_every_field)
 	m->status_message = strdup("fine\n");
 	m->parts[0] = (struct snap_part){SNAP_PART_LAYER, strdup("layer-1.qcow2"), 10, "", false};
 	m->parts[1] = (struct snap_part){SNAP_PART_LAYER, strdup("layer-0.qcow2"), 20, "", true};
-	m->parts[2] = (struct snap_part){SNAP_PART_RAM, strdup("ram-1"), 1ULL << 30, "", false};
+	m->parts[2] = (struct snap_part){SNAP_PART_RAM, strdup("ram-1"), 256ULL << 20, "", false};
 	m->parts[3] = (struct snap_part){SNAP_PART_STATE, strdup("state-1.zst"), 60000, "", false};
 	for (int i = 0; i < 4; i++)
 		memset(m->parts[i].sha256, 'a' + i, 64);
@@ -186,7 +186,7 @@ START_TEST(test_manifest_round_trip_keeps_every_field)
 	ck_assert_int_eq(p->created_ms, 1700000000123LL);
 	ck_assert_uint_eq(p->n_parts, 4);
 	ck_assert(p->parts[1].inherited && !p->parts[0].inherited);
-	ck_assert_uint_eq(p->parts[2].size, 1ULL << 30);
+	ck_assert_uint_eq(p->parts[2].size, 256ULL << 20);
 	ck_assert_str_eq(snap_manifest_part(p, SNAP_PART_STATE)->blob, "state-1.zst");
 	ck_assert_ptr_null(snap_manifest_part(p, SNAP_PART_STREAM));
 	text2 = snap_manifest_format(p);
@@ -356,7 +356,7 @@ START_TEST(test_manifest_rejects_bad_documents_and_part_sets)
 	ck_assert_int_eq(snap_manifest_parse(big, SNAP_MANIFEST_MAX + 1, &p, err, sizeof(err)),
 			 -EBADMSG);
 	/* shared-file needs ram and state; stream needs only a stream */
-	m->parts[0] = (struct snap_part){SNAP_PART_RAM, strdup("ram-1"), 1, "", false};
+	m->parts[0] = (struct snap_part){SNAP_PART_RAM, strdup("ram-1"), 256ULL << 20, "", false};
 	memset(m->parts[0].sha256, 'a', 64);
 	text = snap_manifest_format(m);
 	ck_assert_int_eq(snap_manifest_parse(text, strlen(text), &p, err, sizeof(err)), -EBADMSG);
@@ -565,6 +565,7 @@ static struct snap_manifest *memory_snapshot(snap_store *s, const char *id, size
 	make_blob(s, &m->parts[0], SNAP_PART_LAYER, name, 3000, 1);
 	snprintf(name, sizeof(name), "ram-%s", id);
 	make_blob(s, &m->parts[1], SNAP_PART_RAM, name, ram_size, 2);
+	m->memory_mib = (unsigned)(ram_size >> 20); /* a RAM file is the guest's memory */
 	snprintf(name, sizeof(name), "state-%s.zst", id);
 	make_blob(s, &m->parts[2], SNAP_PART_STATE, name, 700, 3);
 	m->source_vm = strdup("web-1");
@@ -574,7 +575,7 @@ static struct snap_manifest *memory_snapshot(snap_store *s, const char *id, size
 
 START_TEST(test_vm_keeps_blobs_through_delete_until_gc)
 {
-	struct snap_manifest *m = memory_snapshot(st, "m1", 65536);
+	struct snap_manifest *m = memory_snapshot(st, "m1", 64 << 20);
 	char **vms = NULL, **kids = NULL, path[400];
 	uint64_t freed = 1;
 

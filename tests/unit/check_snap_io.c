@@ -72,6 +72,7 @@ START_TEST(test_export_import_round_trip_keeps_sparse_files_sparse)
 	ck_assert_int_eq(pwrite(fd, page, 100, (64 << 20) - 100), 100);
 	close(fd);
 	m->parts[1] = (struct snap_part){SNAP_PART_RAM, strdup("ram-big"), 64 << 20, "", false};
+	m->memory_mib = 64;
 	ck_assert_int_eq(snap_sha256_file(ram, m->parts[1].sha256, NULL), 0);
 	ck_assert_int_eq(snap_save(st, m), 0);
 	snprintf(file, sizeof(file), "%s/big.tar.zst", tmp);
