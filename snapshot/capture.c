@@ -363,6 +363,12 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	r = snapvm_publish(s, m);
 	if (r < 0)
 		goto out_discard;
+	if (m->mem_mode == SNAP_MEM_SHARED_FILE) {
+		_cleanup_free_ char *ram = snap_blob_path(s, snap_manifest_part(m, SNAP_PART_RAM)->blob);
+
+		if (ram)
+			snapvm_drop_cache(ram);
+	}
 	log_info("snapshot %s of VM %s: %s%s, guest paused %lld ms", m->id, vm_name(v),
 		 snap_kind_to_string(m->kind),
 		 m->kind == SNAP_MEMORY ? (m->mem_mode == SNAP_MEM_STREAM ? " (stream)"

@@ -50,6 +50,10 @@ int snapvm_seal_part(snap_store *s, struct snap_part *p);
 /* Add a part (copies blob). */
 int snapvm_add_part(struct snap_manifest *m, enum snap_part_role role, const char *blob,
 		    bool inherited);
+/* Write back and drop a file's pages from the page cache: a RAM blob was
+ * read whole by its conversion and checksum, but forks need only the pages
+ * their guest touches. */
+void snapvm_drop_cache(const char *path);
 /* Save a manifest under the store's exclusive lock. */
 int snapvm_publish(snap_store *s, const struct snap_manifest *m);
 /* Remove a snapshot that failed half-way (its manifest and the blobs only

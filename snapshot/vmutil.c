@@ -346,6 +346,18 @@ int snapvm_add_part(struct snap_manifest *m, enum snap_part_role role, const cha
 	return 0;
 }
 
+void snapvm_drop_cache(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	/* written back first: dirty pages cannot be dropped */
+	if (fdatasync(fd) < 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
+		log_debug("cannot drop the page cache of %s: %m", path);
+	close(fd);
+}
+
 int snapvm_publish(snap_store *s, const struct snap_manifest *m)
 {
 	int r = snap_lock(s, true);

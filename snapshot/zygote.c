@@ -174,6 +174,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	}
 	if (r < 0)
 		goto out_discard;
+	snapvm_drop_cache(ram_path);
 	log_info("zygote %s of %s ready in %lld ms", m->id, image, now_ms() - t0);
 	*ret_id = strdup(m->id);
 	r = *ret_id ? 0 : -ENOMEM;
