@@ -135,6 +135,10 @@ int snap_sha256_fd(int fd, char hex[65], uint64_t *ret_size,
 	if (r == 0 && EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
 		r = -EIO;
 	EVP_MD_CTX_free(ctx);
+	/* Hashing read the whole file into the page cache, holes included:
+	 * give back what nobody maps (a RAM blob is 512 MiB, forks need only
+	 * the pages their guests touch). Dirty pages stay. */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (r < 0)
 		return r;
 	if (progress && off != reported)
@@ -149,6 +153,7 @@ int snap_sha256_file(const char *path, char hex[65], uint64_t *ret_size)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
+	int r;
 
 	if (fd < 0)
 		return -errno;
@@ -156,7 +161,10 @@ int snap_sha256_file(const char *path, char hex[65], uint64_t *ret_size)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	return snap_sha256_fd(fd, hex, ret_size, NULL, NULL);
+	r = snap_sha256_fd(fd, hex, ret_size, NULL, NULL);
+	if (r == 0)
+		vcache_put(&st, hex); /* a restore right after a capture need not hash again */
+	return r;
 }
 
 /* ---- the image ------------------------------------------------------------- */
