@@ -2,10 +2,14 @@
 /*
  * api_boxes.c - the control-plane handlers: POST/GET /boxes, GET/PATCH/
  * DELETE /boxes/{name}, GET /boxes/{name}/status, and placeholders for
- * what needs snapshots (start, stop, snapshot) or is not built yet.
+ * what is not built yet (start, stop, service and download URLs).
  *
  * Create writes the row (state provisioning) before the manager starts
- * the VM. With wait_for_ready, the request is deferred until the manager
+ * the VM: from the default image, or from a snapshot (resuming its memory
+ * with restore_memory; its run_config under the sandbox's own). A ready
+ * VM of a prewarmed pool with the same source and shape is taken when
+ * there is one: the row names it before the manager gives it the
+ * sandbox's identity. With wait_for_ready, the request is deferred until the manager
  * reports the outcome, or answered 408 by a timer (the boot goes on).
  * Delete is deferred until the VM and rows are gone.
  */
@@ -107,6 +111,80 @@ static void create_timeout(http_server *s, http_req *r, void *arg)
 			 ctx->box_name, (long long)ctx->timeout_s, ctx->box_name);
 }
 
+/* The snapshot a create names, checked: 0, or <0 after replying. */
+static int load_create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx,
+				const struct api_create_req *q, struct store_snapshot *ret)
+{
+	const char *ref = q->snapshot_id ? q->snapshot_id : q->snapshot_name;
+	int e = store_snapshot_get(a->st, ref, api_owner(ctx), ret);
+
+	if (e == 0 && ret->state == SNAPSHOT_DELETING) {
+		store_snapshot_release(ret);
+		e = -ENOENT;
+	}
+	if (e == -ENOENT)
+		return http_reply_error(r, 404, "NotFound", "snapshot '%s' not found", ref), e;
+	if (e < 0)
+		return http_reply_error(r, 500, "InternalError", "cannot read snapshot '%s': %s",
+					ref, store_last_error()),
+		       e;
+	if (ret->state == SNAPSHOT_BUILDING)
+		e = http_reply_error(r, 409, "Conflict",
+				     "snapshot '%s' is still being built: wait until its status "
+				     "is ready",
+				     ret->name);
+	else if (ret->state == SNAPSHOT_FAILED)
+		e = http_reply_error(
+		    r, 409, "Conflict", "snapshot '%s' failed and cannot start sandboxes: %s",
+		    ret->name, ret->status_message ? ret->status_message : "no reason known");
+	else if (q->restore_memory == 1 && !ret->include_memory)
+		e = http_reply_error(r, 422, "ValidationError",
+				     "restore_memory: snapshot '%s' holds no memory (it was "
+				     "captured without include_memory); leave restore_memory out "
+				     "to start fresh on its filesystem",
+				     ret->name);
+	if (e < 0 || http_req_replied(r)) {
+		store_snapshot_release(ret);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Resources of a sandbox started from snapshot s: resuming its memory
+ * keeps the captured VM's shape; a fresh start takes the request's (or
+ * the defaults) on a disk no smaller than the snapshot's. */
+static int snapshot_resources(const sbxd_api *a, const struct store_snapshot *s,
+			      const struct api_create_req *q, struct api_resources *res,
+			      struct api_error *e)
+{
+	struct api_limits l = a->limits;
+
+	if (q->restore_memory == 1) {
+		res->vcpus = s->vcpus ? s->vcpus : l.default_vcpus;
+		res->mem_bytes = s->mem_bytes ? s->mem_bytes : l.default_mem_bytes;
+		res->fs_capacity_bytes = s->fs_capacity_bytes;
+		if ((q->vcpus && (uint64_t)q->vcpus != res->vcpus) ||
+		    (q->mem_bytes && (uint64_t)q->mem_bytes != res->mem_bytes) ||
+		    (q->fs_capacity_bytes &&
+		     (uint64_t)q->fs_capacity_bytes != res->fs_capacity_bytes))
+			return api_error_set(
+			    e, 422, "ValidationError",
+			    "restore_memory: a sandbox that resumes snapshot '%s' has its "
+			    "shape (%u vCPUs, mem_bytes %llu, fs_capacity_bytes %llu); leave "
+			    "vcpus, mem_bytes and fs_capacity_bytes out",
+			    s->name, res->vcpus, (unsigned long long)res->mem_bytes,
+			    (unsigned long long)res->fs_capacity_bytes);
+		return 0;
+	}
+	if (s->fs_capacity_bytes > l.min_disk_bytes)
+		l.min_disk_bytes = s->fs_capacity_bytes;
+	if (l.default_disk_bytes < l.min_disk_bytes)
+		l.default_disk_bytes = l.min_disk_bytes;
+	if (l.max_disk_bytes < l.default_disk_bytes)
+		l.max_disk_bytes = l.default_disk_bytes;
+	return api_resolve_resources(&l, q, res, e);
+}
+
 /* Fill a new row from the request; the caller inserts it. */
 static int new_row(sbxd_api *a, struct api_ctx *ctx, struct api_create_req *q,
 		   const struct api_resources *res, struct store_box *b)
@@ -143,9 +221,12 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	struct api_error e = {0};
 	struct store_usage use;
 	struct store_box b = {0};
-	char gen[API_NAME_MAX + 1];
+	struct store_snapshot snap = {0};
+	_cleanup_free_ char *run_config = NULL;
+	char gen[API_NAME_MAX + 1], source[SBXD_POOL_SOURCE_MAX], pool_vm[STORE_ID_LEN + 1];
 	size_t len;
 	const char *body = http_req_body(r, &len);
+	bool from_snapshot = false, restore = false, pooled = false;
 	uint64_t waiter = 0;
 	int ret;
 
@@ -154,13 +235,15 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		return;
 	}
 	if (q.snapshot_id || q.snapshot_name) {
-		http_reply_error(r, 404, "NotFound",
-				 "snapshot '%s' not found (this sbxd has no snapshots yet: leave "
-				 "snapshot_id and snapshot_name out to boot the default image)",
-				 q.snapshot_id ? q.snapshot_id : q.snapshot_name);
-		goto out;
+		if (load_create_snapshot(a, r, ctx, &q, &snap) < 0)
+			goto out;
+		from_snapshot = true;
+		restore = q.restore_memory == 1;
+		ret = snapshot_resources(a, &snap, &q, &res, &e);
+	} else {
+		ret = api_resolve_resources(&a->limits, &q, &res, &e);
 	}
-	if (api_resolve_resources(&a->limits, &q, &res, &e) < 0) {
+	if (ret < 0) {
 		http_reply_api_error(r, &e);
 		goto out;
 	}
@@ -173,6 +256,18 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		goto out;
 	}
 	ret = new_row(a, ctx, &q, &res, &b);
+	if (ret == 0 && from_snapshot) {
+		/* run_config layers: the snapshot's, then the sandbox's own */
+		if (snap.run_config && q.run_config)
+			ret = api_merge_run_config(snap.run_config, q.run_config, &run_config);
+		else if (snap.run_config && !(run_config = strdup(snap.run_config)))
+			ret = -ENOMEM;
+		if (run_config)
+			b.run_config = run_config;
+		b.snapshot_id = snap.id;
+		if (snap.image_dir)
+			b.image = snap.image_dir;
+	}
 	for (int tries = 0; ret == 0; tries++) {
 		if (q.name)
 			b.name = q.name;
@@ -199,18 +294,38 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	snprintf(ctx->box_name, sizeof(ctx->box_name), "%s", b.name);
 	ctx->timeout_s = q.timeout_s;
 	http_req_log_sandbox(r, b.name);
+
+	/* A prewarmed VM of the same source and shape, if one is ready. The
+	 * row names it before it is touched. */
+	if (from_snapshot)
+		sbxd_pool_snapshot_source(snap.id, source, sizeof(source));
+	else
+		snprintf(source, sizeof(source), "%s", a->image_source);
+	if (sbxd_mgr_pool_take(a->mgr, source, restore, res.vcpus, (unsigned)(res.mem_bytes >> 20),
+			       res.fs_capacity_bytes, pool_vm, sizeof(pool_vm)) == 0) {
+		if (store_box_set_vm(a->st, b.id, pool_vm) == 0) {
+			b.vm_name = pool_vm;
+			pooled = true;
+		} else {
+			sbxd_mgr_pool_discard(a->mgr, pool_vm);
+		}
+	}
 	if (q.wait_for_ready)
 		waiter = http_req_id(r);
-	ret = sbxd_mgr_boot(a->mgr, &b, waiter);
+	ret = sbxd_mgr_boot(a->mgr, &b, restore, pooled, waiter);
 	if (ret < 0) {
 		(void)store_box_set_state(a->st, b.id, BOX_FAILED, "sbxd could not start a worker");
+		if (pooled)
+			sbxd_mgr_pool_discard(a->mgr, pool_vm);
 		http_reply_error(r, 500, "InternalError", "cannot start the sandbox: %s",
 				 strerror(-ret));
 		goto out;
 	}
-	log_info("sandbox=%s id=%s created by key=%s vcpus=%u mem_mib=%llu disk_bytes=%llu", b.name,
-		 b.id, ctx->who.key_name, b.vcpus, (unsigned long long)(b.mem_bytes >> 20),
-		 (unsigned long long)b.fs_capacity_bytes);
+	log_info("sandbox=%s id=%s created by key=%s vcpus=%u mem_mib=%llu disk_bytes=%llu%s%s%s%s",
+		 b.name, b.id, ctx->who.key_name, b.vcpus, (unsigned long long)(b.mem_bytes >> 20),
+		 (unsigned long long)b.fs_capacity_bytes, from_snapshot ? " snapshot=" : "",
+		 from_snapshot ? snap.id : "", restore ? " restore_memory" : "",
+		 pooled ? " from the pool" : "");
 	if (!q.wait_for_ready) {
 		reply_box(a, r, 201, b.id);
 		goto out;
@@ -218,6 +333,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	http_req_defer(r);
 	http_req_set_timer(r, (int)q.timeout_s * 1000, create_timeout, a);
 out:
+	store_snapshot_release(&snap);
 	api_create_req_release(&q);
 }
 
@@ -366,27 +482,17 @@ void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 			"not implemented yet: stopping and starting a sandbox needs snapshots, "
 			"which this version of sbxd does not have");
 		return;
-	case ROUTE_BOX_SNAPSHOT:
-		not_yet(a, r, ctx, "not implemented yet: capturing a snapshot of a sandbox");
-		return;
 	case ROUTE_BOX_SERVICE_URL:
 		not_yet(a, r, ctx, "not implemented yet: service URLs");
 		return;
 	case ROUTE_BOX_DOWNLOAD_URL:
 		not_yet(a, r, ctx, "not implemented yet: download URLs");
 		return;
+	case ROUTE_BOX_SNAPSHOT:
 	case ROUTE_SNAPSHOTS:
-		if (m == API_POST)
-			http_reply_error(r, 501, "NotImplemented",
-					 "not implemented yet: building snapshots");
-		else
-			http_reply_json(
-			    r, 200,
-			    json_pack("{s:[], s:[], s:n}", "snapshots", "items", "next_cursor"));
-		return;
 	case ROUTE_SNAPSHOT:
-		http_reply_error(r, 404, "NotFound", "snapshot '%s' not found", ctx->route.target);
-		return;
+	case ROUTE_SNAPSHOT_POOL:
+	case ROUTE_METRICS:
 	case ROUTE_HEALTHZ:
 	case ROUTE_DATAPLANE:
 	case _ROUTE_KIND_MAX:

@@ -89,6 +89,45 @@ json_t *api_box_json(const struct store_box *b, const char *dataplane_url)
 	return o;
 }
 
+json_t *api_snapshot_json(const struct store_snapshot *s, const char *created_by)
+{
+	json_t *o = json_object();
+	json_t *inc = json_pack(s->include_memory ? "[s, s]" : "[s]", "filesystem", "memory");
+	int r = 0;
+
+	if (!o || !inc) {
+		json_decref(o);
+		json_decref(inc);
+		return NULL;
+	}
+	r |= json_object_set_new(o, "id", json_string(s->id));
+	r |= json_object_set_new(o, "name", json_string(s->name));
+	r |= json_object_set_new(o, "status", json_string(snapshot_state_to_string(s->state)));
+	r |= set_str_or_null(o, "status_message", s->status_message);
+	r |= json_object_set_new(o, "fs_capacity_bytes",
+				 json_integer((json_int_t)s->fs_capacity_bytes));
+	r |= set_str_or_null(o, "docker_image", s->docker_image);
+	r |= set_str_or_null(o, "image_digest", s->image_digest);
+	r |= set_str_or_null(o, "source_sandbox_id", s->source_box_id);
+	r |= set_time(o, "created_at", s->created_ms);
+	r |= set_time(o, "updated_at", s->updated_ms);
+	r |= set_str_or_null(o, "created_by", created_by);
+	r |= json_object_set_new(o, "included", inc);
+	r |= json_object_set_new(o, "memory_snapshot_size_bytes",
+				 s->include_memory ? json_integer((json_int_t)s->memory_size_bytes)
+						   : json_null());
+	r |= json_object_set_new(o, "pool_size", json_integer(s->pool_size));
+	if (s->run_config)
+		r |= set_raw(o, "run_config", s->run_config, false);
+	else
+		r |= json_object_set_new(o, "run_config", json_null());
+	if (r) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 json_t *api_box_status_json(const struct store_box *b)
 {
 	json_t *o = json_object();

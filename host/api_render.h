@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_render.h - the JSON sbxd sends: sandbox objects (langsmith-wire.md
- * §4.1), status objects and error bodies. Pure functions.
+ * §4.1), snapshot objects (§4.2), status objects and error bodies. Pure
+ * functions.
  */
 #pragma once
 
@@ -16,6 +17,9 @@
 void api_format_time(int64_t ms, char *buf, size_t len);
 /* The Sandbox JSON object for b (new reference, NULL on OOM). */
 json_t *api_box_json(const struct store_box *b, const char *dataplane_url);
+/* The Snapshot JSON object (langsmith-wire.md §4.2, plus pool_size).
+ * created_by: the owner key's name, or NULL. */
+json_t *api_snapshot_json(const struct store_snapshot *s, const char *created_by);
 /* {"status": ..., "status_message": ...} */
 json_t *api_box_status_json(const struct store_box *b);
 /* {"detail": {"error": type, "message": message}} as a compact string

@@ -57,7 +57,9 @@ static const char *const route_names[_ROUTE_KIND_MAX] = {
     [ROUTE_BOX_DOWNLOAD_URL] = "box-download-url",
     [ROUTE_SNAPSHOTS] = "snapshots",
     [ROUTE_SNAPSHOT] = "snapshot",
+    [ROUTE_SNAPSHOT_POOL] = "snapshot-pool",
     [ROUTE_DATAPLANE] = "dataplane",
+    [ROUTE_METRICS] = "metrics",
 };
 
 const char *api_route_kind_to_string(enum api_route_kind k)
@@ -163,8 +165,8 @@ int api_route_parse(const char *path, struct api_route *ret)
 	memcpy(buf, path, n + 1);
 	if (n > 1 && buf[n - 1] == '/')
 		buf[--n] = '\0';
-	if (!strcmp(buf, "/healthz")) {
-		ret->kind = ROUTE_HEALTHZ;
+	if (!strcmp(buf, "/healthz") || !strcmp(buf, "/metrics")) {
+		ret->kind = buf[1] == 'h' ? ROUTE_HEALTHZ : ROUTE_METRICS;
 		ret->target[0] = '\0';
 		return 0;
 	}
@@ -188,9 +190,14 @@ int api_route_parse(const char *path, struct api_route *ret)
 			return -ENOENT;
 	} else if (skip_prefix(rest, "snapshots/")) {
 		rest += 10;
-		if (next_segment(&rest, r.target, sizeof(r.target)) < 0 || *rest)
+		if (next_segment(&rest, r.target, sizeof(r.target)) < 0)
 			return -ENOENT;
-		r.kind = ROUTE_SNAPSHOT;
+		if (!*rest)
+			r.kind = ROUTE_SNAPSHOT;
+		else if (!strcmp(rest, "pool"))
+			r.kind = ROUTE_SNAPSHOT_POOL;
+		else
+			return -ENOENT;
 	} else {
 		return -ENOENT;
 	}
@@ -204,8 +211,11 @@ static unsigned route_methods(const struct api_route *r)
 {
 	switch (r->kind) {
 	case ROUTE_HEALTHZ:
+	case ROUTE_METRICS:
 	case ROUTE_BOX_STATUS:
 		return M(API_GET);
+	case ROUTE_SNAPSHOT_POOL:
+		return M(API_GET) | M(API_PUT);
 	case ROUTE_BOXES:
 	case ROUTE_SNAPSHOTS:
 		return M(API_GET) | M(API_POST);
@@ -247,6 +257,7 @@ bool api_route_allows(const struct api_route *r, enum api_method m, const char *
 	    [M(API_POST)] = "POST",
 	    [M(API_GET) | M(API_POST)] = "GET, HEAD, POST",
 	    [M(API_GET) | M(API_DELETE)] = "GET, HEAD, DELETE",
+	    [M(API_GET) | M(API_PUT)] = "GET, HEAD, PUT",
 	    [M(API_GET) | M(API_PATCH) | M(API_DELETE)] = "GET, HEAD, PATCH, DELETE",
 	};
 	unsigned set = route_methods(r);
@@ -262,7 +273,7 @@ bool api_route_allows(const struct api_route *r, enum api_method m, const char *
 
 bool api_route_needs_key(const struct api_route *r)
 {
-	return r->kind != ROUTE_HEALTHZ;
+	return r->kind != ROUTE_HEALTHZ && r->kind != ROUTE_METRICS;
 }
 
 /* ---- names, ids, headers ---- */
@@ -738,6 +749,176 @@ int api_check_quota(const struct api_limits *l, unsigned used_sandboxes, uint64_
 		    (unsigned long long)(used_mem / MIB),
 		    (unsigned long long)(l->max_total_mem_bytes / MIB),
 		    (unsigned long long)(res->mem_bytes / MIB));
+	return 0;
+}
+
+/* ---- snapshots ---- */
+
+bool api_snapshot_name_is_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > API_SNAPSHOT_NAME_MAX || !isalnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return false;
+	return true;
+}
+
+int api_snapshot_name_check(const char *field, const char *name, struct api_error *e)
+{
+	char shown[API_SNAPSHOT_NAME_MAX + 8];
+	size_t n = 0;
+
+	if (api_snapshot_name_is_valid(name))
+		return 0;
+	for (const char *p = name; *p && n < API_SNAPSHOT_NAME_MAX + 1; p++)
+		shown[n++] = isprint((unsigned char)*p) && *p != '\'' ? *p : '?';
+	shown[n] = '\0';
+	return api_error_set(e, 422, "ValidationError",
+			     "%s '%s%s' is not valid: use 1 to %d letters, digits, '.', '_' and "
+			     "'-', starting with a letter or digit",
+			     field, shown, strlen(name) > n ? "..." : "", API_SNAPSHOT_NAME_MAX);
+}
+
+int api_parse_capture(const char *body, size_t len, struct api_capture_req *ret,
+		      struct api_error *e)
+{
+	_cleanup_json_ json_t *o = NULL;
+	struct api_capture_req r = {.include_memory = -1};
+	char *docker_image = NULL;
+	int rr;
+
+	rr = parse_object(body, len, &o, e);
+	if (rr < 0)
+		return rr;
+	if ((rr = get_string(o, "name", 1024, &r.name, e)) < 0 ||
+	    (rr = get_bool(o, "include_memory", &r.include_memory, e)) < 0 ||
+	    (rr = get_int(o, "fs_capacity_bytes", 1, INT64_MAX / 2, &r.fs_capacity_bytes, e)) < 0 ||
+	    (rr = get_string(o, "docker_image", 1024, &docker_image, e)) < 0 ||
+	    (rr = get_run_config(o, &r.run_config, e)) < 0)
+		goto fail;
+	if (docker_image) {
+		free(docker_image);
+		rr = api_error_set(e, 422, "ValidationError",
+				   "field 'docker_image': exporting an image from inside a "
+				   "sandbox is not supported; leave it out to capture the "
+				   "sandbox's root filesystem");
+		goto fail;
+	}
+	if (!r.name) {
+		rr = api_error_set(e, 422, "ValidationError", "field 'name' is required");
+		goto fail;
+	}
+	if ((rr = api_snapshot_name_check("snapshot name", r.name, e)) < 0)
+		goto fail;
+	*ret = r;
+	return 0;
+fail:
+	api_capture_req_release(&r);
+	return rr;
+}
+
+void api_capture_req_release(struct api_capture_req *r)
+{
+	free(r->name);
+	free(r->run_config);
+	r->name = r->run_config = NULL;
+}
+
+int api_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_req *ret,
+			      struct api_error *e)
+{
+	_cleanup_json_ json_t *o = NULL;
+	struct api_snapshot_req r = {0};
+	int rr;
+
+	rr = parse_object(body, len, &o, e);
+	if (rr < 0)
+		return rr;
+	/* fs_capacity_bytes 0 is what a client sends for "the image's size" */
+	if ((rr = get_string(o, "name", 1024, &r.name, e)) < 0 ||
+	    (rr = get_string(o, "docker_image", 1024, &r.docker_image, e)) < 0 ||
+	    (rr = get_int(o, "fs_capacity_bytes", 0, INT64_MAX / 2, &r.fs_capacity_bytes, e)) < 0 ||
+	    (rr = get_run_config(o, &r.run_config, e)) < 0)
+		goto fail;
+	if (!r.name) {
+		rr = api_error_set(e, 422, "ValidationError", "field 'name' is required");
+		goto fail;
+	}
+	if (!r.docker_image) {
+		rr = api_error_set(e, 422, "ValidationError",
+				   "field 'docker_image' is required: the name of an image this "
+				   "server has (e.g. \"default\")");
+		goto fail;
+	}
+	if ((rr = api_snapshot_name_check("snapshot name", r.name, e)) < 0)
+		goto fail;
+	*ret = r;
+	return 0;
+fail:
+	api_snapshot_req_release(&r);
+	return rr;
+}
+
+void api_snapshot_req_release(struct api_snapshot_req *r)
+{
+	free(r->name);
+	free(r->docker_image);
+	free(r->run_config);
+	r->name = r->docker_image = r->run_config = NULL;
+}
+
+int api_parse_pool(const char *body, size_t len, unsigned max, unsigned *ret, struct api_error *e)
+{
+	_cleanup_json_ json_t *o = NULL;
+	int64_t size = -1;
+	int rr;
+
+	rr = parse_object(body, len, &o, e);
+	if (rr < 0)
+		return rr;
+	rr = get_int(o, "size", 0, max, &size, e);
+	if (rr < 0)
+		return rr;
+	if (size < 0)
+		return api_error_set(e, 422, "ValidationError",
+				     "field 'size' is required: the number of ready sandboxes to "
+				     "keep (0 to %u)",
+				     max);
+	*ret = (unsigned)size;
+	return 0;
+}
+
+static int parse_uint(const char *s, const char *what, int64_t min, int64_t max, int64_t *ret,
+		      struct api_error *e)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > max || !isdigit((unsigned char)s[0]))
+		return api_error_set(e, 422, "ValidationError",
+				     "query parameter '%s' must be a whole number from %lld to "
+				     "%lld",
+				     what, (long long)min, (long long)max);
+	*ret = v;
+	return 0;
+}
+
+int api_parse_list_query(const char *limit, const char *offset, unsigned *ret_limit,
+			 unsigned *ret_offset, struct api_error *e)
+{
+	int64_t l = API_LIST_LIMIT_DEFAULT, o = 0;
+
+	if (limit && parse_uint(limit, "limit", 1, API_LIST_LIMIT_MAX, &l, e) < 0)
+		return -EINVAL;
+	if (offset && parse_uint(offset, "offset", 0, 1000000000, &o, e) < 0)
+		return -EINVAL;
+	*ret_limit = (unsigned)l;
+	*ret_offset = (unsigned)o;
 	return 0;
 }
 

@@ -59,9 +59,11 @@ enum api_route_kind {
 	ROUTE_BOX_SNAPSHOT,
 	ROUTE_BOX_SERVICE_URL,
 	ROUTE_BOX_DOWNLOAD_URL,
-	ROUTE_SNAPSHOTS, /* {prefix}/snapshots */
-	ROUTE_SNAPSHOT,	 /* {prefix}/snapshots/{id} */
-	ROUTE_DATAPLANE, /* /dataplane/{sandbox-id}/{op} */
+	ROUTE_SNAPSHOTS,     /* {prefix}/snapshots */
+	ROUTE_SNAPSHOT,	     /* {prefix}/snapshots/{id} */
+	ROUTE_SNAPSHOT_POOL, /* {prefix}/snapshots/{id}/pool (sbx extension) */
+	ROUTE_DATAPLANE,     /* /dataplane/{sandbox-id}/{op} */
+	ROUTE_METRICS,	     /* /metrics (Prometheus text) */
 	_ROUTE_KIND_MAX,
 };
 const char *api_route_kind_to_string(enum api_route_kind k);
@@ -81,7 +83,8 @@ const char *api_dp_op_to_string(enum api_dp_op op);
 
 struct api_route {
 	enum api_route_kind kind;
-	/* ROUTE_BOX*: the sandbox name or id; ROUTE_SNAPSHOT: the snapshot id;
+	/* ROUTE_BOX*: the sandbox name or id; ROUTE_SNAPSHOT*: the snapshot
+	 * id or name;
 	 * ROUTE_DATAPLANE: the sandbox id. */
 	char target[API_SEGMENT_MAX + 1];
 	enum api_dp_op dp_op; /* ROUTE_DATAPLANE */
@@ -94,7 +97,8 @@ int api_route_parse(const char *path, struct api_route *ret);
 /* Whether the route answers that method; *ret_allow gets the Allow list
  * ("GET, PATCH, DELETE") for a 405. HEAD is allowed wherever GET is. */
 bool api_route_allows(const struct api_route *r, enum api_method m, const char **ret_allow);
-/* Whether requests on this route need an X-Api-Key (all but /healthz). */
+/* Whether requests on this route need an X-Api-Key (all but /healthz and
+ * /metrics). */
 bool api_route_needs_key(const struct api_route *r);
 
 /* ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ */
@@ -168,6 +172,48 @@ int api_resolve_resources(const struct api_limits *l, const struct api_create_re
  * max_sandboxes or max_total_mem_bytes given what is in use. */
 int api_check_quota(const struct api_limits *l, unsigned used_sandboxes, uint64_t used_mem,
 		    const struct api_resources *res, struct api_error *e);
+
+/* ---- snapshots ---- */
+
+#define API_SNAPSHOT_NAME_MAX 128
+#define API_IMAGE_NAME_MAX 128
+#define API_LIST_LIMIT_MAX 500
+#define API_LIST_LIMIT_DEFAULT 50
+
+/* Snapshot names: 1-128 of [A-Za-z0-9._-], starting with a letter or
+ * digit. Image names (docker_image): the same rule. */
+bool api_snapshot_name_is_valid(const char *name);
+int api_snapshot_name_check(const char *field, const char *name, struct api_error *e);
+
+/* POST /boxes/{name}/snapshot */
+struct api_capture_req {
+	char *name;
+	int include_memory;	   /* -1: unset (false) */
+	int64_t fs_capacity_bytes; /* 0: unset */
+	char *run_config;	   /* compact JSON, NULL: absent */
+};
+int api_parse_capture(const char *body, size_t len, struct api_capture_req *ret,
+		      struct api_error *e);
+void api_capture_req_release(struct api_capture_req *r);
+
+/* POST /snapshots: build a snapshot from an image */
+struct api_snapshot_req {
+	char *name;
+	char *docker_image;
+	int64_t fs_capacity_bytes; /* 0: unset */
+	char *run_config;
+};
+int api_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_req *ret,
+			      struct api_error *e);
+void api_snapshot_req_release(struct api_snapshot_req *r);
+
+/* PUT /snapshots/{id}/pool {"size": N}, N from 0 to max. */
+int api_parse_pool(const char *body, size_t len, unsigned max, unsigned *ret, struct api_error *e);
+
+/* ?limit= and ?offset= of a list (either may be NULL: absent): limit
+ * 1..API_LIST_LIMIT_MAX (default API_LIST_LIMIT_DEFAULT), offset >= 0. */
+int api_parse_list_query(const char *limit, const char *offset, unsigned *ret_limit,
+			 unsigned *ret_offset, struct api_error *e);
 
 /* ---- update: PATCH /boxes/{name} ---- */
 

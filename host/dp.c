@@ -164,4 +164,5 @@ const struct sbxd_dataplane_ops dp_dataplane_ops = {
     .on_request = dp_on_request,
     .on_body = dp_on_body,
     .on_upgrade = dp_on_upgrade,
+    .sync_fs = dp_sync_fs,
 };

@@ -7,7 +7,7 @@
 DP_PURE_SRCS := host/dp_utf8.c host/dp_outbuf.c host/dp_multipart.c host/dp_glob.c \
 	host/dp_parse.c host/dp_fileparse.c
 DP_SRCS := $(DP_PURE_SRCS) host/dp.c host/dp_conn.c host/dp_cmd.c host/dp_ws.c \
-	host/dp_exec_http.c host/dp_files.c host/dp_search.c
+	host/dp_exec_http.c host/dp_files.c host/dp_search.c host/dp_sync.c
 DP_OBJS := $(DP_SRCS:%.c=$(O)/%.o)
 DP_PURE_OBJS := $(DP_PURE_SRCS:%.c=$(O)/%.o)
 

@@ -12,6 +12,7 @@
  *   dp_exec_http.c  POST /execute
  *   dp_files.c    /upload, /download (GET, HEAD, ranges)
  *   dp_search.c   /glob, /grep
+ *   dp_sync.c     sync(1) in the guest before sbxd captures a snapshot
  *
  * Ownership: a dp owns its boxes; a box owns its commands and its agent
  * client; WebSocket sessions and HTTP requests hold a reference on their
@@ -225,3 +226,9 @@ void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_upload_begin(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_download(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_search(struct dp *d, http_req *r, const struct sbxd_dp_box *box, bool grep);
+
+/* ---- dp_sync.c ---- */
+
+/* sbxd_dataplane_ops.sync_fs */
+int dp_sync_fs(void *ud, http_req *r, const struct sbxd_dp_box *box,
+	       void (*done)(void *cud, int err, const char *msg), void *cud);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sbxd.c - the sbxd command: `sbxd serve` runs the API server (foreground)
- * over the embedded libvirt driver; `sbxd key create|list|revoke` manages
+ * over the embedded libvirt driver and the snapshot store (with its
+ * zygote for fast starts and its prewarmed pools); `sbxd key create|list|revoke` manages
  * API keys in the same state directory (also while serve runs); `sbxd
  * config` shows the settings in effect.
  *
@@ -27,6 +28,7 @@
 #include "sbxd_key.h"
 #include "sbxd_mgr.h"
 #include "sbxd_vm.h"
+#include "snap.h"
 #include "store.h"
 #include "vm.h"
 
@@ -56,7 +58,8 @@ struct cli {
 static const char usage_text[] =
     "usage: sbxd serve [--listen ADDR:PORT] [--state-dir DIR] [--libvirt-uri URI]\n"
     "                  [--config FILE] [--image DIR] [--public-url URL]\n"
-    "                  [--max-vcpus N] [--max-mem-mib N] [--max-disk-gib N] ...\n"
+    "                  [--max-vcpus N] [--max-mem-mib N] [--max-disk-gib N]\n"
+    "                  [--pool-size N] [--snapshot-pools SNAPSHOT:N,...] ...\n"
     "       sbxd key create [--name NAME] [--admin] [--state-dir DIR]\n"
     "       sbxd key list [--state-dir DIR]\n"
     "       sbxd key revoke NAME [--state-dir DIR]\n"
@@ -444,6 +447,8 @@ static int serve(const struct sbxd_config *cfg)
 	_cleanup_(store_closep) store *st = NULL;
 	char image[PATH_MAX], err[PATH_MAX + 256], base[400];
 	vm_driver *drv = NULL;
+	snap_store *ss = NULL;
+	sbxd_vm_backend *backend = NULL;
 	sbxd_api *api = NULL;
 	http_server *srv = NULL;
 	sbxd_mgr *mgr = NULL;
@@ -462,6 +467,14 @@ static int serve(const struct sbxd_config *cfg)
 	warn_if_no_keys(st, cfg->state_dir);
 	if (open_driver(cfg, image, &drv) < 0)
 		return 1;
+	r = snap_store_open(cfg->state_dir, &ss);
+	if (r < 0) {
+		log_error("cannot open the snapshot store under %s: %s", cfg->state_dir,
+			  snap_last_error()[0] ? snap_last_error() : strerror(-r));
+		goto out;
+	}
+	if (sbxd_vm_backend_new(drv, ss, &backend) < 0)
+		goto out;
 
 	snprintf(base, sizeof(base), "http://%s%s%s:%d", strchr(cfg->listen_host, ':') ? "[" : "",
 		 !strcmp(cfg->listen_host, "0.0.0.0") || !strcmp(cfg->listen_host, "::") ||
@@ -473,6 +486,8 @@ static int serve(const struct sbxd_config *cfg)
 		struct sbxd_api_config ac = {
 		    .st = st,
 		    .image_dir = image,
+		    .images_dir = cfg->images_dir,
+		    .max_pool_size = cfg->max_pool_size,
 		    .public_url = cfg->public_url,
 		    .fallback_base = base,
 		    .version = SBX_VERSION,
@@ -503,7 +518,7 @@ static int serve(const struct sbxd_config *cfg)
 		struct sbxd_mgr_config mc = {
 		    .st = st,
 		    .vm = &sbxd_vm_libvirt_ops,
-		    .vm_ctx = drv,
+		    .vm_ctx = backend,
 		    .boot_timeout_s = cfg->boot_timeout_s,
 		    .notify = sbxd_api_mgr_notify,
 		    .notify_ud = api,
@@ -522,6 +537,23 @@ static int serve(const struct sbxd_config *cfg)
 			  r == -EIO ? store_last_error() : vm_driver_last_error(drv));
 		goto out;
 	}
+	r = sbxd_mgr_reconcile_snapshots(mgr);
+	if (r < 0) {
+		log_error("cannot compare the snapshots with the snapshot store: %s",
+			  store_last_error());
+		goto out;
+	}
+	/* Fast starts: the default image's zygote, built in the background
+	 * (a cold boot, once) so that the first creates rarely wait for it. */
+	{
+		struct api_limits l;
+
+		limits_from_config(cfg, image_bytes, &l);
+		sbxd_mgr_prepare_zygote(mgr, image, l.default_vcpus,
+					(unsigned)(l.default_mem_bytes >> 20),
+					l.default_disk_bytes);
+	}
+	sbxd_api_start_pools(api, cfg->pool_size, cfg->snapshot_pools);
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -539,6 +571,8 @@ out:
 	srv = http_server_free(srv);
 	dplane = dp_free(dplane); /* after the server: its connections close first */
 	api = sbxd_api_free(api);
+	backend = sbxd_vm_backend_free(backend);
+	ss = snap_store_free(ss);
 	drv = vm_driver_free(drv);
 	return ret;
 }

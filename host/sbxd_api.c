@@ -26,10 +26,23 @@ int sbxd_api_new(const struct sbxd_api_config *c, sbxd_api **ret)
 	a->st = c->st;
 	a->limits = c->limits;
 	a->image_dir = strdup(c->image_dir ? c->image_dir : "");
+	if (c->images_dir && *c->images_dir) {
+		a->images_dir = strdup(c->images_dir);
+	} else if (a->image_dir) {
+		char *slash;
+
+		a->images_dir = strdup(a->image_dir);
+		slash = a->images_dir ? strrchr(a->images_dir, '/') : NULL;
+		if (slash && slash != a->images_dir)
+			*slash = '\0';
+	}
+	a->max_pool_size = c->max_pool_size ? c->max_pool_size : 8;
+	sbxd_pool_image_source(a->image_dir ? a->image_dir : "", a->image_source,
+			       sizeof(a->image_source));
 	a->public_url = strdup(c->public_url ? c->public_url : "");
 	a->fallback_base = strdup(c->fallback_base ? c->fallback_base : "http://127.0.0.1:8080");
 	a->version = strdup(c->version ? c->version : "");
-	if (!a->image_dir || !a->public_url || !a->fallback_base || !a->version) {
+	if (!a->image_dir || !a->images_dir || !a->public_url || !a->fallback_base || !a->version) {
 		sbxd_api_free(a);
 		return -ENOMEM;
 	}
@@ -42,6 +55,7 @@ sbxd_api *sbxd_api_free(sbxd_api *a)
 	if (!a)
 		return NULL;
 	free(a->image_dir);
+	free(a->images_dir);
 	free(a->public_url);
 	free(a->fallback_base);
 	free(a->version);
@@ -250,6 +264,10 @@ static void on_headers(void *ud, http_req *r)
 				json_pack("{s:s, s:s}", "status", "ok", "version", a->version));
 		return;
 	}
+	if (ctx->route.kind == ROUTE_METRICS) {
+		api_metrics(a, r);
+		return;
+	}
 	if (authenticate(a, r, ctx) < 0)
 		return;
 	if (ctx->route.kind == ROUTE_DATAPLANE) {
@@ -275,6 +293,26 @@ static void on_request(void *ud, http_req *r)
 			http_reply_error(r, 500, "InternalError",
 					 "the data plane did not answer this request");
 		return;
+	}
+	switch (ctx->route.kind) {
+	case ROUTE_BOX_SNAPSHOT:
+	case ROUTE_SNAPSHOTS:
+	case ROUTE_SNAPSHOT:
+	case ROUTE_SNAPSHOT_POOL:
+		api_snapshots_dispatch(a, r, ctx);
+		return;
+	case ROUTE_HEALTHZ:
+	case ROUTE_METRICS:
+	case ROUTE_BOXES:
+	case ROUTE_BOX:
+	case ROUTE_BOX_STATUS:
+	case ROUTE_BOX_START:
+	case ROUTE_BOX_STOP:
+	case ROUTE_BOX_SERVICE_URL:
+	case ROUTE_BOX_DOWNLOAD_URL:
+	case ROUTE_DATAPLANE:
+	case _ROUTE_KIND_MAX:
+		break;
 	}
 	api_boxes_dispatch(a, r, ctx);
 }
@@ -327,8 +365,13 @@ static void on_notice(http_server *s, http_req *r, void *arg)
 	struct api_ctx *ctx = r ? http_req_data(r) : NULL;
 
 	(void)s;
-	if (r && ctx)
-		api_boxes_settled(n->a, r, ctx, n->outcome, n->msg);
+	if (r && ctx) {
+		if (ctx->route.kind == ROUTE_BOX_SNAPSHOT || ctx->route.kind == ROUTE_SNAPSHOTS ||
+		    ctx->route.kind == ROUTE_SNAPSHOT)
+			api_snapshots_settled(n->a, r, ctx, n->outcome, n->msg);
+		else
+			api_boxes_settled(n->a, r, ctx, n->outcome, n->msg);
+	}
 	free(n);
 }
 

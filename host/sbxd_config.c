@@ -61,6 +61,10 @@ static const struct opt opts[] = {
     UINT("max-sandboxes", max_sandboxes, 1, 100000),
     UINT("max-total-mem-mib", max_total_mem_mib, 0, 64 * 1024 * 1024),
     UINT("boot-timeout", boot_timeout_s, 5, 3600),
+    STR("images-dir", images_dir),
+    UINT("pool-size", pool_size, 0, 1000),
+    STR("snapshot-pools", snapshot_pools),
+    UINT("max-pool-size", max_pool_size, 1, 1000),
 };
 
 void sbxd_config_defaults(struct sbxd_config *c)
@@ -80,6 +84,8 @@ void sbxd_config_defaults(struct sbxd_config *c)
 	c->max_sandboxes = 64;
 	c->max_total_mem_mib = 0;
 	c->boot_timeout_s = 120;
+	c->pool_size = 0;
+	c->max_pool_size = 8;
 }
 
 /* Setting names match with '-' and '_' taken as equal, case-insensitively. */
@@ -385,6 +391,35 @@ int sbxd_config_check(const struct sbxd_config *c, char *err, size_t errlen)
 		    err, errlen,
 		    "max-total-mem-mib (%u) is smaller than one sandbox's default-mem-mib (%u)",
 		    c->max_total_mem_mib, c->default_mem_mib);
+		return -EINVAL;
+	}
+	if (c->pool_size > c->max_sandboxes) {
+		snprintf(err, errlen, "pool-size (%u) is larger than max-sandboxes (%u)",
+			 c->pool_size, c->max_sandboxes);
+		return -EINVAL;
+	}
+	for (const char *p = c->snapshot_pools; *p;) {
+		const char *e = p + strcspn(p, ", "), *colon = NULL;
+		unsigned long n = 0;
+		char *end;
+
+		for (const char *q = p; q < e; q++)
+			if (*q == ':')
+				colon = q;
+		if (e > p && (!colon || colon == p ||
+			      (n = strtoul(colon + 1, &end, 10), end != e || colon + 1 == e) ||
+			      n > c->max_pool_size)) {
+			snprintf(err, errlen,
+				 "snapshot-pools: '%.*s' must be SNAPSHOT:SIZE (a snapshot id or "
+				 "name, and a size from 0 to max-pool-size, %u)",
+				 (int)(e - p), p, c->max_pool_size);
+			return -EINVAL;
+		}
+		p = e + strspn(e, ", ");
+	}
+	if (c->images_dir[0] && c->images_dir[0] != '/') {
+		snprintf(err, errlen, "images-dir must be an absolute path, not '%s'",
+			 c->images_dir);
 		return -EINVAL;
 	}
 	if (c->state_dir[0] != '/') {

@@ -56,6 +56,12 @@ struct sbxd_dataplane_ops {
 	int (*on_upgrade)(void *ud, http_req *r, const struct sbxd_dp_box *box,
 			  const struct sbxd_principal *who, const struct http_ws_ops **ret_ops,
 			  void **ret_ud);
+	/* Optional: flush the guest's file systems (sync(1) over the
+	 * sandbox's agent connection) before sbxd captures it. 0: done() runs
+	 * later on the service thread with 0 or -errno (and a message); <0:
+	 * it will not run. r is the request that asks (for the loop). */
+	int (*sync_fs)(void *ud, http_req *r, const struct sbxd_dp_box *box,
+		       void (*done)(void *cud, int err, const char *msg), void *cud);
 };
 
 /* ops must stay valid while the server runs. */

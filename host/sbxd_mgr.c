@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_mgr.c - boot, adoption and deletion jobs of sandboxes, one detached
- * worker thread per job.
+ * sbxd_mgr.c - boot, adoption, deletion and capture jobs of sandboxes,
+ * build and deletion jobs of snapshots, one detached worker thread per
+ * job; reconciliation at start.
  *
  * Invariants:
- *  - a sandbox has at most one job (struct job) at a time; a delete that
- *    arrives during a boot does not start a second one but cancels the
- *    boot, whose worker then destroys the VM and removes the rows;
+ *  - a sandbox (or snapshot) has at most one job (struct job, keyed by its
+ *    id) at a time; a delete that arrives during a boot or a capture does
+ *    not start a second one but cancels the job, whose worker then
+ *    destroys the VM and removes the rows (a capture finishes first: the
+ *    snapshot is kept);
  *  - a worker changes a row's state only while holding m->lock, after
  *    checking its job was not cancelled; sbxd_mgr_delete() marks the row
  *    deleting under the same lock, so neither overwrites the other;
@@ -22,11 +25,9 @@
 
 #include "cleanup.h"
 #include "log.h"
-#include "sbxd_mgr.h"
+#include "sbxd_mgr_int.h"
 
-#define MGR_MSG_MAX 1024
-
-enum job_kind { JOB_BOOT, JOB_ADOPT, JOB_DELETE };
+enum job_kind { JOB_BOOT, JOB_ADOPT, JOB_DELETE, JOB_CAPTURE, JOB_SNAP_BUILD, JOB_SNAP_DELETE };
 
 struct waiter {
 	uint64_t id;
@@ -36,24 +37,19 @@ struct waiter {
 struct job {
 	sbxd_mgr *m;
 	enum job_kind kind;
-	char id[STORE_ID_LEN + 1];
-	char *name; /* sandbox name, for logs and the guest hostname */
+	char id[STORE_SNAP_ID_MAX + 1]; /* the sandbox's id, or the snapshot's */
+	char *name;			/* for logs and the guest hostname */
 	char *vm_name;
 	char *image;
+	char *snapshot_id; /* boot: start from it; capture: the parent */
+	bool restore_memory;
+	bool pooled; /* boot: vm_name is a pool VM */
 	unsigned vcpus;
 	uint64_t mem_bytes, disk_bytes;
-	bool cancel; /* a delete arrived: the worker turns into a delete */
+	char snap_id[STORE_SNAP_ID_MAX + 1]; /* capture: the snapshot taken */
+	bool cancel;			     /* a delete arrived: the worker turns into a delete */
 	struct waiter *waiters;
 	struct job *next;
-};
-
-struct sbxd_mgr {
-	struct sbxd_mgr_config c;
-	pthread_mutex_t lock;
-	pthread_cond_t idle;
-	struct job *jobs;
-	unsigned running;
-	bool stopping;
 };
 
 static const char *job_kind_to_string(enum job_kind k)
@@ -65,11 +61,17 @@ static const char *job_kind_to_string(enum job_kind k)
 		return "adopt";
 	case JOB_DELETE:
 		return "delete";
+	case JOB_CAPTURE:
+		return "capture";
+	case JOB_SNAP_BUILD:
+		return "snapshot-build";
+	case JOB_SNAP_DELETE:
+		return "snapshot-delete";
 	}
 	return "?";
 }
 
-static double mono_s(void)
+double mgr_mono_s(void)
 {
 	struct timespec ts;
 
@@ -108,6 +110,7 @@ static void job_free(struct job *j)
 	free(j->name);
 	free(j->vm_name);
 	free(j->image);
+	free(j->snapshot_id);
 	free(j);
 }
 
@@ -160,6 +163,14 @@ static bool job_cancelled(void *ud)
 	return c;
 }
 
+static void destroy_quietly(sbxd_mgr *m, const char *what, const char *vm_name)
+{
+	char err[MGR_MSG_MAX] = "";
+
+	if (m->c.vm->destroy(m->c.vm_ctx, vm_name, err, sizeof(err)) < 0)
+		log_warn("%s vm=%s could not be destroyed: %s, ignoring", what, vm_name, err);
+}
+
 /* Destroy the VM and remove the rows; the job is retired either way. */
 static void run_delete(sbxd_mgr *m, struct job *j)
 {
@@ -188,6 +199,11 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 	}
 	w = job_retire(m, j);
 	pthread_mutex_unlock(&m->lock);
+	/* Its snapshot may have been deleted while it ran: the blobs only
+	 * this VM still used are garbage now. */
+	if (o == MGR_DELETED && j->snapshot_id && m->c.vm->snap_gc &&
+	    m->c.vm->snap_gc(m->c.vm_ctx, false, err, sizeof(err)) < 0)
+		log_warn("snapshots: garbage collection failed: %s, ignoring", err);
 	if (o == MGR_DELETED)
 		log_info("sandbox=%s id=%s deleted", j->name, j->id);
 	else
@@ -195,19 +211,59 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 	notify_all(m, w, j->id, o, o == MGR_DELETED ? "" : msg);
 }
 
-/* Boot (start + wait for the agent) or adopt (wait only). */
+/* A pool VM was handed to the sandbox: give it the sandbox's identity.
+ * On failure the pool VM is destroyed and the row names a new VM (its id),
+ * which run_boot() then starts as usual. */
+static int take_pooled(sbxd_mgr *m, struct job *j)
+{
+	char err[MGR_MSG_MAX] = "";
+	char *vm;
+	int r;
+
+	r = m->c.vm->fixup(m->c.vm_ctx, j->vm_name, j->name, err, sizeof(err));
+	if (r == 0)
+		return 0;
+	log_warn("sandbox=%s vm=%s: the pooled VM did not take its identity (%s): starting a "
+		 "new VM",
+		 j->name, j->vm_name, err[0] ? err : strerror(-r));
+	destroy_quietly(m, "pool", j->vm_name);
+	vm = strdup(j->id);
+	if (!vm)
+		return -ENOMEM;
+	free(j->vm_name);
+	j->vm_name = vm;
+	j->pooled = false;
+	pthread_mutex_lock(&m->lock);
+	r = store_box_set_vm(m->c.st, j->id, j->id);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/* Boot (start + wait for the agent), take a pooled VM, or adopt (wait
+ * only). */
 static void run_boot(sbxd_mgr *m, struct job *j)
 {
 	char err[MGR_MSG_MAX] = "";
 	char msg[MGR_MSG_MAX + 128] = "";
 	unsigned timeout = m->c.boot_timeout_s ? m->c.boot_timeout_s : 120;
 	enum mgr_outcome o = MGR_READY;
-	double t0 = mono_s();
+	double t0 = mgr_mono_s();
 	bool started = j->kind == JOB_ADOPT;
+	const char *how = job_kind_to_string(j->kind);
 	struct waiter *w;
 	int r = 0;
 
-	if (j->kind == JOB_BOOT && !job_cancelled(j)) {
+	if (j->kind == JOB_BOOT && j->pooled && !job_cancelled(j)) {
+		r = take_pooled(m, j);
+		if (r == 0 && j->pooled) {
+			started = true;
+			how = "pool";
+		} else if (r < 0) {
+			snprintf(msg, sizeof(msg), "cannot record the sandbox's new VM: %s",
+				 strerror(-r));
+		}
+	}
+	if (r == 0 && j->kind == JOB_BOOT && !started && !job_cancelled(j)) {
 		struct sbxd_vm_spec spec = {
 		    .name = j->vm_name,
 		    .image_dir = j->image,
@@ -215,16 +271,22 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 		    .vcpus = j->vcpus,
 		    .mem_mib = (unsigned)(j->mem_bytes >> 20),
 		    .disk_bytes = j->disk_bytes,
+		    .snapshot_id = j->snapshot_id,
+		    .restore_memory = j->restore_memory,
 		};
 
-		r = m->c.vm->start(m->c.vm_ctx, &spec, err, sizeof(err));
+		how = NULL;
+		r = m->c.vm->start(m->c.vm_ctx, &spec, &how, err, sizeof(err));
 		if (r < 0)
 			snprintf(msg, sizeof(msg), "the VM could not start: %s",
 				 err[0] ? err : strerror(-r));
 		else
 			started = true;
+		if (!how)
+			how = "boot";
 	}
-	if (r == 0 && !job_cancelled(j)) {
+	/* A pooled VM answered FIXUP: it needs no further wait. */
+	if (r == 0 && !(j->kind == JOB_BOOT && j->pooled) && !job_cancelled(j)) {
 		r = m->c.vm->wait_agent(m->c.vm_ctx, j->vm_name, (int)timeout * 1000, job_cancelled,
 					j, err, sizeof(err));
 		if (r < 0 && r != -ECANCELED)
@@ -256,21 +318,173 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 	pthread_mutex_unlock(&m->lock);
 
 	if (o == MGR_READY) {
-		log_info("sandbox=%s id=%s ready after %.1f s (%s)", j->name, j->id, mono_s() - t0,
-			 job_kind_to_string(j->kind));
+		log_info("sandbox=%s id=%s vm=%s ready after %.2f s (%s%s%s)", j->name, j->id,
+			 j->vm_name, mgr_mono_s() - t0, how, j->snapshot_id ? " of snapshot " : "",
+			 j->snapshot_id ? j->snapshot_id : "");
 	} else {
 		log_warn("sandbox=%s id=%s failed: %s", j->name, j->id, msg);
-		if (started) {
-			char derr[MGR_MSG_MAX];
-
-			if (m->c.vm->destroy(m->c.vm_ctx, j->vm_name, derr, sizeof(derr)) < 0)
-				log_warn(
-				    "sandbox=%s vm=%s could not be destroyed after its failure: "
-				    "%s, ignoring",
-				    j->name, j->vm_name, derr);
-		}
+		if (started)
+			destroy_quietly(m, "sandbox", j->vm_name);
 	}
 	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
+}
+
+static void fill_built(struct store_snapshot_built *b, const struct sbxd_snap_info *i)
+{
+	b->kind = i->kind[0] ? i->kind : NULL;
+	b->vcpus = i->vcpus;
+	b->mem_bytes = (uint64_t)i->mem_mib << 20;
+	b->fs_capacity_bytes = i->disk_bytes;
+	b->memory_size_bytes = i->memory_bytes;
+	b->image_dir = i->image_dir[0] ? i->image_dir : NULL;
+	b->image_digest = i->image_digest[0] ? i->image_digest : NULL;
+}
+
+/* Capture the sandbox's VM into j->snap_id; a delete of the sandbox that
+ * arrived meanwhile runs after it. */
+static void run_capture(sbxd_mgr *m, struct job *j)
+{
+	char err[MGR_MSG_MAX] = "";
+	char msg[MGR_MSG_MAX + 128] = "";
+	struct store_snapshot row = {0};
+	struct sbxd_snap_info info = {0};
+	struct store_snapshot_built built;
+	enum mgr_outcome o = MGR_READY;
+	double t0 = mgr_mono_s();
+	bool orphan = false;
+	struct waiter *w;
+	int r;
+
+	r = store_snapshot_get(m->c.st, j->snap_id, STORE_OWNER_ANY, &row);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "its row is gone");
+	} else if (!m->c.vm->snap_capture) {
+		r = -EOPNOTSUPP;
+		snprintf(msg, sizeof(msg), "this sbxd cannot take snapshots");
+	} else {
+		struct sbxd_snap_capture c = {
+		    .id = j->snap_id,
+		    .name = row.name,
+		    .include_memory = row.include_memory,
+		    .parent = j->snapshot_id,
+		};
+
+		r = m->c.vm->snap_capture(m->c.vm_ctx, j->vm_name, &c, &info, err, sizeof(err));
+		if (r < 0)
+			snprintf(msg, sizeof(msg), "capturing sandbox '%s' failed: %s", j->name,
+				 err[0] ? err : strerror(-r));
+	}
+
+	pthread_mutex_lock(&m->lock);
+	if (r == 0) {
+		struct store_snapshot now = {0};
+
+		fill_built(&built, &info);
+		/* The snapshot may have been deleted meanwhile (-> deleting). */
+		if (store_snapshot_get(m->c.st, j->snap_id, STORE_OWNER_ANY, &now) < 0 ||
+		    now.state == SNAPSHOT_DELETING)
+			orphan = true;
+		else
+			(void)store_snapshot_set_built(m->c.st, j->snap_id, &built);
+		store_snapshot_release(&now);
+	} else {
+		o = MGR_FAILED;
+		(void)store_snapshot_set_state(m->c.st, j->snap_id, SNAPSHOT_FAILED, msg);
+	}
+	if (j->cancel) {
+		pthread_mutex_unlock(&m->lock);
+		log_info("snapshot=%s id=%s of sandbox=%s %s; now deleting the sandbox", row.name,
+			 j->snap_id, j->name, o == MGR_READY ? "taken" : "failed");
+		store_snapshot_release(&row);
+		run_delete(m, j);
+		return;
+	}
+	w = job_retire(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (orphan) {
+		log_info("snapshot id=%s was deleted while it was being taken: removing it",
+			 j->snap_id);
+		if (m->c.vm->snap_delete(m->c.vm_ctx, j->snap_id, err, sizeof(err)) < 0)
+			log_warn("snapshot id=%s: %s, ignoring", j->snap_id, err);
+	}
+	if (o == MGR_READY)
+		log_info("snapshot=%s id=%s of sandbox=%s taken in %.2f s (%s, memory %llu bytes)",
+			 row.name, j->snap_id, j->name, mgr_mono_s() - t0, info.kind,
+			 (unsigned long long)info.memory_bytes);
+	else
+		log_warn("snapshot=%s id=%s: %s", row.name ? row.name : "?", j->snap_id, msg);
+	store_snapshot_release(&row);
+	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
+}
+
+static void run_snap_build(sbxd_mgr *m, struct job *j)
+{
+	char err[MGR_MSG_MAX] = "";
+	char msg[MGR_MSG_MAX + 128] = "";
+	struct sbxd_snap_info info = {0};
+	struct store_snapshot_built built;
+	enum mgr_outcome o = MGR_READY;
+	struct waiter *w;
+	int r = -EOPNOTSUPP;
+
+	if (m->c.vm->snap_from_image)
+		r = m->c.vm->snap_from_image(m->c.vm_ctx, j->id, j->name, j->image, j->disk_bytes,
+					     &info, err, sizeof(err));
+	if (r < 0)
+		snprintf(msg, sizeof(msg), "building the snapshot from image %s failed: %s",
+			 j->image, err[0] ? err : strerror(-r));
+	pthread_mutex_lock(&m->lock);
+	if (r == 0) {
+		fill_built(&built, &info);
+		(void)store_snapshot_set_built(m->c.st, j->id, &built);
+	} else {
+		o = MGR_FAILED;
+		(void)store_snapshot_set_state(m->c.st, j->id, SNAPSHOT_FAILED, msg);
+	}
+	w = job_retire(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (o == MGR_READY)
+		log_info("snapshot=%s id=%s built from image %s", j->name, j->id, j->image);
+	else
+		log_warn("snapshot=%s id=%s: %s", j->name, j->id, msg);
+	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
+}
+
+static void run_snap_delete(sbxd_mgr *m, struct job *j)
+{
+	char err[MGR_MSG_MAX] = "";
+	char msg[MGR_MSG_MAX + 128] = "";
+	struct sbxd_pool_spec drain = {0};
+	enum mgr_outcome o = MGR_DELETED;
+	struct waiter *w;
+	int r = 0;
+
+	sbxd_pool_snapshot_source(j->id, drain.source, sizeof(drain.source));
+	(void)sbxd_mgr_pool_set(m, &drain);
+	if (m->c.vm->snap_delete)
+		r = m->c.vm->snap_delete(m->c.vm_ctx, j->id, err, sizeof(err));
+	pthread_mutex_lock(&m->lock);
+	if (r < 0) {
+		snprintf(msg, sizeof(msg),
+			 "deleting the snapshot failed: %s (delete it again to retry)",
+			 err[0] ? err : strerror(-r));
+		(void)store_snapshot_set_state(m->c.st, j->id, SNAPSHOT_FAILED, msg);
+		o = MGR_DELETE_FAILED;
+	} else {
+		r = store_snapshot_delete(m->c.st, j->id);
+		if (r < 0 && r != -ENOENT) {
+			snprintf(msg, sizeof(msg), "the snapshot is gone but its row stays: %s",
+				 store_last_error());
+			o = MGR_DELETE_FAILED;
+		}
+	}
+	w = job_retire(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (o == MGR_DELETED)
+		log_info("snapshot=%s id=%s deleted", j->name, j->id);
+	else
+		log_error("snapshot=%s id=%s %s", j->name, j->id, msg);
+	notify_all(m, w, j->id, o, o == MGR_DELETED ? "" : msg);
 }
 
 static void *worker(void *arg)
@@ -278,10 +492,24 @@ static void *worker(void *arg)
 	struct job *j = arg;
 	sbxd_mgr *m = j->m;
 
-	if (j->kind == JOB_DELETE)
+	switch (j->kind) {
+	case JOB_DELETE:
 		run_delete(m, j);
-	else
+		break;
+	case JOB_BOOT:
+	case JOB_ADOPT:
 		run_boot(m, j);
+		break;
+	case JOB_CAPTURE:
+		run_capture(m, j);
+		break;
+	case JOB_SNAP_BUILD:
+		run_snap_build(m, j);
+		break;
+	case JOB_SNAP_DELETE:
+		run_snap_delete(m, j);
+		break;
+	}
 	job_free(j);
 	pthread_mutex_lock(&m->lock);
 	if (--m->running == 0)
@@ -324,9 +552,29 @@ static struct job *job_new(enum job_kind kind, const struct store_box *b)
 	j->name = strdup(b->name ? b->name : "");
 	j->vm_name = strdup(b->vm_name ? b->vm_name : "");
 	j->image = strdup(b->image ? b->image : "");
+	j->snapshot_id = b->snapshot_id ? strdup(b->snapshot_id) : NULL;
 	j->vcpus = b->vcpus;
 	j->mem_bytes = b->mem_bytes;
 	j->disk_bytes = b->fs_capacity_bytes;
+	if (!j->name || !j->vm_name || !j->image || (b->snapshot_id && !j->snapshot_id)) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static struct job *job_new_snap(enum job_kind kind, const struct store_snapshot *s)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->kind = kind;
+	snprintf(j->id, sizeof(j->id), "%s", s->id);
+	j->name = strdup(s->name ? s->name : "");
+	j->vm_name = strdup("");
+	j->image = strdup(s->image_dir ? s->image_dir : "");
+	j->disk_bytes = s->fs_capacity_bytes;
 	if (!j->name || !j->vm_name || !j->image) {
 		job_free(j);
 		return NULL;
@@ -337,12 +585,20 @@ static struct job *job_new(enum job_kind kind, const struct store_box *b)
 int sbxd_mgr_new(const struct sbxd_mgr_config *c, sbxd_mgr **ret)
 {
 	sbxd_mgr *m = calloc(1, sizeof(*m));
+	int r;
 
 	if (!m)
 		return -ENOMEM;
 	m->c = *c;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->idle, NULL);
+	r = pools_init(m);
+	if (r < 0) {
+		pthread_cond_destroy(&m->idle);
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		return r;
+	}
 	*ret = m;
 	return 0;
 }
@@ -358,19 +614,28 @@ sbxd_mgr *sbxd_mgr_free(sbxd_mgr *m)
 	while (m->running)
 		pthread_cond_wait(&m->idle, &m->lock);
 	pthread_mutex_unlock(&m->lock);
+	if (m->zygote_started) {
+		if (m->zygote_busy)
+			log_info("waiting for the zygote being built to be done");
+		pthread_join(m->zygote_thread, NULL);
+	}
+	pools_stop(m);
 	pthread_cond_destroy(&m->idle);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 	return NULL;
 }
 
-int sbxd_mgr_boot(sbxd_mgr *m, const struct store_box *b, uint64_t waiter)
+int sbxd_mgr_boot(sbxd_mgr *m, const struct store_box *b, bool restore_memory, bool pooled,
+		  uint64_t waiter)
 {
 	struct job *j = job_new(JOB_BOOT, b);
 	int r;
 
 	if (!j)
 		return -ENOMEM;
+	j->restore_memory = restore_memory;
+	j->pooled = pooled;
 	r = job_add_waiter(j, waiter);
 	pthread_mutex_lock(&m->lock);
 	if (r == 0 && job_find(m, b->id))
@@ -396,12 +661,12 @@ int sbxd_mgr_wait(sbxd_mgr *m, const char *box_id, uint64_t waiter)
 	return r;
 }
 
-void sbxd_mgr_unwait(sbxd_mgr *m, const char *box_id, uint64_t waiter)
+void sbxd_mgr_unwait(sbxd_mgr *m, const char *id, uint64_t waiter)
 {
 	struct job *j;
 
 	pthread_mutex_lock(&m->lock);
-	j = job_find(m, box_id);
+	j = job_find(m, id);
 	for (struct waiter **pp = j ? &j->waiters : NULL; pp && *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == waiter) {
 			struct waiter *w = *pp;
@@ -426,7 +691,7 @@ int sbxd_mgr_delete(sbxd_mgr *m, const char *box_id, uint64_t waiter)
 	pthread_mutex_lock(&m->lock);
 	j = job_find(m, box_id);
 	if (j) {
-		/* A boot or a delete is running: join it. */
+		/* A boot, capture or delete is running: join it. */
 		r = job_add_waiter(j, waiter);
 		if (r == 0 && j->kind != JOB_DELETE && !j->cancel) {
 			j->cancel = true;
@@ -450,6 +715,120 @@ int sbxd_mgr_delete(sbxd_mgr *m, const char *box_id, uint64_t waiter)
 	return r;
 }
 
+/* ---- snapshots ---- */
+
+static bool snapshot_busy_locked(sbxd_mgr *m, const char *snap_id)
+{
+	for (struct job *j = m->jobs; j; j = j->next) {
+		if (j->kind == JOB_CAPTURE && !strcmp(j->snap_id, snap_id))
+			return true;
+		if (j->kind == JOB_SNAP_BUILD && !strcmp(j->id, snap_id))
+			return true;
+	}
+	return false;
+}
+
+bool sbxd_mgr_busy(sbxd_mgr *m, const char *box_id)
+{
+	bool busy;
+
+	pthread_mutex_lock(&m->lock);
+	busy = job_find(m, box_id) != NULL;
+	pthread_mutex_unlock(&m->lock);
+	return busy;
+}
+
+bool sbxd_mgr_snapshot_busy(sbxd_mgr *m, const char *snap_id)
+{
+	bool busy;
+
+	pthread_mutex_lock(&m->lock);
+	busy = snapshot_busy_locked(m, snap_id);
+	pthread_mutex_unlock(&m->lock);
+	return busy;
+}
+
+int sbxd_mgr_capture(sbxd_mgr *m, const char *box_id, const char *snap_id, uint64_t waiter)
+{
+	struct store_box b = {0};
+	struct job *j;
+	int r;
+
+	r = store_box_get(m->c.st, box_id, STORE_OWNER_ANY, &b);
+	if (r < 0)
+		return r;
+	j = job_new(JOB_CAPTURE, &b);
+	store_box_release(&b);
+	if (!j)
+		return -ENOMEM;
+	snprintf(j->snap_id, sizeof(j->snap_id), "%s", snap_id);
+	r = job_add_waiter(j, waiter);
+	pthread_mutex_lock(&m->lock);
+	if (r == 0 && job_find(m, box_id))
+		r = -EBUSY;
+	if (r == 0)
+		r = job_start(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (r < 0)
+		job_free(j);
+	return r;
+}
+
+int sbxd_mgr_snapshot_build(sbxd_mgr *m, const char *snap_id, uint64_t waiter)
+{
+	struct store_snapshot s = {0};
+	struct job *j;
+	int r;
+
+	r = store_snapshot_get(m->c.st, snap_id, STORE_OWNER_ANY, &s);
+	if (r < 0)
+		return r;
+	j = job_new_snap(JOB_SNAP_BUILD, &s);
+	store_snapshot_release(&s);
+	if (!j)
+		return -ENOMEM;
+	r = job_add_waiter(j, waiter);
+	pthread_mutex_lock(&m->lock);
+	if (r == 0 && job_find(m, snap_id))
+		r = -EBUSY;
+	if (r == 0)
+		r = job_start(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (r < 0)
+		job_free(j);
+	return r;
+}
+
+int sbxd_mgr_snapshot_delete(sbxd_mgr *m, const char *snap_id, uint64_t waiter)
+{
+	struct store_snapshot s = {0};
+	struct job *j;
+	int r;
+
+	r = store_snapshot_get(m->c.st, snap_id, STORE_OWNER_ANY, &s);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&m->lock);
+	if (snapshot_busy_locked(m, snap_id)) {
+		r = -EBUSY;
+	} else if ((j = job_find(m, snap_id))) {
+		r = job_add_waiter(j, waiter); /* a delete runs: join it */
+	} else {
+		r = store_snapshot_set_state(m->c.st, snap_id, SNAPSHOT_DELETING, "deleting");
+		if (r == 0) {
+			j = job_new_snap(JOB_SNAP_DELETE, &s);
+			r = j ? job_add_waiter(j, waiter) : -ENOMEM;
+			if (r == 0)
+				r = job_start(m, j);
+			if (r < 0)
+				job_free(j);
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	store_snapshot_release(&s);
+	return r;
+}
+
 int sbxd_mgr_agent_address(sbxd_mgr *m, const char *vm_name, char *buf, size_t len)
 {
 	return m->c.vm->agent_address(m->c.vm_ctx, vm_name, buf, len);
@@ -463,6 +842,73 @@ unsigned sbxd_mgr_jobs(sbxd_mgr *m)
 	n = m->running;
 	pthread_mutex_unlock(&m->lock);
 	return n;
+}
+
+/* ---- zygote ---- */
+
+struct zygote_req {
+	sbxd_mgr *m;
+	char *image_dir;
+	unsigned vcpus, mem_mib;
+	uint64_t disk_bytes;
+};
+
+static void *zygote_thread(void *arg)
+{
+	struct zygote_req *z = arg;
+	sbxd_mgr *m = z->m;
+	char err[MGR_MSG_MAX] = "";
+	double t0 = mgr_mono_s();
+	int r;
+
+	log_info("zygote: preparing the fast start of image %s (vcpus=%u mem_mib=%u)", z->image_dir,
+		 z->vcpus, z->mem_mib);
+	r = m->c.vm->zygote_ensure(m->c.vm_ctx, z->image_dir, z->vcpus, z->mem_mib, z->disk_bytes,
+				   err, sizeof(err));
+	if (r < 0)
+		log_warn("zygote: image %s has no zygote (%s): sandboxes cold boot", z->image_dir,
+			 err[0] ? err : strerror(-r));
+	else
+		log_info("zygote: image %s ready for fast starts after %.1f s", z->image_dir,
+			 mgr_mono_s() - t0);
+	pthread_mutex_lock(&m->pools.lock);
+	m->zygote_busy = false;
+	pthread_cond_broadcast(&m->pools.wake);
+	pthread_mutex_unlock(&m->pools.lock);
+	free(z->image_dir);
+	free(z);
+	return NULL;
+}
+
+void sbxd_mgr_prepare_zygote(sbxd_mgr *m, const char *image_dir, unsigned vcpus, unsigned mem_mib,
+			     uint64_t disk_bytes)
+{
+	struct zygote_req *z;
+
+	if (!m->c.vm->zygote_ensure || m->zygote_started)
+		return;
+	z = calloc(1, sizeof(*z));
+	if (!z || !(z->image_dir = strdup(image_dir))) {
+		free(z);
+		return;
+	}
+	z->m = m;
+	z->vcpus = vcpus;
+	z->mem_mib = mem_mib;
+	z->disk_bytes = disk_bytes;
+	pthread_mutex_lock(&m->pools.lock);
+	m->zygote_busy = true;
+	pthread_mutex_unlock(&m->pools.lock);
+	if (pthread_create(&m->zygote_thread, NULL, zygote_thread, z) != 0) {
+		log_warn("zygote: cannot start a thread for it, ignoring");
+		pthread_mutex_lock(&m->pools.lock);
+		m->zygote_busy = false;
+		pthread_mutex_unlock(&m->pools.lock);
+		free(z->image_dir);
+		free(z);
+		return;
+	}
+	m->zygote_started = true;
 }
 
 /* ---- reconciliation ---- */
@@ -561,6 +1007,7 @@ int sbxd_mgr_reconcile(sbxd_mgr *m)
 			owned = !strcmp(rows[i].vm_name, *p);
 		if (owned)
 			continue;
+		/* Pool VMs of an earlier run land here too: never trusted. */
 		log_info("vm=%s: no sandbox owns it: destroying it", *p);
 		if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
 			log_warn("vm=%s: %s, ignoring", *p, err);
@@ -568,5 +1015,80 @@ int sbxd_mgr_reconcile(sbxd_mgr *m)
 	log_info("reconciled %zu sandbox row(s) with the VMs found", n);
 	store_boxes_free(rows, n);
 	m->c.vm->free_list(names);
+	return 0;
+}
+
+static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
+{
+	char err[MGR_MSG_MAX] = "";
+	char msg[MGR_MSG_MAX + 128];
+	struct sbxd_snap_info info;
+	int r;
+
+	switch (s->state) {
+	case SNAPSHOT_BUILDING:
+		log_warn("snapshot=%s id=%s: marked failed: sbxd stopped while it was being taken",
+			 s->name, s->id);
+		if (m->c.vm->snap_delete &&
+		    m->c.vm->snap_delete(m->c.vm_ctx, s->id, err, sizeof(err)) < 0)
+			log_warn("snapshot id=%s: %s, ignoring", s->id, err);
+		(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED,
+					       "sbxd stopped while the snapshot was being taken; "
+					       "take it again");
+		return;
+	case SNAPSHOT_DELETING:
+		log_info("snapshot=%s id=%s: finishing its interrupted deletion", s->name, s->id);
+		r = m->c.vm->snap_delete
+			? m->c.vm->snap_delete(m->c.vm_ctx, s->id, err, sizeof(err))
+			: 0;
+		if (r < 0) {
+			snprintf(msg, sizeof(msg),
+				 "deleting the snapshot failed: %s (delete it again to retry)",
+				 err);
+			(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED, msg);
+		} else {
+			(void)store_snapshot_delete(m->c.st, s->id);
+		}
+		return;
+	case SNAPSHOT_READY:
+		if (!m->c.vm->snap_info)
+			return;
+		r = m->c.vm->snap_info(m->c.vm_ctx, s->id, &info, err, sizeof(err));
+		if (r == -ENOENT) {
+			snprintf(msg, sizeof(msg),
+				 "the snapshot's manifest is gone (snapshots/%s/manifest.json): "
+				 "delete it",
+				 s->id);
+			log_warn("snapshot=%s id=%s: marked failed: %s", s->name, s->id, msg);
+			(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED, msg);
+		} else if (r < 0) {
+			log_warn("snapshot=%s id=%s: %s (its sandboxes will not start), ignoring",
+				 s->name, s->id, err);
+		}
+		return;
+	case SNAPSHOT_FAILED:
+	case _SNAPSHOT_STATE_MAX:
+	case _SNAPSHOT_STATE_INVALID:
+		return;
+	}
+}
+
+int sbxd_mgr_reconcile_snapshots(sbxd_mgr *m)
+{
+	struct store_snapshot *rows = NULL;
+	char err[MGR_MSG_MAX] = "";
+	size_t n = 0;
+	int r;
+
+	r = store_snapshot_list(m->c.st, STORE_OWNER_ANY, NULL, 0, 0, &rows, &n, NULL);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		reconcile_snapshot(m, &rows[i]);
+	store_snapshots_free(rows, n);
+	/* Nothing captures yet: what is still "building" on disk is dead. */
+	if (m->c.vm->snap_gc && m->c.vm->snap_gc(m->c.vm_ctx, true, err, sizeof(err)) < 0)
+		log_warn("snapshots: garbage collection failed: %s, ignoring", err);
+	log_info("reconciled %zu snapshot row(s) with the snapshot store", n);
 	return 0;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.c - the SQLite database of sbxd: opening, WAL, schema migrations and
- * the API keys table. Sandboxes and commands are in store_box.c.
+ * the API keys table. Sandboxes and commands are in store_box.c, snapshots
+ * in store_snap.c.
  *
  * Invariants:
  *  - PRAGMA user_version is the schema version; migrations run in one
@@ -22,7 +23,8 @@
 
 static __thread char tls_err[512];
 
-/* Version 1: the first schema. Later versions append to this list. */
+/* migrations[i] takes the schema from version i to i + 1. Later versions
+ * append to this list; a released entry never changes. */
 static const char *const migrations[] = {
     "CREATE TABLE keys ("
     " id INTEGER PRIMARY KEY,"
@@ -64,7 +66,7 @@ static const char *const migrations[] = {
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL,"
     " PRIMARY KEY (sandbox_id, id));"
-    /* Placeholder for snapshot capture/restore (not used yet). */
+    /* A placeholder for snapshots; version 2 replaces it (never written). */
     "CREATE TABLE snapshots ("
     " id TEXT PRIMARY KEY,"
     " name TEXT NOT NULL,"
@@ -76,7 +78,37 @@ static const char *const migrations[] = {
     " path TEXT,"
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL);",
+
+    /* Version 2: snapshots (issue 4). The manifest on disk (snapshot/snap.h)
+     * is the truth for a snapshot's parts; this row for its API metadata,
+     * its owner and its pool. */
+    "DROP TABLE snapshots;"
+    "CREATE TABLE snapshots ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " owner INTEGER NOT NULL REFERENCES keys(id),"
+    " state TEXT NOT NULL CHECK (state IN ('building','ready','failed','deleting')),"
+    " status_message TEXT,"
+    " kind TEXT NOT NULL DEFAULT 'fs',"
+    " source_sandbox_id TEXT,"
+    " include_memory INTEGER NOT NULL DEFAULT 0,"
+    " vcpus INTEGER NOT NULL DEFAULT 0,"
+    " mem_bytes INTEGER NOT NULL DEFAULT 0,"
+    " fs_capacity_bytes INTEGER NOT NULL DEFAULT 0,"
+    " memory_size_bytes INTEGER NOT NULL DEFAULT 0,"
+    " docker_image TEXT,"
+    " image_dir TEXT,"
+    " image_digest TEXT,"
+    " run_config TEXT,"
+    " pool_size INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " UNIQUE (owner, name));"
+    "CREATE INDEX snapshots_owner ON snapshots(owner);",
 };
+
+_Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
+	       "STORE_SCHEMA_VERSION must be the number of migrations");
 
 const char *store_last_error(void)
 {

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.h - sbxd's persistent state: one SQLite database (WAL mode) at
- * STATE/sbxd.db holding API keys, sandboxes, their commands and (later)
- * snapshots.
+ * STATE/sbxd.db holding API keys, sandboxes, their commands and snapshots.
  *
  * The store is written before sbxd acts ("write intent, then act, then
  * record the outcome"): a sandbox row exists in state provisioning before
@@ -25,7 +24,7 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_ID_LEN 36	     /* a UUID in its 8-4-4-4-12 text form */
 #define STORE_OWNER_ANY (-1) /* owner filter: an admin sees every row */
 
@@ -40,6 +39,19 @@ enum box_state {
 };
 const char *box_state_to_string(enum box_state s);
 enum box_state box_state_from_string(const char *s);
+
+enum snapshot_state {
+	SNAPSHOT_BUILDING,
+	SNAPSHOT_READY,
+	SNAPSHOT_FAILED,
+	SNAPSHOT_DELETING,
+	_SNAPSHOT_STATE_MAX,
+	_SNAPSHOT_STATE_INVALID = -EINVAL,
+};
+const char *snapshot_state_to_string(enum snapshot_state s);
+enum snapshot_state snapshot_state_from_string(const char *s);
+
+#define STORE_SNAP_ID_MAX 64 /* manifest ids: snapshot/snap.h SNAP_ID_MAX */
 
 struct store_key {
 	int64_t id;
@@ -83,6 +95,39 @@ struct store_cmd {
 	int exit_code;
 	char *command;
 	int64_t created_ms, updated_ms;
+};
+
+/* A snapshot's API metadata (the manifest, snapshot/snap.h, has its parts). */
+struct store_snapshot {
+	char id[STORE_SNAP_ID_MAX + 1]; /* = the manifest id */
+	char *name;			/* unique per owner */
+	int64_t owner;
+	enum snapshot_state state;
+	char *status_message; /* NULL: none */
+	char *kind;	      /* "fs" or "memory" (the manifest's kind) */
+	char *source_box_id;  /* NULL: built from an image */
+	bool include_memory;
+	unsigned vcpus;		    /* the captured VM's; 0: unknown (fs) */
+	uint64_t mem_bytes;	    /* the captured VM's memory; 0: unknown */
+	uint64_t fs_capacity_bytes; /* the root disk's size */
+	uint64_t memory_size_bytes; /* bytes of the memory parts; 0: none */
+	char *docker_image;	    /* the image it was built from ("default") */
+	char *image_dir;	    /* absolute image directory */
+	char *image_digest;	    /* "sha256:..."; NULL: unknown */
+	char *run_config;	    /* JSON text; NULL: none */
+	unsigned pool_size;	    /* prewarmed VMs kept for it */
+	int64_t created_ms, updated_ms;
+};
+
+/* What a finished build adds to a snapshot row (state becomes ready). */
+struct store_snapshot_built {
+	const char *kind;	    /* NULL: unchanged */
+	unsigned vcpus;		    /* 0: unchanged */
+	uint64_t mem_bytes;	    /* 0: unchanged */
+	uint64_t fs_capacity_bytes; /* 0: unchanged */
+	uint64_t memory_size_bytes;
+	const char *image_dir;	  /* NULL: unchanged */
+	const char *image_digest; /* NULL: unchanged */
 };
 
 /* Totals over the sandboxes that hold resources (not failed, not stopped). */
@@ -149,6 +194,32 @@ int store_box_delete(store *s, const char *id);
 int store_box_usage(store *s, struct store_usage *ret);
 void store_box_release(struct store_box *b);
 void store_boxes_free(struct store_box *b, size_t n);
+
+/* The VM a sandbox runs on changed (a pool VM could not be used). */
+int store_box_set_vm(store *s, const char *id, const char *vm_name);
+/* Sandboxes whose snapshot_id is id (any state). */
+int store_box_count_by_snapshot(store *s, const char *snapshot_id, unsigned *ret);
+
+/* ---- snapshots (store_snap.c) ---- */
+
+/* s->id, name, kind must be set; -EEXIST if the id, or the name for that
+ * owner, is taken. created_ms/updated_ms 0: now. */
+int store_snapshot_insert(store *s, const struct store_snapshot *snap);
+/* By id, else by name (the oldest of that name the owner sees). */
+int store_snapshot_get(store *s, const char *id_or_name, int64_t owner, struct store_snapshot *ret);
+/* Newest first. name_contains (case-insensitive, NULL: all), limit (0:
+ * all), offset. *ret_more is set when rows exist past this page. */
+int store_snapshot_list(store *s, int64_t owner, const char *name_contains, unsigned limit,
+			unsigned offset, struct store_snapshot **ret, size_t *ret_n,
+			bool *ret_more);
+/* msg NULL clears status_message. */
+int store_snapshot_set_state(store *s, const char *id, enum snapshot_state st, const char *msg);
+/* State ready, with what the build found out. */
+int store_snapshot_set_built(store *s, const char *id, const struct store_snapshot_built *b);
+int store_snapshot_set_pool(store *s, const char *id, unsigned pool_size);
+int store_snapshot_delete(store *s, const char *id);
+void store_snapshot_release(struct store_snapshot *snap);
+void store_snapshots_free(struct store_snapshot *v, size_t n);
 
 /* ---- commands ---- */
 

@@ -257,6 +257,39 @@ int store_box_patch(store *s, const char *id, const struct store_box_patch *p)
 	return step_changed(s, st);
 }
 
+int store_box_set_vm(store *s, const char *id, const char *vm_name)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	STORE_LOCK(s);
+	int r;
+
+	r = store_prepare(s, "UPDATE sandboxes SET vm_name = ?2, updated_ms = ?3 WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, id);
+	store_bind_text(st, 2, vm_name);
+	sqlite3_bind_int64(st, 3, store_now_ms());
+	return step_changed(s, st);
+}
+
+int store_box_count_by_snapshot(store *s, const char *snapshot_id, unsigned *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	STORE_LOCK(s);
+	int r, rc;
+
+	r = store_prepare(s, "SELECT COUNT(*) FROM sandboxes WHERE snapshot_id = ?1", &st);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, snapshot_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, rc);
+	*ret = (unsigned)sqlite3_column_int64(st, 0);
+	return 0;
+}
+
 int store_box_delete(store *s, const char *id)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;

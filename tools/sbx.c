@@ -29,6 +29,8 @@ static const struct sbx_command commands[] = {
      "  -n, --name NAME       its name (1-63 of a-z, 0-9, '-'); sbxd picks one if absent\n"
      "  -s, --snapshot ID     boot this snapshot (an id, or a snapshot name) instead of\n"
      "                        the default image\n"
+     "      --restore-memory  with --snapshot of a snapshot taken with --memory: resume\n"
+     "                        its processes (default: a fresh start on its files)\n"
      "  -c, --vcpus N         virtual CPUs\n"
      "  -m, --memory SIZE     memory: MiB, or with a unit (512, 512M, 2G)\n"
      "  -d, --disk SIZE       disk: GiB, or with a unit (4, 4G, 2048M)\n"
@@ -76,6 +78,19 @@ static const struct sbx_command commands[] = {
     {"rm", sbx_cmd_rm, "[OPTIONS] NAME...", "Delete sandboxes: their VMs, disks and commands.",
      "  -f, --force           say nothing about sandboxes that do not exist\n"},
     {"rename", sbx_cmd_rename, "OLD NEW", "Rename a sandbox.", ""},
+    {"snapshot", sbx_cmd_snapshot, "create|ls|get|rm|pool ...",
+     "Snapshots: capture a sandbox, list, inspect, delete; prewarmed pools.",
+     "  sbx snapshot create [--memory] [--timeout S] [--json] BOX NAME\n"
+     "        capture sandbox BOX (its files; with --memory its running processes\n"
+     "        too), wait until the snapshot is ready (default 300 s), print its id\n"
+     "  sbx snapshot ls [--json] [--quiet]      your snapshots (-q: ids only)\n"
+     "  sbx snapshot get [--json] SNAPSHOT      one snapshot's details\n"
+     "  sbx snapshot rm [--force] SNAPSHOT...   delete snapshots (sandboxes started\n"
+     "        from them keep running)\n"
+     "  sbx snapshot pool SNAPSHOT SIZE         keep SIZE sandboxes of it started\n"
+     "        ahead of time (0: none)\n\n"
+     "SNAPSHOT is an id or a name. Start a sandbox from one with\n"
+     "'sbx create --snapshot SNAPSHOT [--restore-memory]'.\n"},
     {"config", sbx_cmd_config, "[show | set NAME VALUE | unset NAME]",
      "Show where sbx finds sbxd and its key, or change the config file.",
      "NAME is endpoint or api_key. 'sbx config set api_key -' reads the key from\n"

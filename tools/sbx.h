@@ -52,7 +52,7 @@ __attribute__((format(printf, 2, 3))) int sbx_usage_error(const struct sbx_comma
 /* Parse a whole number in [min, max]: 0 or -EINVAL. */
 int sbx_parse_long(const char *s, long min, long max, long *ret);
 
-/* Commands (sbx_boxes.c, sbx_exec.c, sbx_cp.c, sbx_config.c). */
+/* Commands (sbx_boxes.c, sbx_exec.c, sbx_cp.c, sbx_config.c, sbx_snapshots.c). */
 int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_ls(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_status(const struct sbx_command *cmd, int argc, char **argv);
@@ -62,3 +62,4 @@ int sbx_cmd_exec(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_shell(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_cp(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_config(const struct sbx_command *cmd, int argc, char **argv);
+int sbx_cmd_snapshot(const struct sbx_command *cmd, int argc, char **argv); /* sbx_snapshots.c */

@@ -112,19 +112,13 @@ static bool looks_like_uuid(const char *s)
 int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"name", required_argument, NULL, 'n'},
-	    {"snapshot", required_argument, NULL, 's'},
-	    {"vcpus", required_argument, NULL, 'c'},
-	    {"memory", required_argument, NULL, 'm'},
-	    {"disk", required_argument, NULL, 'd'},
-	    {"label", required_argument, NULL, 'l'},
-	    {"wait", no_argument, NULL, 'W'},
-	    {"no-wait", no_argument, NULL, 'N'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"name", required_argument, NULL, 'n'},	{"snapshot", required_argument, NULL, 's'},
+	    {"restore-memory", no_argument, NULL, 'R'}, {"vcpus", required_argument, NULL, 'c'},
+	    {"memory", required_argument, NULL, 'm'},	{"disk", required_argument, NULL, 'd'},
+	    {"label", required_argument, NULL, 'l'},	{"wait", no_argument, NULL, 'W'},
+	    {"no-wait", no_argument, NULL, 'N'},	{"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},		{"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},		{0},
 	};
 	json_t *body = json_object(), *labels = json_object();
 	long timeout = CREATE_WAIT_DEFAULT_S, n;
@@ -148,6 +142,9 @@ int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv)
 			json_object_set_new(
 			    body, looks_like_uuid(optarg) ? "snapshot_id" : "snapshot_name",
 			    json_string(optarg));
+			break;
+		case 'R':
+			json_object_set_new(body, "restore_memory", json_true());
 			break;
 		case 'c':
 			if (sbx_parse_long(optarg, 1, 1024, &n) < 0) {
@@ -212,6 +209,11 @@ int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv)
 	if (optind < argc) {
 		code = sbx_usage_error(cmd, "unexpected argument '%s' (the name goes after --name)",
 				       argv[optind]);
+		goto out;
+	}
+	if (json_object_get(body, "restore_memory") && !json_object_get(body, "snapshot_id") &&
+	    !json_object_get(body, "snapshot_name")) {
+		code = sbx_usage_error(cmd, "--restore-memory needs --snapshot");
 		goto out;
 	}
 	if (json_object_size(labels))

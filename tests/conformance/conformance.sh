@@ -9,6 +9,8 @@
 #     $O/test-state/conformance, with API keys A, B and an admin key;
 #  3. runs tests/conformance/*.test.js with `node --test` against it, as a
 #     user of the langsmith client would (LANGSMITH_ENDPOINT/LANGSMITH_API_KEY);
+#     pool.test.js also runs an sbxd of its own (--pool-size 1, state in
+#     $O/test-state/conformance-pool) that it restarts;
 #  4. deletes what the suite left, stops sbxd with SIGTERM and checks that no
 #     QEMU process of its state directory remains (one more check);
 #  5. ends with Node's summary ("# pass N", "# fail N") and the Check-style
@@ -26,6 +28,7 @@ case "$O" in /*) ob=$O ;; *) ob=$root/$O ;; esac
 SBXD=$ob/sbxd
 IMAGE=$ob/images/default
 STATE=$ob/test-state/conformance
+POOL_STATE=$ob/test-state/conformance-pool # pool.test.js runs an sbxd of its own
 LOG=$ob/test-state/conformance.sbxd.log
 TAP=$ob/test-state/conformance.tap
 NM=$ob/conformance
@@ -53,6 +56,8 @@ fail_early() {
 mkdir -p "$ob/test-state"
 : >"$LOG"
 h_fresh_state
+n=$(h_kill_qemu "$POOL_STATE")
+[ "$n" -gt 0 ] && echo "conformance: ended $n QEMU process(es) of $POOL_STATE left by an earlier run"
 
 NODE_PID=
 cleanup() {
@@ -62,6 +67,7 @@ cleanup() {
 	fi
 	[ -n "$H_PID" ] && h_stop
 	h_kill_qemu "$STATE" >/dev/null
+	h_kill_qemu "$POOL_STATE" >/dev/null
 }
 # Interrupted (Ctrl-C, or run-all.sh stopped): end node, sbxd and the VMs.
 trap 'echo "conformance: interrupted"; cleanup; exit 130' INT TERM HUP
@@ -84,6 +90,7 @@ env -u LANGCHAIN_ENDPOINT -u LANGCHAIN_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN
 	NODE_PATH="$NM/node_modules" \
 	LANGSMITH_ENDPOINT="$H_ENDPOINT" LANGSMITH_API_KEY="$KEY_A" \
 	SBX_TEST_KEY_B="$KEY_B" SBX_TEST_NODE_MODULES="$NM/node_modules" \
+	SBX_TEST_SBXD="$SBXD" SBX_TEST_IMAGE="$IMAGE" SBX_TEST_POOL_STATE="$POOL_STATE" \
 	node --test --test-concurrency=1 \
 	--test-reporter=spec --test-reporter-destination=stdout \
 	--test-reporter=tap --test-reporter-destination="$TAP" "$@" </dev/null &
@@ -99,6 +106,7 @@ left=$(h_sweep "$KEY_ADMIN")
 stop_ok=1
 h_stop || stop_ok=0
 qemu_left=$(h_kill_qemu "$STATE")
+qemu_left=$((qemu_left + $(h_kill_qemu "$POOL_STATE")))
 final_ok=1
 if [ "$left" -gt 0 ]; then
 	echo "conformance: the suite left $left sandbox(es) behind (deleted now)"

@@ -6,7 +6,12 @@
  *    request data (api_req.c) and of settings (sbxd_config.c);
  *  - "server": a real sbxd HTTP server on a loopback port, driven with
  *    libcurl, over a fake VM backend whose "boot" takes a few hundred ms;
- *  - "reconcile": the manager's start-up comparison of rows and VMs.
+ *  - "reconcile": the manager's start-up comparison of rows and VMs, and
+ *    of snapshot rows and manifests;
+ *  - "snapshots": capture, build from an image, create from a snapshot
+ *    (restore_memory, run_config layers), list, delete;
+ *  - "pools": prewarmed VMs handed out once, refilled, health-checked,
+ *    drained, never trusted across restarts; /metrics.
  */
 #include <check.h>
 #include <curl/curl.h>
@@ -28,6 +33,7 @@
 #include "sbxd_config.h"
 #include "sbxd_dataplane.h"
 #include "sbxd_key.h"
+#include "sbxd_metrics.h"
 #include "sbxd_mgr.h"
 #include "store.h"
 
@@ -519,13 +525,28 @@ END_TEST
 
 /* ======================= fake VM backend ======================= */
 
-#define FAKE_MAX 32
+#define FAKE_MAX 64
 
 static struct {
 	pthread_mutex_t lock;
 	char *vms[FAKE_MAX]; /* names of "running" VMs */
 	int boot_ms;
+	int capture_ms;
 	unsigned destroyed;
+	unsigned starts; /* start() calls */
+	char last_start_snapshot[80];
+	bool last_start_restore;
+	char last_start_hostname[80];
+	unsigned fixups;
+	char last_fixup_vm[80], last_fixup_hostname[80];
+	bool fixup_fails;
+	char dead[80];	       /* a VM whose agent stopped answering */
+	char *snaps[FAKE_MAX]; /* snapshot ids with a "manifest" */
+	char last_capture_vm[80];
+	bool last_capture_memory;
+	char last_capture_parent[80];
+	unsigned snap_deletes;
+	unsigned zygotes;
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER, .boot_ms = 300};
 
 static void sleep_ms(int ms)
@@ -535,37 +556,106 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static void fake_add(const char *name)
+static void strv_add(char **v, const char *name)
 {
 	pthread_mutex_lock(&fake.lock);
 	for (int i = 0; i < FAKE_MAX; i++) {
-		if (!fake.vms[i]) {
-			fake.vms[i] = strdup(name);
+		if (!v[i]) {
+			v[i] = strdup(name);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&fake.lock);
 }
 
-static bool fake_has(const char *name)
+static bool strv_has_locked(char **v, const char *name)
+{
+	for (int i = 0; i < FAKE_MAX; i++)
+		if (v[i] && !strcmp(v[i], name))
+			return true;
+	return false;
+}
+
+static bool strv_del(char **v, const char *name)
 {
 	bool found = false;
 
 	pthread_mutex_lock(&fake.lock);
-	for (int i = 0; i < FAKE_MAX; i++)
-		found |= fake.vms[i] && !strcmp(fake.vms[i], name);
+	for (int i = 0; i < FAKE_MAX; i++) {
+		if (v[i] && !strcmp(v[i], name)) {
+			free(v[i]);
+			v[i] = NULL;
+			found = true;
+		}
+	}
 	pthread_mutex_unlock(&fake.lock);
 	return found;
 }
 
-static int fake_start(void *ctx, const struct sbxd_vm_spec *s, char *err, size_t len)
+static void fake_add(const char *name)
+{
+	strv_add(fake.vms, name);
+}
+
+static bool fake_has(const char *name)
+{
+	bool found;
+
+	pthread_mutex_lock(&fake.lock);
+	found = strv_has_locked(fake.vms, name);
+	pthread_mutex_unlock(&fake.lock);
+	return found;
+}
+
+static unsigned fake_count(void)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&fake.lock);
+	for (int i = 0; i < FAKE_MAX; i++)
+		n += fake.vms[i] != NULL;
+	pthread_mutex_unlock(&fake.lock);
+	return n;
+}
+
+static void fake_reset(void)
+{
+	pthread_mutex_lock(&fake.lock);
+	for (int i = 0; i < FAKE_MAX; i++) {
+		free(fake.vms[i]);
+		free(fake.snaps[i]);
+		fake.vms[i] = fake.snaps[i] = NULL;
+	}
+	fake.destroyed = fake.starts = fake.fixups = fake.snap_deletes = fake.zygotes = 0;
+	fake.fixup_fails = false;
+	fake.dead[0] = fake.last_start_snapshot[0] = fake.last_fixup_vm[0] = '\0';
+	fake.boot_ms = 300;
+	fake.capture_ms = 100;
+	pthread_mutex_unlock(&fake.lock);
+}
+
+static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how, char *err,
+		      size_t len)
 {
 	(void)ctx;
 	if (!strcmp(s->hostname, "boom")) {
 		snprintf(err, len, "QEMU exited right after starting (fake)");
 		return -EIO;
 	}
+	pthread_mutex_lock(&fake.lock);
+	fake.starts++;
+	snprintf(fake.last_start_snapshot, sizeof(fake.last_start_snapshot), "%s",
+		 s->snapshot_id ? s->snapshot_id : "");
+	fake.last_start_restore = s->restore_memory;
+	snprintf(fake.last_start_hostname, sizeof(fake.last_start_hostname), "%s", s->hostname);
+	if (s->snapshot_id && !strv_has_locked(fake.snaps, s->snapshot_id)) {
+		pthread_mutex_unlock(&fake.lock);
+		snprintf(err, len, "snapshot %s: no manifest (fake)", s->snapshot_id);
+		return -ENOENT;
+	}
+	pthread_mutex_unlock(&fake.lock);
 	fake_add(s->name);
+	*how = s->snapshot_id ? (s->restore_memory ? "fork" : "zygote-fork") : "zygote-fork";
 	return 0;
 }
 
@@ -573,8 +663,15 @@ static int fake_wait(void *ctx, const char *name, int timeout_ms, bool (*cancell
 		     void *cud, char *err, size_t len)
 {
 	(void)ctx;
+	pthread_mutex_lock(&fake.lock);
+	if (fake.dead[0] && !strcmp(fake.dead, name)) {
+		pthread_mutex_unlock(&fake.lock);
+		snprintf(err, len, "the guest agent did not answer (fake)");
+		return -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&fake.lock);
 	for (int t = 0; t < fake.boot_ms; t += 10) {
-		if (cancelled(cud))
+		if (cancelled && cancelled(cud))
 			return -ECANCELED;
 		if (t >= timeout_ms) {
 			snprintf(err, len, "the guest agent did not answer within %d s",
@@ -591,15 +688,11 @@ static int fake_destroy(void *ctx, const char *name, char *err, size_t len)
 	(void)ctx;
 	(void)err;
 	(void)len;
-	pthread_mutex_lock(&fake.lock);
-	for (int i = 0; i < FAKE_MAX; i++) {
-		if (fake.vms[i] && !strcmp(fake.vms[i], name)) {
-			free(fake.vms[i]);
-			fake.vms[i] = NULL;
-			fake.destroyed++;
-		}
+	if (strv_del(fake.vms, name)) {
+		pthread_mutex_lock(&fake.lock);
+		fake.destroyed++;
+		pthread_mutex_unlock(&fake.lock);
 	}
-	pthread_mutex_unlock(&fake.lock);
 	return 0;
 }
 
@@ -638,6 +731,128 @@ static int fake_addr(void *ctx, const char *name, char *buf, size_t len)
 	return 0;
 }
 
+static int fake_fixup(void *ctx, const char *vm, const char *hostname, char *err, size_t len)
+{
+	(void)ctx;
+	pthread_mutex_lock(&fake.lock);
+	fake.fixups++;
+	snprintf(fake.last_fixup_vm, sizeof(fake.last_fixup_vm), "%s", vm);
+	snprintf(fake.last_fixup_hostname, sizeof(fake.last_fixup_hostname), "%s", hostname);
+	if (fake.fixup_fails) {
+		pthread_mutex_unlock(&fake.lock);
+		snprintf(err, len, "agent: fixup: cannot set the hostname (fake)");
+		return -EPERM;
+	}
+	pthread_mutex_unlock(&fake.lock);
+	return fake_has(vm) ? 0 : -ENOENT;
+}
+
+static int fake_snap_capture(void *ctx, const char *vm, const struct sbxd_snap_capture *c,
+			     struct sbxd_snap_info *ret, char *err, size_t len)
+{
+	(void)ctx;
+	sleep_ms(fake.capture_ms);
+	pthread_mutex_lock(&fake.lock);
+	snprintf(fake.last_capture_vm, sizeof(fake.last_capture_vm), "%s", vm);
+	fake.last_capture_memory = c->include_memory;
+	snprintf(fake.last_capture_parent, sizeof(fake.last_capture_parent), "%s",
+		 c->parent ? c->parent : "");
+	pthread_mutex_unlock(&fake.lock);
+	if (!strncmp(c->name, "bad", 3)) {
+		snprintf(err, len, "part ram: SHA-256 mismatch (fake)");
+		return -EBADMSG;
+	}
+	if (!fake_has(vm)) {
+		snprintf(err, len, "no VM %s (fake)", vm);
+		return -ENOENT;
+	}
+	strv_add(fake.snaps, c->id);
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->kind, sizeof(ret->kind), "%s", c->include_memory ? "memory" : "fs");
+	ret->vcpus = 0; /* unknown: the row keeps the sandbox's */
+	ret->memory_bytes = c->include_memory ? 4242 : 0;
+	snprintf(ret->image_digest, sizeof(ret->image_digest), "sha256:fake");
+	return 0;
+}
+
+static int fake_snap_from_image(void *ctx, const char *id, const char *name, const char *image,
+				uint64_t disk, struct sbxd_snap_info *ret, char *err, size_t len)
+{
+	(void)ctx;
+	(void)name;
+	(void)disk;
+	(void)err;
+	(void)len;
+	strv_add(fake.snaps, id);
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->kind, sizeof(ret->kind), "fs");
+	snprintf(ret->image_dir, sizeof(ret->image_dir), "%s", image);
+	snprintf(ret->image_digest, sizeof(ret->image_digest), "sha256:image");
+	return 0;
+}
+
+static bool fake_has_snap(const char *id)
+{
+	bool found;
+
+	pthread_mutex_lock(&fake.lock);
+	found = strv_has_locked(fake.snaps, id);
+	pthread_mutex_unlock(&fake.lock);
+	return found;
+}
+
+static int fake_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret, char *err,
+			  size_t len)
+{
+	(void)ctx;
+	(void)len;
+	if (!fake_has_snap(id)) {
+		snprintf(err, len, "no manifest (fake)");
+		return -ENOENT;
+	}
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->kind, sizeof(ret->kind), "fs");
+	return 0;
+}
+
+static int fake_snap_delete(void *ctx, const char *id, char *err, size_t len)
+{
+	(void)ctx;
+	(void)err;
+	(void)len;
+	strv_del(fake.snaps, id);
+	pthread_mutex_lock(&fake.lock);
+	fake.snap_deletes++;
+	pthread_mutex_unlock(&fake.lock);
+	return 0;
+}
+
+static int fake_snap_gc(void *ctx, bool dead_building, char *err, size_t len)
+{
+	(void)ctx;
+	(void)dead_building;
+	(void)err;
+	(void)len;
+	return 0;
+}
+
+static int fake_zygote(void *ctx, const char *image, unsigned vcpus, unsigned mem, uint64_t disk,
+		       char *err, size_t len)
+{
+	(void)ctx;
+	(void)image;
+	(void)vcpus;
+	(void)mem;
+	(void)disk;
+	(void)err;
+	(void)len;
+	sleep_ms(200);
+	pthread_mutex_lock(&fake.lock);
+	fake.zygotes++;
+	pthread_mutex_unlock(&fake.lock);
+	return 0;
+}
+
 static const struct sbxd_vm_ops fake_ops = {
     .start = fake_start,
     .wait_agent = fake_wait,
@@ -646,12 +861,20 @@ static const struct sbxd_vm_ops fake_ops = {
     .free_list = fake_free_list,
     .is_running = fake_is_running,
     .agent_address = fake_addr,
+    .fixup = fake_fixup,
+    .snap_capture = fake_snap_capture,
+    .snap_from_image = fake_snap_from_image,
+    .snap_info = fake_snap_info,
+    .snap_delete = fake_snap_delete,
+    .snap_gc = fake_snap_gc,
+    .zygote_ensure = fake_zygote,
 };
 
 /* ======================= the server under test ======================= */
 
 static struct {
 	char dir[128];
+	char image[200]; /* DIR/images/default: a fake image */
 	store *st;
 	sbxd_api *api;
 	http_server *srv;
@@ -681,14 +904,23 @@ static void *serve_thread(void *arg)
 static void server_start(unsigned max_sandboxes)
 {
 	char db[200];
-	struct sbxd_api_config ac = {.image_dir = "/images/default", .version = "test"};
+	char cmd[600];
+	struct sbxd_api_config ac = {.image_dir = t.image, .version = "test"};
 	struct http_server_config hc = {
 	    .host = "127.0.0.1", .app = &sbxd_api_http_app, .log_fd = -1};
-	struct sbxd_mgr_config mc = {
-	    .vm = &fake_ops, .boot_timeout_s = 30, .notify = sbxd_api_mgr_notify};
+	struct sbxd_mgr_config mc = {.vm = &fake_ops,
+				     .boot_timeout_s = 30,
+				     .notify = sbxd_api_mgr_notify,
+				     .pool_check_s = 1};
 
 	snprintf(t.dir, sizeof(t.dir), "/tmp/check_api.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	snprintf(t.image, sizeof(t.image), "%s/images/default", t.dir);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p '%s' && cd '%s' && touch vmlinuz initrd.img && truncate -s 1M "
+		 "rootfs.ext4",
+		 t.image, t.image);
+	ck_assert_int_eq(system(cmd), 0);
 	snprintf(db, sizeof(db), "%s/sbxd.db", t.dir);
 	ck_assert_int_eq(store_open(db, &t.st), 0);
 	make_key("alice", false, t.alice);
@@ -711,12 +943,13 @@ static void server_start(unsigned max_sandboxes)
 	ck_assert_int_eq(sbxd_mgr_new(&mc, &t.mgr), 0);
 	sbxd_api_attach(t.api, t.srv, t.mgr);
 	ck_assert_int_eq(sbxd_mgr_reconcile(t.mgr), 0);
+	ck_assert_int_eq(sbxd_mgr_reconcile_snapshots(t.mgr), 0);
 	ck_assert_int_eq(pthread_create(&t.thread, NULL, serve_thread, NULL), 0);
 }
 
 static void setup_server(void)
 {
-	fake.boot_ms = 300;
+	fake_reset();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	server_start(8);
 }
@@ -1458,17 +1691,868 @@ START_TEST(test_reconcile_adopts_fails_and_cleans_up)
 }
 END_TEST
 
+/* ======================= snapshots and pools ======================= */
+
+static long create_box(const char *key, const char *body, struct resp *r)
+{
+	return http(r, "POST", "/api/v2/sandboxes/boxes", key_hdr(key), body);
+}
+
+/* Poll a snapshot until its status is `want` (or 10 s pass). */
+static void wait_snapshot(const char *id, const char *key, const char *want)
+{
+	char path[200];
+	struct resp r;
+
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/snapshots/%s", id);
+	for (int i = 0; i < 200; i++) {
+		ck_assert_int_eq(http(&r, "GET", path, key_hdr(key), NULL), 200);
+		if (!strcmp(jstr(&r, "status"), want)) {
+			resp_free(&r);
+			return;
+		}
+		resp_free(&r);
+		sleep_ms(50);
+	}
+	ck_abort_msg("snapshot %s never became %s", id, want);
+}
+
+/* Capture box into a snapshot called name; its id (static buffer). */
+static const char *capture(const char *key, const char *box, const char *body)
+{
+	static char id[80];
+	char path[200];
+	struct resp r;
+
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/boxes/%s/snapshot", box);
+	ck_assert_int_eq(http(&r, "POST", path, key_hdr(key), body), 201);
+	ck_assert_msg(jstr(&r, "id"), "no id in %s", r.body);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	wait_snapshot(id, key, "ready");
+	return id;
+}
+
+/* The value of a sample of /metrics ("sbx_pool_ready{source=\"x\"}"), or -1. */
+static long metric(const char *sample)
+{
+	struct resp r;
+	const char *p;
+	long v = -1;
+	size_t n = strlen(sample);
+
+	ck_assert_int_eq(http(&r, "GET", "/metrics", NULL, NULL), 200);
+	for (p = r.body; p && (p = strstr(p, sample)); p += n) {
+		if ((p == r.body || p[-1] == '\n') && p[n] == ' ') {
+			v = strtol(p + n + 1, NULL, 10);
+			break;
+		}
+	}
+	resp_free(&r);
+	return v;
+}
+
+static void wait_metric(const char *sample, long want)
+{
+	for (int i = 0; i < 200; i++) {
+		if (metric(sample) == want)
+			return;
+		sleep_ms(50);
+	}
+	ck_abort_msg("%s never became %ld (it is %ld)", sample, want, metric(sample));
+}
+
+START_TEST(test_route_snapshot_pool_and_metrics)
+{
+	struct api_route r = route("/api/v2/sandboxes/snapshots/abc/pool", 0);
+	const char *allow = NULL;
+
+	ck_assert_int_eq(r.kind, ROUTE_SNAPSHOT_POOL);
+	ck_assert_str_eq(r.target, "abc");
+	ck_assert(api_route_allows(&r, API_PUT, NULL));
+	ck_assert(api_route_allows(&r, API_GET, NULL));
+	ck_assert(!api_route_allows(&r, API_POST, &allow));
+	ck_assert_str_eq(allow, "GET, HEAD, PUT");
+	r = route("/metrics", 0);
+	ck_assert_int_eq(r.kind, ROUTE_METRICS);
+	ck_assert(!api_route_needs_key(&r));
+	ck_assert(api_route_allows(&r, API_GET, NULL));
+	route("/api/v2/sandboxes/snapshots/abc/pool/x", -ENOENT);
+	route("/metrics/x", -ENOENT);
+}
+END_TEST
+
+#define S(lit) lit, sizeof(lit) - 1
+
+START_TEST(test_snapshot_bodies_are_checked)
+{
+	struct api_capture_req c;
+	struct api_snapshot_req s;
+	struct api_error e = {0};
+	unsigned n, lim, off;
+
+	ck_assert_int_eq(api_parse_capture(S("{\"name\":\"s1\",\"include_memory\":true,"
+					     "\"run_config\":{\"work_dir\":\"/w\"}}"),
+					   &c, &e),
+			 0);
+	ck_assert_str_eq(c.name, "s1");
+	ck_assert_int_eq(c.include_memory, 1);
+	ck_assert_str_eq(c.run_config, "{\"work_dir\":\"/w\"}");
+	api_capture_req_release(&c);
+	ck_assert_int_eq(api_parse_capture(S("{}"), &c, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_ptr_nonnull(strstr(e.message, "'name'"));
+	ck_assert_int_eq(api_parse_capture(S("{\"name\":\"a b\"}"), &c, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "is not valid"));
+	ck_assert_int_eq(
+	    api_parse_capture(S("{\"name\":\"x\",\"docker_image\":\"img:1\"}"), &c, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "docker_image"));
+	ck_assert_int_eq(api_parse_capture(S("{\"name\":\"x\",\"include_memory\":1}"), &c, &e),
+			 -EINVAL);
+
+	ck_assert_int_eq(
+	    api_parse_snapshot_create(S("{\"name\":\"py\",\"docker_image\":\"default\","
+					"\"fs_capacity_bytes\":0}"),
+				      &s, &e),
+	    0);
+	ck_assert_str_eq(s.docker_image, "default");
+	ck_assert_int_eq(s.fs_capacity_bytes, 0);
+	api_snapshot_req_release(&s);
+	ck_assert_int_eq(api_parse_snapshot_create(S("{\"name\":\"py\"}"), &s, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "docker_image"));
+
+	ck_assert_int_eq(api_parse_pool(S("{\"size\":3}"), 8, &n, &e), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(api_parse_pool(S("{\"size\":9}"), 8, &n, &e), -EINVAL);
+	ck_assert_int_eq(api_parse_pool(S("{}"), 8, &n, &e), -EINVAL);
+	ck_assert_int_eq(api_parse_pool(S("{\"size\":-1}"), 8, &n, &e), -EINVAL);
+
+	ck_assert_int_eq(api_parse_list_query(NULL, NULL, &lim, &off, &e), 0);
+	ck_assert_uint_eq(lim, 50);
+	ck_assert_uint_eq(off, 0);
+	ck_assert_int_eq(api_parse_list_query("500", "7", &lim, &off, &e), 0);
+	ck_assert_uint_eq(lim, 500);
+	ck_assert_uint_eq(off, 7);
+	ck_assert_int_eq(api_parse_list_query("0", NULL, &lim, &off, &e), -EINVAL);
+	ck_assert_int_eq(api_parse_list_query("501", NULL, &lim, &off, &e), -EINVAL);
+	ck_assert_int_eq(api_parse_list_query(NULL, "-1", &lim, &off, &e), -EINVAL);
+	ck_assert_int_eq(api_parse_list_query("1x", NULL, &lim, &off, &e), -EINVAL);
+
+	ck_assert(api_snapshot_name_is_valid("Python_3.11-slim"));
+	ck_assert(!api_snapshot_name_is_valid("-x"));
+	ck_assert(!api_snapshot_name_is_valid("a/b"));
+	ck_assert(!api_snapshot_name_is_valid(""));
+}
+END_TEST
+
+START_TEST(test_config_pool_settings)
+{
+	struct sbxd_config c;
+	char err[512];
+	char *env[] = {"SBX_POOL_SIZE=2", "SBX_SNAPSHOT_POOLS=snap1:1,abc:0", NULL};
+
+	sbxd_config_defaults(&c);
+	ck_assert_uint_eq(c.pool_size, 0);
+	ck_assert_int_eq(sbxd_config_apply_env(&c, env, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.pool_size, 2);
+	ck_assert_str_eq(c.snapshot_pools, "snap1:1,abc:0");
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_set(&c, "pool-size", "3", "--pool-size", err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.pool_size, 3);
+	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "nosize", "x", err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "SNAPSHOT:SIZE"));
+	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "a:99", "x", err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "", "x", err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_set(&c, "pool-size", "65", "x", err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "max-sandboxes"));
+}
+END_TEST
+
+START_TEST(test_server_capture_answers_a_snapshot_that_becomes_ready)
+{
+	struct resp r;
+	char path[200], box_id[64], snap_id[64];
+	json_t *inc;
+
+	ck_assert_int_eq(create_box(t.alice,
+				    "{\"name\":\"src\",\"run_config\":{\"env_vars\":"
+				    "{\"A\":\"1\"}}}",
+				    &r),
+			 201);
+	snprintf(box_id, sizeof(box_id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	fake.capture_ms = 20;
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/src/snapshot", key_hdr(t.alice),
+			      "{\"name\":\"snap1\"}"),
+			 201);
+	snprintf(snap_id, sizeof(snap_id), "%s", jstr(&r, "id"));
+	ck_assert(api_uuid_is_valid(snap_id));
+	/* a quick capture is answered ready at once */
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	ck_assert_str_eq(jstr(&r, "name"), "snap1");
+	ck_assert_str_eq(jstr(&r, "source_sandbox_id"), box_id);
+	ck_assert_str_eq(jstr(&r, "created_by"), "alice");
+	ck_assert_str_eq(jstr(&r, "docker_image"), "default");
+	ck_assert_str_eq(jstr(&r, "image_digest"), "sha256:fake");
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "fs_capacity_bytes")),
+			 2ll << 30);
+	inc = json_object_get(r.json, "included");
+	ck_assert_int_eq(json_array_size(inc), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(inc, 0)), "filesystem");
+	ck_assert(json_is_null(json_object_get(r.json, "memory_snapshot_size_bytes")));
+	/* the sandbox's run_config goes with it */
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(
+		json_object_get(json_object_get(r.json, "run_config"), "env_vars"), "A")),
+	    "1");
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "created_at"), "Z"));
+	resp_free(&r);
+	ck_assert(!fake.last_capture_memory);
+	ck_assert_str_eq(fake.last_capture_parent, "");
+	ck_assert(fake_has_snap(snap_id));
+
+	/* GET by id and by name, on both prefixes */
+	snprintf(path, sizeof(path), "/v2/sandboxes/snapshots/%s", snap_id);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/snapshots/snap1", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "id"), snap_id);
+	resp_free(&r);
+
+	/* a slow capture answers building first; the client polls */
+	fake.capture_ms = 6000;
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/src/snapshot", key_hdr(t.alice),
+			      "{\"name\":\"slow\",\"include_memory\":true}"),
+			 201);
+	ck_assert_str_eq(jstr(&r, "status"), "building");
+	snprintf(snap_id, sizeof(snap_id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	/* another capture of the same sandbox meanwhile is refused */
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/src/snapshot", key_hdr(t.alice),
+			      "{\"name\":\"third\"}"),
+			 409);
+	resp_free(&r);
+	wait_snapshot(snap_id, t.alice, "ready");
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/snapshots/%s", snap_id);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 200);
+	inc = json_object_get(r.json, "included");
+	ck_assert_int_eq(json_array_size(inc), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(inc, 1)), "memory");
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "memory_snapshot_size_bytes")),
+			 4242);
+	resp_free(&r);
+	ck_assert(fake.last_capture_memory);
+}
+END_TEST
+
+START_TEST(test_server_capture_errors_are_clear)
+{
+	struct resp r;
+	const char *id;
+
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/nobox/snapshot",
+			      key_hdr(t.alice), "{\"name\":\"s\"}"),
+			 404);
+	resp_free(&r);
+	fake.boot_ms = 1500;
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"booting\",\"wait_for_ready\":false}", &r),
+			 201);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/booting/snapshot",
+			      key_hdr(t.alice), "{\"name\":\"s\"}"),
+			 409);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "only a ready sandbox"));
+	resp_free(&r);
+	wait_status("booting", t.alice, "ready");
+	fake.boot_ms = 100;
+	/* bob cannot capture alice's sandbox */
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/booting/snapshot",
+			      key_hdr(t.bob), "{\"name\":\"s\"}"),
+			 404);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/booting/snapshot", key_hdr(t.alice), "{}"),
+	    422);
+	resp_free(&r);
+	capture(t.alice, "booting", "{\"name\":\"dup\"}");
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/booting/snapshot",
+			      key_hdr(t.alice), "{\"name\":\"dup\"}"),
+			 409);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "already exists"));
+	resp_free(&r);
+	/* the same name for another key is fine */
+	ck_assert_int_eq(create_box(t.bob, "{\"name\":\"bobs\"}", &r), 201);
+	resp_free(&r);
+	capture(t.bob, "bobs", "{\"name\":\"dup\"}");
+	/* a failing capture: status failed, with the reason */
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/booting/snapshot",
+			      key_hdr(t.alice), "{\"name\":\"bad-one\"}"),
+			 201);
+	id = jstr(&r, "id");
+	wait_snapshot(id, t.alice, "failed");
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/snapshots/bad-one", key_hdr(t.alice), NULL), 200);
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "status_message"), "SHA-256 mismatch"));
+	resp_free(&r);
+	/* a failed snapshot cannot start sandboxes */
+	ck_assert_int_eq(create_box(t.alice, "{\"snapshot_name\":\"bad-one\"}", &r), 409);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_create_from_snapshot_layers_run_config)
+{
+	struct resp r;
+	char snap_id[64], body[300];
+	json_t *rc;
+
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"base\"}", &r), 201);
+	resp_free(&r);
+	snprintf(snap_id, sizeof(snap_id), "%s",
+		 capture(t.alice, "base",
+			 "{\"name\":\"s\",\"run_config\":{\"user\":\"app\",\"work_dir\":\"/srv\","
+			 "\"env_vars\":{\"A\":\"snap\",\"B\":\"snap\"}}}"));
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"child\",\"snapshot_id\":\"%s\",\"run_config\":{\"work_dir\":\"/w\","
+		 "\"env_vars\":{\"B\":\"box\"}}}",
+		 snap_id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 201);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	ck_assert_str_eq(jstr(&r, "snapshot_id"), snap_id);
+	rc = json_object_get(r.json, "run_config");
+	ck_assert_str_eq(json_string_value(json_object_get(rc, "user")), "app");
+	ck_assert_str_eq(json_string_value(json_object_get(rc, "work_dir")), "/w");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rc, "env_vars"), "A")),
+			 "snap");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(rc, "env_vars"), "B")),
+			 "box");
+	resp_free(&r);
+	ck_assert_str_eq(fake.last_start_snapshot, snap_id);
+	ck_assert(!fake.last_start_restore);
+	ck_assert_str_eq(fake.last_start_hostname, "child");
+
+	/* by name; another key's snapshot is not found */
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"child2\",\"snapshot_name\":\"s\"}", &r),
+			 201);
+	ck_assert_str_eq(jstr(&r, "snapshot_id"), snap_id);
+	resp_free(&r);
+	ck_assert_int_eq(create_box(t.bob, "{\"snapshot_name\":\"s\"}", &r), 404);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "snapshot 's' not found"));
+	resp_free(&r);
+	snprintf(body, sizeof(body), "{\"snapshot_id\":\"%s\"}", snap_id);
+	ck_assert_int_eq(create_box(t.bob, body, &r), 404);
+	resp_free(&r);
+
+	/* capturing a sandbox started from a snapshot names it as parent */
+	capture(t.alice, "child", "{\"name\":\"grandchild\"}");
+	ck_assert_str_eq(fake.last_capture_parent, snap_id);
+}
+END_TEST
+
+START_TEST(test_server_restore_memory_needs_a_memory_snapshot)
+{
+	struct resp r;
+	char fs_id[64], mem_id[64], body[300];
+
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"m\",\"vcpus\":2}", &r), 201);
+	resp_free(&r);
+	snprintf(fs_id, sizeof(fs_id), "%s", capture(t.alice, "m", "{\"name\":\"fs-only\"}"));
+	snprintf(mem_id, sizeof(mem_id), "%s",
+		 capture(t.alice, "m", "{\"name\":\"with-mem\",\"include_memory\":true}"));
+	snprintf(body, sizeof(body), "{\"snapshot_id\":\"%s\",\"restore_memory\":true}", fs_id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 422);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "holds no memory"));
+	resp_free(&r);
+
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"resumed\",\"snapshot_id\":\"%s\",\"restore_memory\":true}", mem_id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 201);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	/* the captured shape (the row kept the sandbox's vcpus) */
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "vcpus")), 2);
+	resp_free(&r);
+	ck_assert_str_eq(fake.last_start_snapshot, mem_id);
+	ck_assert(fake.last_start_restore);
+	/* resuming cannot change the shape */
+	snprintf(body, sizeof(body), "{\"snapshot_id\":\"%s\",\"restore_memory\":true,\"vcpus\":3}",
+		 mem_id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 422);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "shape"));
+	resp_free(&r);
+	/* a fresh start from a memory snapshot is fine */
+	snprintf(body, sizeof(body), "{\"name\":\"fresh\",\"snapshot_id\":\"%s\"}", mem_id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 201);
+	resp_free(&r);
+	ck_assert(!fake.last_start_restore);
+	/* preserve_memory_on_stop is stored and echoed */
+	ck_assert_int_eq(
+	    create_box(t.alice, "{\"name\":\"pm\",\"preserve_memory_on_stop\":true}", &r), 201);
+	ck_assert(json_is_true(json_object_get(r.json, "preserve_memory_on_stop")));
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_snapshot_from_an_image)
+{
+	struct resp r;
+	char path[200];
+
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/snapshots", key_hdr(t.alice),
+			      "{\"name\":\"img\",\"docker_image\":\"default\","
+			      "\"fs_capacity_bytes\":4294967296}"),
+			 201);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	ck_assert_str_eq(jstr(&r, "docker_image"), "default");
+	ck_assert_str_eq(jstr(&r, "image_digest"), "sha256:image");
+	ck_assert(json_is_null(json_object_get(r.json, "source_sandbox_id")));
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "fs_capacity_bytes")),
+			 4ll << 30);
+	ck_assert(fake_has_snap(jstr(&r, "id")));
+	snprintf(path, sizeof(path), "{\"name\":\"from-img\",\"snapshot_id\":\"%s\"}",
+		 jstr(&r, "id"));
+	resp_free(&r);
+	ck_assert_int_eq(create_box(t.alice, path, &r), 201);
+	/* the sandbox gets the snapshot's disk size */
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "fs_capacity_bytes")),
+			 4ll << 30);
+	resp_free(&r);
+
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/snapshots", key_hdr(t.alice),
+			      "{\"name\":\"x\",\"docker_image\":\"python:3.12\","
+			      "\"fs_capacity_bytes\":4294967296}"),
+			 422);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "it has: default"));
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/snapshots", key_hdr(t.alice),
+			      "{\"name\":\"x\",\"docker_image\":\"../default\","
+			      "\"fs_capacity_bytes\":0}"),
+			 422);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/snapshots", key_hdr(t.alice),
+			      "{\"name\":\"img\",\"docker_image\":\"default\","
+			      "\"fs_capacity_bytes\":0}"),
+			 409);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/snapshots", key_hdr(t.alice),
+			      "{\"name\":\"huge\",\"docker_image\":\"default\","
+			      "\"fs_capacity_bytes\":1099511627776}"),
+			 422);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_list_snapshots_filters_and_pages)
+{
+	struct resp r;
+	json_t *arr;
+
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"lb\"}", &r), 201);
+	resp_free(&r);
+	fake.capture_ms = 0;
+	capture(t.alice, "lb", "{\"name\":\"web-1\"}");
+	capture(t.alice, "lb", "{\"name\":\"web-2\"}");
+	capture(t.alice, "lb", "{\"name\":\"db-1\"}");
+	ck_assert_int_eq(create_box(t.bob, "{\"name\":\"bb\"}", &r), 201);
+	resp_free(&r);
+	capture(t.bob, "bb", "{\"name\":\"web-bob\"}");
+
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/snapshots", key_hdr(t.alice), NULL),
+			 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "snapshots")), 3);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "items")), 3);
+	ck_assert(json_is_null(json_object_get(r.json, "next_cursor")));
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/snapshots?name_contains=WEB",
+			      key_hdr(t.alice), NULL),
+			 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "snapshots")), 2);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/snapshots?limit=2", key_hdr(t.alice), NULL), 200);
+	arr = json_object_get(r.json, "snapshots");
+	ck_assert_int_eq(json_array_size(arr), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "next_cursor")), "2");
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/snapshots?limit=2&offset=2", key_hdr(t.alice), NULL),
+	    200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "snapshots")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "offset")), 2);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/snapshots?limit=0", key_hdr(t.alice), NULL), 422);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/snapshots", key_hdr(t.admin), NULL),
+			 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "snapshots")), 4);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/snapshots/web-bob", key_hdr(t.alice), NULL), 404);
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_delete_snapshot_keeps_its_sandboxes)
+{
+	struct resp r;
+	char id[64], path[200], body[200];
+
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"d0\"}", &r), 201);
+	resp_free(&r);
+	snprintf(id, sizeof(id), "%s", capture(t.alice, "d0", "{\"name\":\"gone\"}"));
+	snprintf(body, sizeof(body), "{\"name\":\"user-of\",\"snapshot_id\":\"%s\"}", id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 201);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/snapshots/%s", id);
+	ck_assert_int_eq(http(&r, "DELETE", path, key_hdr(t.bob), NULL), 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "DELETE", path, key_hdr(t.alice), NULL), 204);
+	resp_free(&r);
+	ck_assert(!fake_has_snap(id));
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "DELETE", path, key_hdr(t.alice), NULL), 404);
+	resp_free(&r);
+	/* its sandbox runs on */
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/user-of", key_hdr(t.alice), NULL),
+			 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	ck_assert_str_eq(jstr(&r, "snapshot_id"), id);
+	resp_free(&r);
+	/* and the name is free again */
+	capture(t.alice, "d0", "{\"name\":\"gone\"}");
+}
+END_TEST
+
+START_TEST(test_server_delete_box_during_capture_keeps_the_snapshot)
+{
+	struct resp r;
+	char id[64], vm[64];
+
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"short\"}", &r), 201);
+	snprintf(vm, sizeof(vm), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	fake.capture_ms = 1500;
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/short/snapshot",
+			      key_hdr(t.alice), "{\"name\":\"last\"}"),
+			 201);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	sleep_ms(100);
+	/* waits for the capture, then deletes */
+	ck_assert_int_eq(
+	    http(&r, "DELETE", "/api/v2/sandboxes/boxes/short", key_hdr(t.alice), NULL), 204);
+	resp_free(&r);
+	ck_assert(!fake_has(vm));
+	wait_snapshot(id, t.alice, "ready");
+}
+END_TEST
+
+START_TEST(test_server_metrics_need_no_key_and_show_pools)
+{
+	struct resp r;
+
+	ck_assert_int_eq(http(&r, "GET", "/metrics", NULL, NULL), 200);
+	ck_assert_ptr_nonnull(strstr(r.headers, "text/plain; version=0.0.4"));
+	ck_assert_ptr_nonnull(strstr(r.body, "# TYPE sbx_pool_ready gauge\n"));
+	ck_assert_ptr_nonnull(strstr(r.body, "# TYPE sbx_pool_target gauge\n"));
+	ck_assert_ptr_nonnull(strstr(r.body, "sbx_sandboxes{state=\"ready\"} 0\n"));
+	resp_free(&r);
+	sbxd_api_start_pools(t.api, 2, NULL);
+	ck_assert_int_eq(metric("sbx_pool_target{source=\"image:default\"}"), 2);
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 2);
+}
+END_TEST
+
+START_TEST(test_metrics_escape_label_values)
+{
+	struct metrics_buf b = {0};
+
+	metrics_family(&b, "m", "gauge", "help");
+	metrics_sample(&b, "m", (const char *const[]){"a", "x\"y\\z\n", "b", "2", NULL}, 3);
+	metrics_sample(&b, "m", NULL, 0.5);
+	ck_assert_str_eq(b.p, "# HELP m help\n# TYPE m gauge\nm{a=\"x\\\"y\\\\z\\n\",b=\"2\"} 3\n"
+			      "m 0.5\n");
+	free(b.p);
+}
+END_TEST
+
+START_TEST(test_server_pool_hands_out_a_fresh_vm_and_refills)
+{
+	struct resp r;
+	char first_vm[64], id[64];
+	struct store_box b;
+	unsigned starts;
+
+	sbxd_api_start_pools(t.api, 1, NULL);
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 1);
+	starts = fake.starts;
+	fake.boot_ms = 2000; /* a boot now would show */
+	{
+		double t0 = now_s();
+
+		ck_assert_int_eq(create_box(t.alice, "{\"name\":\"pooled\"}", &r), 201);
+		ck_assert_msg(now_s() - t0 < 1.0, "a pooled create waited for a boot");
+	}
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	/* it got the sandbox's identity; no VM was started for it */
+	ck_assert_str_eq(fake.last_fixup_hostname, "pooled");
+	ck_assert_int_eq(store_box_get(t.st, id, STORE_OWNER_ANY, &b), 0);
+	ck_assert_str_eq(b.vm_name, fake.last_fixup_vm);
+	ck_assert_str_ne(b.vm_name, b.id);
+	snprintf(first_vm, sizeof(first_vm), "%s", b.vm_name);
+	store_box_release(&b);
+	ck_assert_int_eq(metric("sbx_pool_ready{source=\"image:default\"}"), 0);
+	/* the pool refills in the background with a new VM */
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 1);
+	ck_assert_uint_eq(fake.starts, starts + 1);
+	/* pool VMs are not sandboxes */
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes", key_hdr(t.admin), NULL), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "sandboxes")), 1);
+	resp_free(&r);
+
+	/* other resources than the pool's shape boot a VM of their own */
+	fake.boot_ms = 100;
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"big\",\"vcpus\":2}", &r), 201);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+	ck_assert_int_eq(store_box_get(t.st, "big", STORE_OWNER_ANY, &b), 0);
+	ck_assert_str_eq(b.vm_name, b.id);
+	store_box_release(&b);
+	ck_assert_int_eq(metric("sbx_pool_ready{source=\"image:default\"}"), 1);
+
+	/* the VM it handed out is the sandbox's: deleting it destroys it */
+	ck_assert_int_eq(
+	    http(&r, "DELETE", "/api/v2/sandboxes/boxes/pooled", key_hdr(t.alice), NULL), 204);
+	resp_free(&r);
+	ck_assert(!fake_has(first_vm));
+}
+END_TEST
+
+START_TEST(test_server_pool_never_hands_out_a_vm_twice)
+{
+	struct resp r;
+	struct store_box a, b;
+
+	fake.boot_ms = 50;
+	sbxd_api_start_pools(t.api, 1, NULL);
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 1);
+	fake.boot_ms = 1500; /* the refill takes a while */
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"one\",\"wait_for_ready\":false}", &r),
+			 201);
+	resp_free(&r);
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"two\",\"wait_for_ready\":false}", &r),
+			 201);
+	resp_free(&r);
+	wait_status("one", t.alice, "ready");
+	wait_status("two", t.alice, "ready");
+	ck_assert_int_eq(store_box_get(t.st, "one", STORE_OWNER_ANY, &a), 0);
+	ck_assert_int_eq(store_box_get(t.st, "two", STORE_OWNER_ANY, &b), 0);
+	ck_assert_str_ne(a.vm_name, b.vm_name);
+	ck_assert_str_ne(a.vm_name, a.id); /* pooled */
+	ck_assert_str_eq(b.vm_name, b.id); /* booted */
+	store_box_release(&a);
+	store_box_release(&b);
+}
+END_TEST
+
+START_TEST(test_server_pool_vm_that_fails_fixup_is_replaced_by_a_boot)
+{
+	struct resp r;
+	struct store_box b;
+	char vm[80];
+
+	fake.boot_ms = 50;
+	sbxd_api_start_pools(t.api, 1, NULL);
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 1);
+	fake.fixup_fails = true;
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"fallback\"}", &r), 201);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+	snprintf(vm, sizeof(vm), "%s", fake.last_fixup_vm);
+	ck_assert(!fake_has(vm)); /* the pool VM was destroyed */
+	ck_assert_int_eq(store_box_get(t.st, "fallback", STORE_OWNER_ANY, &b), 0);
+	ck_assert_str_eq(b.vm_name, b.id);
+	ck_assert(fake_has(b.id));
+	store_box_release(&b);
+}
+END_TEST
+
+START_TEST(test_server_pool_replaces_a_vm_whose_agent_stopped)
+{
+	char dead[80] = "";
+
+	fake.boot_ms = 50;
+	sbxd_api_start_pools(t.api, 1, NULL);
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 1);
+	/* the pooled VM is the only one: make its agent stop answering */
+	{
+		char **names = NULL;
+
+		fake_list(NULL, &names);
+		ck_assert_ptr_nonnull(names[0]);
+		ck_assert_ptr_null(names[1]);
+		snprintf(dead, sizeof(dead), "%s", names[0]);
+		fake_free_list(names);
+	}
+	pthread_mutex_lock(&fake.lock);
+	snprintf(fake.dead, sizeof(fake.dead), "%s", dead);
+	pthread_mutex_unlock(&fake.lock);
+	for (int i = 0; i < 100 && fake_has(dead); i++)
+		sleep_ms(50);
+	ck_assert_msg(!fake_has(dead), "the dead pool VM was not destroyed");
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 1);
+	ck_assert_uint_eq(fake_count(), 1);
+}
+END_TEST
+
+START_TEST(test_server_snapshot_pool_through_the_api)
+{
+	struct resp r;
+	char id[64], path[200], body[200], sample[200];
+	struct store_box b;
+
+	fake.boot_ms = 50;
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"ps\"}", &r), 201);
+	resp_free(&r);
+	snprintf(id, sizeof(id), "%s", capture(t.alice, "ps", "{\"name\":\"pooled-snap\"}"));
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/snapshots/%s/pool", id);
+	snprintf(sample, sizeof(sample), "sbx_pool_ready{source=\"snapshot:%s\"}", id);
+	ck_assert_int_eq(http(&r, "PUT", path, key_hdr(t.bob), "{\"size\":1}"), 404);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "PUT", path, key_hdr(t.alice), "{\"size\":99}"), 422);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "PUT", path, key_hdr(t.alice), "{\"size\":2}"), 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "size")), 2);
+	resp_free(&r);
+	wait_metric(sample, 2);
+	ck_assert_str_eq(fake.last_start_snapshot, id);
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/snapshots/%s", id);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "pool_size")), 2);
+	resp_free(&r);
+
+	snprintf(body, sizeof(body), "{\"name\":\"from-pool\",\"snapshot_id\":\"%s\"}", id);
+	ck_assert_int_eq(create_box(t.alice, body, &r), 201);
+	resp_free(&r);
+	ck_assert_int_eq(store_box_get(t.st, "from-pool", STORE_OWNER_ANY, &b), 0);
+	ck_assert_str_ne(b.vm_name, b.id);
+	ck_assert_str_eq(b.snapshot_id, id);
+	store_box_release(&b);
+	ck_assert_str_eq(fake.last_fixup_hostname, "from-pool");
+	wait_metric(sample, 2);
+
+	/* deleting the snapshot drains its pool; its sandbox stays */
+	ck_assert_int_eq(http(&r, "DELETE", path, key_hdr(t.alice), NULL), 204);
+	resp_free(&r);
+	for (int i = 0; i < 100 && metric(sample) != -1; i++)
+		sleep_ms(50);
+	ck_assert_int_eq(metric(sample), -1);
+	for (int i = 0; i < 100 && fake_count() != 2; i++)
+		sleep_ms(50);
+	ck_assert_uint_eq(fake_count(), 2); /* ps and from-pool */
+}
+END_TEST
+
+START_TEST(test_server_pools_end_with_sbxd_and_restarts_trust_none)
+{
+	char **names = NULL;
+
+	fake.boot_ms = 50;
+	sbxd_api_start_pools(t.api, 2, NULL);
+	wait_metric("sbx_pool_ready{source=\"image:default\"}", 2);
+	ck_assert_uint_eq(fake_count(), 2);
+	/* sbxd stops: its pooled VMs are destroyed */
+	http_server_stop(t.srv);
+	pthread_join(t.thread, NULL);
+	t.mgr = sbxd_mgr_free(t.mgr);
+	ck_assert_uint_eq(fake_count(), 0);
+	/* a VM nobody owns (a pool VM of an sbxd killed with -9) is destroyed
+	 * by the next start's reconcile */
+	fake_add("0b9c2d4e-1f00-4a2b-8c3d-4e5f60718293");
+	{
+		struct sbxd_mgr_config mc = {.st = t.st, .vm = &fake_ops};
+
+		ck_assert_int_eq(sbxd_mgr_new(&mc, &t.mgr), 0);
+		ck_assert_int_eq(sbxd_mgr_reconcile(t.mgr), 0);
+	}
+	fake_list(NULL, &names);
+	ck_assert_ptr_null(names[0]);
+	fake_free_list(names);
+	ck_assert_int_eq(pthread_create(&t.thread, NULL, serve_thread, NULL), 0);
+}
+END_TEST
+
+START_TEST(test_reconcile_snapshots_fails_building_and_finishes_deleting)
+{
+	struct store_snapshot s[3], got;
+	const char *names[] = {"was-building", "was-deleting", "lost-manifest"};
+	const enum snapshot_state st[] = {SNAPSHOT_BUILDING, SNAPSHOT_DELETING, SNAPSHOT_READY};
+	struct store_key k;
+	char hash[SBXD_KEY_HASH_LEN + 1];
+
+	sbxd_key_hash(t.alice, strlen(t.alice), hash);
+	ck_assert_int_eq(store_key_find(t.st, hash, &k), 0);
+	for (int i = 0; i < 3; i++) {
+		char uuid[STORE_ID_LEN + 1];
+
+		memset(&s[i], 0, sizeof(s[i]));
+		ck_assert_int_eq(sbxd_uuid4(uuid), 0);
+		snprintf(s[i].id, sizeof(s[i].id), "%s", uuid);
+		s[i].name = (char *)names[i];
+		s[i].owner = k.id;
+		s[i].state = st[i];
+		s[i].kind = (char *)"fs";
+		ck_assert_int_eq(store_snapshot_insert(t.st, &s[i]), 0);
+	}
+	store_key_release(&k);
+	strv_add(fake.snaps, s[0].id); /* a half-written manifest */
+	strv_add(fake.snaps, s[1].id);
+	ck_assert_int_eq(sbxd_mgr_reconcile_snapshots(t.mgr), 0);
+	ck_assert_int_eq(store_snapshot_get(t.st, s[0].id, STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, SNAPSHOT_FAILED);
+	ck_assert_ptr_nonnull(strstr(got.status_message, "sbxd stopped"));
+	store_snapshot_release(&got);
+	ck_assert(!fake_has_snap(s[0].id));
+	ck_assert_int_eq(store_snapshot_get(t.st, s[1].id, STORE_OWNER_ANY, &got), -ENOENT);
+	ck_assert(!fake_has_snap(s[1].id));
+	ck_assert_int_eq(store_snapshot_get(t.st, s[2].id, STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, SNAPSHOT_FAILED);
+	ck_assert_ptr_nonnull(strstr(got.status_message, "manifest is gone"));
+	store_snapshot_release(&got);
+}
+END_TEST
+
+START_TEST(test_zygote_is_prepared_in_the_background)
+{
+	sbxd_mgr_prepare_zygote(t.mgr, t.image, 1, 512, 2ull << 30);
+	for (int i = 0; i < 100 && !fake.zygotes; i++)
+		sleep_ms(20);
+	ck_assert_uint_eq(fake.zygotes, 1);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
 	TCase *routes = tcase_create("routes"), *val = tcase_create("validation"),
 	      *cfg = tcase_create("config"), *srv = tcase_create("server"),
-	      *rec = tcase_create("reconcile");
+	      *rec = tcase_create("reconcile"), *snap = tcase_create("snapshots"),
+	      *pools = tcase_create("pools");
 
 	tcase_add_test(routes, test_route_serves_both_prefixes);
 	tcase_add_test(routes, test_route_dataplane_needs_a_uuid_and_a_known_op);
 	tcase_add_test(routes, test_route_rejects_unknown_and_malformed_paths);
 	tcase_add_test(routes, test_route_methods_and_allow_lists);
+	tcase_add_test(routes, test_route_snapshot_pool_and_metrics);
 	suite_add_tcase(s, routes);
 
 	tcase_add_test(val, test_names_follow_the_documented_rule);
@@ -1480,12 +2564,15 @@ static Suite *api_suite(void)
 	tcase_add_test(val, test_resources_defaults_rounding_and_bounds);
 	tcase_add_test(val, test_quota_messages_name_what_ran_out);
 	tcase_add_test(val, test_update_parse_and_run_config_merge);
+	tcase_add_test(val, test_snapshot_bodies_are_checked);
+	tcase_add_test(val, test_metrics_escape_label_values);
 	suite_add_tcase(s, val);
 
 	tcase_add_test(cfg, test_config_file_keys_comments_quotes);
 	tcase_add_test(cfg, test_config_errors_name_file_line_and_key);
 	tcase_add_test(cfg, test_config_env_overrides_file_and_flag_overrides_env);
 	tcase_add_test(cfg, test_config_dump_lists_every_setting);
+	tcase_add_test(cfg, test_config_pool_settings);
 	suite_add_tcase(s, cfg);
 
 	tcase_add_checked_fixture(srv, setup_server, teardown_server);
@@ -1513,7 +2600,32 @@ static Suite *api_suite(void)
 	tcase_add_checked_fixture(rec, setup_server, teardown_server);
 	tcase_set_timeout(rec, 30);
 	tcase_add_test(rec, test_reconcile_adopts_fails_and_cleans_up);
+	tcase_add_test(rec, test_reconcile_snapshots_fails_building_and_finishes_deleting);
 	suite_add_tcase(s, rec);
+
+	tcase_add_checked_fixture(snap, setup_server, teardown_server);
+	tcase_set_timeout(snap, 30);
+	tcase_add_test(snap, test_server_capture_answers_a_snapshot_that_becomes_ready);
+	tcase_add_test(snap, test_server_capture_errors_are_clear);
+	tcase_add_test(snap, test_server_create_from_snapshot_layers_run_config);
+	tcase_add_test(snap, test_server_restore_memory_needs_a_memory_snapshot);
+	tcase_add_test(snap, test_server_snapshot_from_an_image);
+	tcase_add_test(snap, test_server_list_snapshots_filters_and_pages);
+	tcase_add_test(snap, test_server_delete_snapshot_keeps_its_sandboxes);
+	tcase_add_test(snap, test_server_delete_box_during_capture_keeps_the_snapshot);
+	tcase_add_test(snap, test_zygote_is_prepared_in_the_background);
+	suite_add_tcase(s, snap);
+
+	tcase_add_checked_fixture(pools, setup_server, teardown_server);
+	tcase_set_timeout(pools, 30);
+	tcase_add_test(pools, test_server_metrics_need_no_key_and_show_pools);
+	tcase_add_test(pools, test_server_pool_hands_out_a_fresh_vm_and_refills);
+	tcase_add_test(pools, test_server_pool_never_hands_out_a_vm_twice);
+	tcase_add_test(pools, test_server_pool_vm_that_fails_fixup_is_replaced_by_a_boot);
+	tcase_add_test(pools, test_server_pool_replaces_a_vm_whose_agent_stopped);
+	tcase_add_test(pools, test_server_snapshot_pool_through_the_api);
+	tcase_add_test(pools, test_server_pools_end_with_sbxd_and_restarts_trust_none);
+	suite_add_tcase(s, pools);
 	return s;
 }
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check_store.c - sbxd's SQLite store: schema and WAL, API keys (hashing,
- * revocation), sandboxes (CRUD, owner isolation, usage), commands; plus
+ * revocation), sandboxes (CRUD, owner isolation, usage), commands,
+ * snapshots (CRUD, names per owner, filters and pages, the v1 -> v2
+ * migration); plus
  * the key and id generators of sbxd_key.c.
  *
  * Each test opens a fresh database in its own temporary directory.
@@ -463,6 +465,277 @@ START_TEST(test_store_serialises_concurrent_writers)
 }
 END_TEST
 
+/* ---- snapshots ---- */
+
+/* The schema as version 1 of sbxd wrote it (store.c migrations[0]). */
+static const char v1_schema[] =
+    "CREATE TABLE keys (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " hash TEXT NOT NULL UNIQUE, admin INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE sandboxes (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " owner INTEGER NOT NULL REFERENCES keys(id), state TEXT NOT NULL CHECK (state IN"
+    "  ('provisioning','ready','failed','stopped','deleting')), status_message TEXT,"
+    " vcpus INTEGER NOT NULL, mem_bytes INTEGER NOT NULL, fs_capacity_bytes INTEGER NOT NULL,"
+    " image TEXT NOT NULL, vm_name TEXT NOT NULL UNIQUE, snapshot_id TEXT,"
+    " persistent INTEGER NOT NULL DEFAULT 1,"
+    " preserve_memory_on_stop INTEGER NOT NULL DEFAULT 0,"
+    " idle_ttl_seconds INTEGER NOT NULL DEFAULT 600,"
+    " delete_after_stop_seconds INTEGER NOT NULL DEFAULT 0,"
+    " labels TEXT, run_config TEXT, proxy_config TEXT, mount_config TEXT,"
+    " access_delegation TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " stopped_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX sandboxes_owner ON sandboxes(owner);"
+    "CREATE TABLE commands (sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+    " id TEXT NOT NULL, agent_cmd_id INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+    " exit_code INTEGER NOT NULL DEFAULT -1, command TEXT, created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, PRIMARY KEY (sandbox_id, id));"
+    "CREATE TABLE snapshots (id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " owner INTEGER NOT NULL REFERENCES keys(id), state TEXT NOT NULL, status_message TEXT,"
+    " source_sandbox_id TEXT, fs_capacity_bytes INTEGER NOT NULL DEFAULT 0, path TEXT,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "INSERT INTO keys (id, name, hash, created_ms) VALUES (7, 'old-key', 'h', 1);"
+    "INSERT INTO sandboxes (id, name, owner, state, vcpus, mem_bytes, fs_capacity_bytes,"
+    " image, vm_name, created_ms, updated_ms) VALUES ('00000000-0000-4000-8000-000000000001',"
+    " 'from-v1', 7, 'ready', 1, 536870912, 2147483648, '/img', 'vm-v1', 1, 2);"
+    "PRAGMA user_version = 1;";
+
+static void make_snap(struct store_snapshot *v, const char *name, int64_t owner)
+{
+	char id[STORE_ID_LEN + 1];
+
+	memset(v, 0, sizeof(*v));
+	ck_assert_int_eq(sbxd_uuid4(id), 0);
+	snprintf(v->id, sizeof(v->id), "%s", id);
+	v->name = (char *)name;
+	v->owner = owner;
+	v->state = SNAPSHOT_BUILDING;
+	v->kind = (char *)"fs";
+	v->fs_capacity_bytes = 2ull << 30;
+	v->docker_image = (char *)"default";
+}
+
+START_TEST(test_store_migrates_a_version_1_database_and_keeps_its_rows)
+{
+	struct store_box got;
+	struct store_snapshot v, g;
+	sqlite3 *db;
+
+	st = store_close(st);
+	unlink(dbpath);
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	ck_assert_int_eq(store_open(dbpath, &st), 0);
+	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_box_get(st, "from-v1", STORE_OWNER_ANY, &got), 0);
+	ck_assert_str_eq(got.vm_name, "vm-v1");
+	ck_assert_int_eq(got.owner, 7);
+	store_box_release(&got);
+	make_snap(&v, "after-upgrade", 7);
+	ck_assert_int_eq(store_snapshot_insert(st, &v), 0);
+	ck_assert_int_eq(store_snapshot_get(st, "after-upgrade", 7, &g), 0);
+	ck_assert_str_eq(g.id, v.id);
+	store_snapshot_release(&g);
+}
+END_TEST
+
+START_TEST(test_snapshot_insert_get_by_id_or_name)
+{
+	struct store_snapshot v, g;
+	int64_t k = add_key("k", false);
+
+	make_snap(&v, "snap1", k);
+	v.source_box_id = (char *)"00000000-0000-4000-8000-0000000000aa";
+	v.include_memory = true;
+	v.kind = (char *)"memory";
+	v.run_config = (char *)"{\"work_dir\":\"/srv\"}";
+	v.image_dir = (char *)"/images/default";
+	ck_assert_int_eq(store_snapshot_insert(st, &v), 0);
+
+	ck_assert_int_eq(store_snapshot_get(st, v.id, k, &g), 0);
+	ck_assert_str_eq(g.name, "snap1");
+	ck_assert_int_eq(g.state, SNAPSHOT_BUILDING);
+	ck_assert_str_eq(g.kind, "memory");
+	ck_assert(g.include_memory);
+	ck_assert_str_eq(g.source_box_id, v.source_box_id);
+	ck_assert_str_eq(g.run_config, "{\"work_dir\":\"/srv\"}");
+	ck_assert_str_eq(g.docker_image, "default");
+	ck_assert_ptr_null(g.image_digest);
+	ck_assert_int_gt(g.created_ms, 0);
+	store_snapshot_release(&g);
+	ck_assert_int_eq(store_snapshot_get(st, "snap1", k, &g), 0);
+	ck_assert_str_eq(g.id, v.id);
+	store_snapshot_release(&g);
+	ck_assert_int_eq(store_snapshot_get(st, "nope", k, &g), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_snapshot_names_are_unique_per_owner)
+{
+	struct store_snapshot a, b, c;
+	int64_t k1 = add_key("k1", false), k2 = add_key("k2", false);
+
+	make_snap(&a, "same", k1);
+	make_snap(&b, "same", k1);
+	make_snap(&c, "same", k2);
+	ck_assert_int_eq(store_snapshot_insert(st, &a), 0);
+	ck_assert_int_eq(store_snapshot_insert(st, &b), -EEXIST);
+	ck_assert_int_eq(store_snapshot_insert(st, &c), 0);
+	/* the same id twice */
+	snprintf(c.id, sizeof(c.id), "%s", a.id);
+	c.name = (char *)"other";
+	ck_assert_int_eq(store_snapshot_insert(st, &c), -EEXIST);
+}
+END_TEST
+
+START_TEST(test_snapshot_owner_isolation_and_admin_sees_all)
+{
+	struct store_snapshot a, b, g, *v = NULL;
+	int64_t k1 = add_key("k1", false), k2 = add_key("k2", false);
+	size_t n = 0;
+	bool more = true;
+
+	make_snap(&a, "mine", k1);
+	make_snap(&b, "theirs", k2);
+	ck_assert_int_eq(store_snapshot_insert(st, &a), 0);
+	ck_assert_int_eq(store_snapshot_insert(st, &b), 0);
+	ck_assert_int_eq(store_snapshot_get(st, "theirs", k1, &g), -ENOENT);
+	ck_assert_int_eq(store_snapshot_get(st, b.id, k1, &g), -ENOENT);
+	ck_assert_int_eq(store_snapshot_get(st, b.id, STORE_OWNER_ANY, &g), 0);
+	store_snapshot_release(&g);
+	ck_assert_int_eq(store_snapshot_list(st, k1, NULL, 0, 0, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(!more);
+	ck_assert_str_eq(v[0].name, "mine");
+	store_snapshots_free(v, n);
+	ck_assert_int_eq(store_snapshot_list(st, STORE_OWNER_ANY, NULL, 0, 0, &v, &n, NULL), 0);
+	ck_assert_uint_eq(n, 2);
+	store_snapshots_free(v, n);
+}
+END_TEST
+
+START_TEST(test_snapshot_list_filters_by_name_and_pages)
+{
+	struct store_snapshot x, *v = NULL;
+	const char *names[] = {"alpha-1", "Beta-2", "alpha-3", "gamma%4", "delta_5"};
+	int64_t k = add_key("k", false);
+	size_t n = 0;
+	bool more = false;
+
+	for (int i = 0; i < 5; i++) {
+		make_snap(&x, names[i], k);
+		x.created_ms = 1000 + i; /* newest last */
+		ck_assert_int_eq(store_snapshot_insert(st, &x), 0);
+	}
+	ck_assert_int_eq(store_snapshot_list(st, k, "ALPHA", 0, 0, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].name, "alpha-3"); /* newest first */
+	ck_assert_str_eq(v[1].name, "alpha-1");
+	store_snapshots_free(v, n);
+	ck_assert_int_eq(store_snapshot_list(st, k, "beta", 0, 0, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 1);
+	store_snapshots_free(v, n);
+	/* LIKE wildcards in the filter are literal */
+	ck_assert_int_eq(store_snapshot_list(st, k, "%", 0, 0, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].name, "gamma%4");
+	store_snapshots_free(v, n);
+	ck_assert_int_eq(store_snapshot_list(st, k, "_", 0, 0, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 1);
+	store_snapshots_free(v, n);
+	/* pages of 2 */
+	ck_assert_int_eq(store_snapshot_list(st, k, NULL, 2, 0, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(more);
+	ck_assert_str_eq(v[0].name, "delta_5");
+	store_snapshots_free(v, n);
+	ck_assert_int_eq(store_snapshot_list(st, k, NULL, 2, 4, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(!more);
+	ck_assert_str_eq(v[0].name, "alpha-1");
+	store_snapshots_free(v, n);
+	ck_assert_int_eq(store_snapshot_list(st, k, NULL, 2, 9, &v, &n, &more), 0);
+	ck_assert_uint_eq(n, 0);
+	free(v);
+}
+END_TEST
+
+START_TEST(test_snapshot_state_built_pool_and_delete)
+{
+	struct store_snapshot x, g;
+	struct store_snapshot_built b = {
+	    .kind = "memory",
+	    .vcpus = 2,
+	    .mem_bytes = 256ull << 20,
+	    .memory_size_bytes = 123456,
+	    .image_digest = "sha256:abc",
+	};
+	int64_t k = add_key("k", false);
+
+	make_snap(&x, "s", k);
+	ck_assert_int_eq(store_snapshot_insert(st, &x), 0);
+	ck_assert_int_eq(store_snapshot_set_state(st, x.id, SNAPSHOT_FAILED, "it broke"), 0);
+	ck_assert_int_eq(store_snapshot_get(st, x.id, k, &g), 0);
+	ck_assert_int_eq(g.state, SNAPSHOT_FAILED);
+	ck_assert_str_eq(g.status_message, "it broke");
+	store_snapshot_release(&g);
+
+	ck_assert_int_eq(store_snapshot_set_built(st, x.id, &b), 0);
+	ck_assert_int_eq(store_snapshot_get(st, x.id, k, &g), 0);
+	ck_assert_int_eq(g.state, SNAPSHOT_READY);
+	ck_assert_ptr_null(g.status_message);
+	ck_assert_str_eq(g.kind, "memory");
+	ck_assert_uint_eq(g.vcpus, 2);
+	ck_assert_uint_eq(g.mem_bytes, 256ull << 20);
+	ck_assert_uint_eq(g.memory_size_bytes, 123456);
+	ck_assert_uint_eq(g.fs_capacity_bytes, 2ull << 30); /* 0: unchanged */
+	ck_assert_str_eq(g.image_digest, "sha256:abc");
+	store_snapshot_release(&g);
+
+	ck_assert_int_eq(store_snapshot_set_pool(st, x.id, 3), 0);
+	ck_assert_int_eq(store_snapshot_get(st, x.id, k, &g), 0);
+	ck_assert_uint_eq(g.pool_size, 3);
+	store_snapshot_release(&g);
+	ck_assert_int_eq(store_snapshot_set_state(st, "no-such", SNAPSHOT_READY, NULL), -ENOENT);
+	ck_assert_int_eq(store_snapshot_delete(st, x.id), 0);
+	ck_assert_int_eq(store_snapshot_delete(st, x.id), -ENOENT);
+	ck_assert_int_eq(store_snapshot_get(st, x.id, k, &g), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_snapshot_state_names_round_trip)
+{
+	for (int i = 0; i < _SNAPSHOT_STATE_MAX; i++)
+		ck_assert_int_eq(snapshot_state_from_string(snapshot_state_to_string(i)), i);
+	ck_assert_int_eq(snapshot_state_from_string("bogus"), -EINVAL);
+	ck_assert_str_eq(snapshot_state_to_string(SNAPSHOT_DELETING), "deleting");
+}
+END_TEST
+
+START_TEST(test_box_vm_can_change_and_boxes_count_by_snapshot)
+{
+	struct store_box a, b, got;
+	int64_t k = add_key("k", false);
+	unsigned n = 9;
+
+	make_box(&a, "a", k);
+	make_box(&b, "b", k);
+	a.snapshot_id = b.snapshot_id = (char *)"snap-1";
+	ck_assert_int_eq(store_box_insert(st, &a), 0);
+	ck_assert_int_eq(store_box_insert(st, &b), 0);
+	ck_assert_int_eq(store_box_count_by_snapshot(st, "snap-1", &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(store_box_count_by_snapshot(st, "snap-2", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(store_box_set_vm(st, a.id, "pool-vm-7"), 0);
+	ck_assert_int_eq(store_box_get(st, "a", k, &got), 0);
+	ck_assert_str_eq(got.vm_name, "pool-vm-7");
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_set_vm(st, a.id, b.id), -EEXIST); /* vm names are unique */
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -478,6 +751,12 @@ static Suite *store_suite(void)
 	tcase_add_test(core, test_box_state_rename_patch_delete);
 	tcase_add_test(core, test_box_usage_counts_only_live_sandboxes);
 	tcase_add_test(core, test_commands_follow_their_sandbox);
+	tcase_add_test(core, test_store_migrates_a_version_1_database_and_keeps_its_rows);
+	tcase_add_test(core, test_snapshot_insert_get_by_id_or_name);
+	tcase_add_test(core, test_snapshot_owner_isolation_and_admin_sees_all);
+	tcase_add_test(core, test_snapshot_list_filters_by_name_and_pages);
+	tcase_add_test(core, test_snapshot_state_built_pool_and_delete);
+	tcase_add_test(core, test_box_vm_can_change_and_boxes_count_by_snapshot);
 	suite_add_tcase(s, core);
 
 	tcase_add_checked_fixture(keys, setup, teardown);
@@ -501,6 +780,8 @@ static Suite *store_suite(void)
 	tcase_add_test(errors, test_key_duplicate_name_or_hash_is_eexist);
 	tcase_add_test(errors, test_box_names_are_unique);
 	tcase_add_test(errors, test_box_state_names_round_trip);
+	tcase_add_test(errors, test_snapshot_names_are_unique_per_owner);
+	tcase_add_test(errors, test_snapshot_state_names_round_trip);
 	suite_add_tcase(s, errors);
 	return s;
 }

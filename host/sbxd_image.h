@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sbxd_image.h - image directories: the check at start, and the images
+ * sbxd knows by name (the directories of its images directory), which is
+ * what POST /snapshots calls docker_image.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* An image directory holds vmlinuz, initrd.img and rootfs.ext4: 0 with the
+ * root disk's size, or -errno with a message. */
+int sbxd_image_check(const char *dir, uint64_t *ret_disk_bytes, char *err, size_t errlen);
+/* Names of the usable images under images_dir, ", "-separated into buf
+ * ("(none)" when there is none). */
+void sbxd_image_names(const char *images_dir, char *buf, size_t len);
