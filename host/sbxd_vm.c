@@ -477,43 +477,14 @@ static int vb_snap_from_image(void *ctx, const char *id, const char *name, const
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_manifest_ struct snap_manifest *m = NULL;
-	_cleanup_manifest_ struct snap_manifest *mine = NULL;
-	char *old;
 	int r;
 
 	if (!b->ss)
 		return no_store(err, errlen);
-	r = snap_from_image(b->ss, image_dir, name, disk_bytes, &m);
+	r = snap_from_image(b->ss, id, image_dir, name, disk_bytes, &m);
 	if (r < 0) {
 		snprintf(err, errlen, "%s", snap_last_error());
 		return r;
-	}
-	if (strcmp(m->id, id)) {
-		/* snap_from_image() picks its own id; sbxd's row came first
-		 * with another one. An image snapshot has no layers of its
-		 * own, so saving it under our id and dropping the first
-		 * manifest moves no blob. */
-		mine = snap_manifest_dup(m);
-		if (!mine)
-			return -ENOMEM;
-		old = mine->id;
-		mine->id = strdup(id);
-		if (!mine->id) {
-			mine->id = old;
-			return -ENOMEM;
-		}
-		free(old);
-		r = snap_save(b->ss, mine);
-		if (r < 0) {
-			snprintf(err, errlen, "%s", snap_last_error());
-			(void)snap_delete(b->ss, m->id, NULL);
-			return r;
-		}
-		if (snap_delete(b->ss, m->id, NULL) < 0)
-			log_warn("snapshot id=%s: cannot remove a duplicate manifest: %s, ignoring",
-				 m->id, snap_last_error());
-		info_from_manifest(mine, ret);
-		return 0;
 	}
 	info_from_manifest(m, ret);
 	return 0;

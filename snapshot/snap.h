@@ -249,5 +249,5 @@ int snap_zygote_ensure(snap_store *s, vm_driver *d, const char *image_dir, unsig
 
 /* A snapshot of an image's filesystem as it is (kind fs, no layers): what
  * POST /snapshots builds. */
-int snap_from_image(snap_store *s, const char *image_dir, const char *name, uint64_t disk_bytes,
-		    struct snap_manifest **ret);
+int snap_from_image(snap_store *s, const char *id, const char *image_dir, const char *name,
+		    uint64_t disk_bytes, struct snap_manifest **ret); /* id NULL: a new UUID */

@@ -216,8 +216,8 @@ int snap_zygote_ensure(snap_store *s, vm_driver *d, const char *image_dir, unsig
 	return r;
 }
 
-int snap_from_image(snap_store *s, const char *image_dir, const char *name, uint64_t disk_bytes,
-		    struct snap_manifest **ret)
+int snap_from_image(snap_store *s, const char *id, const char *image_dir, const char *name,
+		    uint64_t disk_bytes, struct snap_manifest **ret)
 {
 	_cleanup_free_ char *digest = NULL, *rootfs = NULL;
 	struct snap_manifest *m;
@@ -241,9 +241,19 @@ int snap_from_image(snap_store *s, const char *image_dir, const char *name, uint
 	r = snap_image_digest(image, &digest);
 	if (r < 0)
 		return r;
+	if (id && !snap_id_is_valid(id))
+		return snap_err(-EINVAL, "invalid snapshot id '%s'", id);
 	m = new_manifest(SNAP_FS, image, digest);
 	if (!m)
 		return -ENOMEM;
+	if (id) {
+		free(m->id);
+		m->id = strdup(id);
+		if (!m->id) {
+			snap_manifest_free(m);
+			return -ENOMEM;
+		}
+	}
 	m->name = name ? strdup(name) : NULL;
 	m->vcpus = DEFAULT_VCPUS;
 	m->memory_mib = DEFAULT_MEMORY_MIB;
