@@ -84,8 +84,10 @@ static int set_ignore_shared(vm *v, bool on)
 	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
 }
 
-/* Poll query-migrate until completed (0) or failed/cancelled (-EIO). */
-static int wait_migration(vm *v, bool incoming)
+/* Poll query-migrate until the migration reaches status want ("completed",
+ * or "pre-switchover" for a live capture): 0, or -EIO when it failed or was
+ * cancelled, with QEMU's reason. */
+static int wait_migration_status(vm *v, const char *what, const char *want)
 {
 	long long deadline = vmu_now_ms() + MIGRATE_TIMEOUT_MS;
 	unsigned delay = 2;
@@ -100,25 +102,30 @@ static int wait_migration(vm *v, bool incoming)
 			return r;
 		j = json_loads(rv ? rv : "{}", 0, NULL);
 		status = json_string_value(json_object_get(j, "status"));
-		if (status && !strcmp(status, "completed"))
+		if (status && !strcmp(status, want))
 			return 0;
 		if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
 			const char *why = json_string_value(json_object_get(j, "error-desc"));
-			return vm_fail(v->d, -EIO, "VM %s: %s migration %s: %s", v->name,
-				       incoming ? "incoming" : "outgoing", status,
+			return vm_fail(v->d, -EIO, "VM %s: %s %s: %s", v->name, what, status,
 				       why ? why : "QEMU gave no reason (see its log)");
 		}
 		if (vm_is_running(v) != 1)
-			return vm_fail(v->d, -ECHILD, "VM %s: QEMU exited during the migration",
-				       v->name);
+			return vm_fail(v->d, -ECHILD, "VM %s: QEMU exited during the %s", v->name,
+				       what);
 		if (vmu_now_ms() > deadline)
-			return vm_fail(v->d, -ETIMEDOUT, "VM %s: migration still %s after %d s",
-				       v->name, status ? status : "not started",
+			return vm_fail(v->d, -ETIMEDOUT, "VM %s: %s still %s after %d s", v->name,
+				       what, status ? status : "not started",
 				       MIGRATE_TIMEOUT_MS / 1000);
 		vmu_sleep_ms(delay);
 		if (delay < 20)
 			delay *= 2;
 	}
+}
+
+static int wait_migration(vm *v, bool incoming)
+{
+	return wait_migration_status(v, incoming ? "incoming migration" : "outgoing migration",
+				     "completed");
 }
 
 int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared)
@@ -150,36 +157,6 @@ static int set_capability(vm *v, const char *cap, bool on)
 	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
 }
 
-/* Wait until the migration is paused before switch-over (the guest then
- * stands still, its disks still active). */
-static int wait_pre_switchover(vm *v)
-{
-	long long deadline = vmu_now_ms() + MIGRATE_TIMEOUT_MS;
-
-	for (;;) {
-		_cleanup_free_ char *rv = NULL;
-		_cleanup_json_ *j = NULL;
-		const char *status;
-		int r = vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv);
-
-		if (r < 0)
-			return r;
-		j = json_loads(rv ? rv : "{}", 0, NULL);
-		status = json_string_value(json_object_get(j, "status"));
-		if (status && !strcmp(status, "pre-switchover"))
-			return 0;
-		if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
-			const char *why = json_string_value(json_object_get(j, "error-desc"));
-			return vm_fail(v->d, -EIO, "VM %s: live capture %s: %s", v->name, status,
-				       why ? why : "QEMU gave no reason (see its log)");
-		}
-		if (vmu_now_ms() > deadline)
-			return vm_fail(v->d, -ETIMEDOUT, "VM %s: live capture did not converge",
-				       v->name);
-		vmu_sleep_ms(2);
-	}
-}
-
 int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused_ms)
 {
 	long long t_stop = 0;
@@ -195,7 +172,7 @@ int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused
 		r = vm_qmp(v, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}", -1,
 			   NULL);
 	if (r == 0)
-		r = wait_pre_switchover(v);
+		r = wait_migration_status(v, "live capture", "pre-switchover");
 	t_stop = vmu_now_ms();
 	if (r == 0)
 		r = vm_freeze_disk(v, layer_path);

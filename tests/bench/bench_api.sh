@@ -49,6 +49,21 @@ rc=$?
 
 h_sweep "$KEY" >/dev/null
 h_stop || rc=1
+
+# The same with a prewarmed pool of one default sandbox.
+echo "with a prewarmed pool (sbxd serve --pool-size 1):"
+SBX_POOL_SIZE=1
+export SBX_POOL_SIZE
+if h_start; then
+	env -u LANGCHAIN_ENDPOINT -u LANGCHAIN_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN_TRACING_V2 \
+		NODE_PATH="$NM/node_modules" LANGSMITH_ENDPOINT="$H_ENDPOINT" LANGSMITH_API_KEY="$KEY" \
+		SBX_BENCH_ACCEL="$short" node "$root/tests/bench/bench_pool.js" || rc=1
+	h_sweep "$KEY" >/dev/null
+	h_stop || rc=1
+else
+	echo "bench_api: sbxd with a pool did not start (log: $LOG)"
+	rc=1
+fi
 n=$(h_kill_qemu "$STATE")
 [ "$n" -gt 0 ] && { echo "bench_api: $n QEMU process(es) were left running (killed)"; rc=1; }
 exit $rc
