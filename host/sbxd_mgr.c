@@ -541,6 +541,23 @@ static int job_start(sbxd_mgr *m, struct job *j)
 	return 0;
 }
 
+/* Start j for the thing named key (a box or snapshot id) with one waiter,
+ * unless a job for it runs already (-EBUSY). j is consumed either way. */
+static int job_submit(sbxd_mgr *m, struct job *j, const char *key, uint64_t waiter)
+{
+	int r = job_add_waiter(j, waiter);
+
+	pthread_mutex_lock(&m->lock);
+	if (r == 0 && job_find(m, key))
+		r = -EBUSY;
+	if (r == 0)
+		r = job_start(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (r < 0)
+		job_free(j);
+	return r;
+}
+
 static struct job *job_new(enum job_kind kind, const struct store_box *b)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -630,22 +647,12 @@ int sbxd_mgr_boot(sbxd_mgr *m, const struct store_box *b, bool restore_memory, b
 		  uint64_t waiter)
 {
 	struct job *j = job_new(JOB_BOOT, b);
-	int r;
 
 	if (!j)
 		return -ENOMEM;
 	j->restore_memory = restore_memory;
 	j->pooled = pooled;
-	r = job_add_waiter(j, waiter);
-	pthread_mutex_lock(&m->lock);
-	if (r == 0 && job_find(m, b->id))
-		r = -EBUSY;
-	if (r == 0)
-		r = job_start(m, j);
-	pthread_mutex_unlock(&m->lock);
-	if (r < 0)
-		job_free(j);
-	return r;
+	return job_submit(m, j, b->id, waiter);
 }
 
 int sbxd_mgr_wait(sbxd_mgr *m, const char *box_id, uint64_t waiter)
@@ -762,16 +769,7 @@ int sbxd_mgr_capture(sbxd_mgr *m, const char *box_id, const char *snap_id, uint6
 	if (!j)
 		return -ENOMEM;
 	snprintf(j->snap_id, sizeof(j->snap_id), "%s", snap_id);
-	r = job_add_waiter(j, waiter);
-	pthread_mutex_lock(&m->lock);
-	if (r == 0 && job_find(m, box_id))
-		r = -EBUSY;
-	if (r == 0)
-		r = job_start(m, j);
-	pthread_mutex_unlock(&m->lock);
-	if (r < 0)
-		job_free(j);
-	return r;
+	return job_submit(m, j, box_id, waiter);
 }
 
 int sbxd_mgr_snapshot_build(sbxd_mgr *m, const char *snap_id, uint64_t waiter)
@@ -787,16 +785,7 @@ int sbxd_mgr_snapshot_build(sbxd_mgr *m, const char *snap_id, uint64_t waiter)
 	store_snapshot_release(&s);
 	if (!j)
 		return -ENOMEM;
-	r = job_add_waiter(j, waiter);
-	pthread_mutex_lock(&m->lock);
-	if (r == 0 && job_find(m, snap_id))
-		r = -EBUSY;
-	if (r == 0)
-		r = job_start(m, j);
-	pthread_mutex_unlock(&m->lock);
-	if (r < 0)
-		job_free(j);
-	return r;
+	return job_submit(m, j, snap_id, waiter);
 }
 
 int sbxd_mgr_snapshot_delete(sbxd_mgr *m, const char *snap_id, uint64_t waiter)
