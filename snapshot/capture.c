@@ -168,7 +168,7 @@ static int convert_stream(snap_store *s, vm_driver *d, const struct vm_info *inf
 
 /* Step 3: parts ram+state (shared-file) or stream. */
 static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
-			  const struct vm_info *info, int stream_fd)
+			  const struct vm_info *info, int stream_fd, bool stream_only)
 {
 	_cleanup_free_ char *ram = snap_blob_new_name("ram", "");
 	_cleanup_free_ char *state = snap_blob_new_name("state", ".zst");
@@ -202,7 +202,8 @@ static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
 	if (state_fd < 0)
 		return snap_err(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
 				strerror(-state_fd));
-	r = convert_stream(s, d, info, layers, stream_fd, ram_path, state_fd);
+	r = stream_only ? snap_err(-ECANCELED, "the shared-file form was not asked for")
+			: convert_stream(s, d, info, layers, stream_fd, ram_path, state_fd);
 	if (r == 0)
 		r = snapvm_compress(state_fd, state_path);
 	if (r == 0) {
@@ -210,9 +211,10 @@ static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
 			 mono_ms() - t0);
 		return 0;
 	}
-	log_warn("snapshot %s: cannot convert the memory to the shared-file form, keeping the "
-		 "whole migration stream instead (forks will not share memory): %s",
-		 m->id, snap_last_error());
+	if (!stream_only)
+		log_warn("snapshot %s: cannot convert the memory to the shared-file form, keeping "
+			 "the whole migration stream instead (forks will not share memory): %s",
+			 m->id, snap_last_error());
 	/* parts are [layers..., ram, state]: state becomes the stream */
 	m->mem_mode = SNAP_MEM_STREAM;
 	free(m->parts[m->n_parts - 1].blob);
@@ -348,7 +350,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 
 	/* 3. memory in the form forks can share */
 	if (o->include_memory) {
-		r = capture_memory(s, d, m, &info, stream_fd);
+		r = capture_memory(s, d, m, &info, stream_fd, o->stream_only);
 		if (r < 0)
 			goto out_discard;
 	}

@@ -196,6 +196,10 @@ struct snap_capture_opts {
 	 * guest over its connection and returns 0 or -errno; else, with
 	 * agent_socket set, capture connects itself; neither: no sync (the
 	 * layer is then only crash-consistent). */
+	/* Keep the whole migration stream (memory "stream") instead of
+	 * converting it to the shared-file form: what a failed conversion
+	 * falls back to; forks of such a snapshot do not share memory. */
+	bool stream_only;
 	int (*sync_fn)(void *ud);
 	void *sync_ud;
 	const char *agent_socket;

@@ -160,9 +160,10 @@ static vm *restore(const char *id, const char *name, bool memory, const char **h
 	return v;
 }
 
-static char *capture(const char *name, bool memory)
+static char *capture_opts(const char *name, bool memory, bool stream_only)
 {
 	struct snap_capture_opts o = {.include_memory = memory, .name = "test",
+				      .stream_only = stream_only,
 				      .agent_socket = vm_agent_socket(find_vm(name))};
 	struct snap_manifest *m = NULL;
 	long long t0 = mono_ms();
@@ -174,9 +175,17 @@ static char *capture(const char *name, bool memory)
 		memory ? "memory" : "fs", mono_ms() - t0, snap_mem_mode_to_string(m->mem_mode));
 	ck_assert_int_eq(m->status, SNAP_READY);
 	ck_assert_int_eq(m->kind, memory ? SNAP_MEMORY : SNAP_FS);
+	ck_assert_int_eq(m->mem_mode, !memory	     ? SNAP_MEM_NONE
+				      : stream_only ? SNAP_MEM_STREAM
+						    : SNAP_MEM_SHARED_FILE);
 	id = strdup(m->id);
 	snap_manifest_free(m);
 	return id;
+}
+
+static char *capture(const char *name, bool memory)
+{
+	return capture_opts(name, memory, false);
 }
 
 static bool vm_left(const char *name)
@@ -377,6 +386,22 @@ START_TEST(test_deleting_a_used_snapshot_keeps_the_fork)
 }
 END_TEST
 
+/* The fallback form: the whole migration stream, restored each time. */
+START_TEST(test_stream_snapshot_restores_memory)
+{
+	char *id = capture_opts("a1", true, true);
+	const char *how = NULL;
+
+	restore(id, "s1", true, &how);
+	ck_assert_str_eq(how, "stream-restore");
+	sh_expect("s1", "cat /root/f1; kill -0 $(cat /root/pid) && echo alive; hostname",
+		  "hello\nmore\nalive\ns1");
+	drop_vm("s1");
+	ck_assert_int_eq(snap_delete(g_store, id, NULL), 0);
+	free(id);
+}
+END_TEST
+
 /* One file moves a snapshot: export, delete, import, and it restores. */
 START_TEST(test_export_then_import_restores)
 {
@@ -440,6 +465,7 @@ int main(void)
 	tcase_add_test(tc, test_damaged_snapshots_fail_cleanly);
 	tcase_add_test(tc, test_deleting_a_used_snapshot_keeps_the_fork);
 	tcase_add_test(tc, test_export_then_import_restores);
+	tcase_add_test(tc, test_stream_snapshot_restores_memory);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
