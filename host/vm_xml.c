@@ -66,7 +66,10 @@ static void add_disk(struct vmu_buf *b, const struct vm_xml_params *p)
 	vmu_buf_printf(b, "    <disk type='file' device='disk'>\n"
 			  "      <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>\n"
 			  "      <source file='");
-	vmu_buf_add_escaped(b, p->disk);
+	if (p->disk)
+		vmu_buf_add_escaped(b, p->disk);
+	else
+		add_path_attr(b, p->vm_dir, "disk.qcow2");
 	vmu_buf_printf(b, "'/>\n      ");
 	if (!p->disk_blank) {
 		for (; p->disk_layers && p->disk_layers[n]; n++)

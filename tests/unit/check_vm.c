@@ -702,6 +702,7 @@ END_TEST
 
 START_TEST(test_vm_xml_escapes_every_interpolated_string)
 {
+	static const char *const layers[] = {"/l/'<&>\"/layer-1.qcow2", NULL};
 	struct vm_xml_params p = {
 	    .domain_name = "sbx-x",
 	    .name = "x",
@@ -715,6 +716,9 @@ START_TEST(test_vm_xml_escapes_every_interpolated_string)
 	    .vcpus = 1,
 	    .memory_mib = 256,
 	    .tb_cache_mib = 64,
+	    .disk_layers = layers,
+	    .ram_file = "/r/'<&>\"/ram",
+	    .incoming = true,
 	};
 	char *xml = vm_xml_domain(&p), *state = NULL, *image = NULL;
 	const char *meta;
@@ -726,7 +730,13 @@ START_TEST(test_vm_xml_escapes_every_interpolated_string)
 	ck_assert_ptr_nonnull(strstr(xml, "tsc_early_khz=2000000"));
 	ck_assert_ptr_nonnull(strstr(xml, "<tb-cache unit='MiB'>64</tb-cache>"));
 	ck_assert_ptr_nonnull(strstr(xml, "machine='microvm'"));
-	ck_assert_ptr_nonnull(strstr(xml, "<domain type='qemu'>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<domain type='qemu' xmlns:qemu="));
+	/* snapshot parts: the layer chain, RAM in a file, a deferred restore */
+	ck_assert_ptr_nonnull(strstr(xml, "<format type='qcow2'/><source file='/l/&apos;&lt;&amp;"
+					  "&gt;&quot;/layer-1.qcow2'>"));
+	ck_assert_ptr_nonnull(strstr(xml, "mem-path=/r/&apos;&lt;&amp;&gt;&quot;/ram,share=off"));
+	ck_assert_ptr_nonnull(strstr(xml, "<qemu:arg value='memory-backend=sbxram'/>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<qemu:arg value='-incoming'/>"));
 	meta = strstr(xml, "<sbx:vm ");
 	ck_assert_ptr_nonnull(meta);
 	ck_assert_int_eq(vm_xml_get_attr(meta, "state", &state), 0);
@@ -739,7 +749,7 @@ START_TEST(test_vm_xml_escapes_every_interpolated_string)
 
 	p.accel = VM_ACCEL_KVM;
 	xml = vm_xml_domain(&p);
-	ck_assert_ptr_nonnull(strstr(xml, "<domain type='kvm'>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<domain type='kvm' xmlns:qemu="));
 	ck_assert_ptr_nonnull(strstr(xml, "host-passthrough"));
 	ck_assert_ptr_null(strstr(xml, "tb-cache"));
 	ck_assert_ptr_null(strstr(xml, "tsc_early_khz"));
