@@ -99,24 +99,25 @@ static void add_qemu_arg(struct vmu_buf *b, const char *arg)
  * the monitor before the stream is read; see vm_snap.c). */
 static void add_qemu_args(struct vmu_buf *b, const struct vm_xml_params *p)
 {
-	if (!p->ram_file && !p->incoming)
-		return;
-	vmu_buf_printf(b, "  <qemu:commandline>\n");
-	if (p->ram_file) {
-		struct vmu_buf o = {0};
-		_cleanup_free_ char *obj = NULL;
+	struct vmu_buf o = {0};
+	_cleanup_free_ char *obj = NULL;
 
-		/* QEMU option values escape ',' as ",,"; vm.c refuses paths
-		 * with a comma, so none needs it. */
+	/* Every guest's RAM is our backend "sbxram" (a file, or anonymous
+	 * memory): a migration stream names its RAM block, so a stream saved
+	 * from any VM restores into any other. QEMU option values escape ','
+	 * as ",,"; vm.c refuses paths with a comma, so none needs it. */
+	if (p->ram_file)
 		vmu_buf_printf(&o, "memory-backend-file,id=sbxram,size=%uM,mem-path=%s,share=%s",
 			       p->memory_mib, p->ram_file, p->ram_shared ? "on" : "off");
-		obj = vmu_buf_steal(&o);
-		add_qemu_arg(b, "-object");
-		add_qemu_arg(b, obj ? obj : "");
-		/* the later -machine option wins over libvirt's memory-backend */
-		add_qemu_arg(b, "-machine");
-		add_qemu_arg(b, "memory-backend=sbxram");
-	}
+	else
+		vmu_buf_printf(&o, "memory-backend-ram,id=sbxram,size=%uM", p->memory_mib);
+	obj = vmu_buf_steal(&o);
+	vmu_buf_printf(b, "  <qemu:commandline>\n");
+	add_qemu_arg(b, "-object");
+	add_qemu_arg(b, obj ? obj : "");
+	/* the later -machine option wins over libvirt's memory-backend */
+	add_qemu_arg(b, "-machine");
+	add_qemu_arg(b, "memory-backend=sbxram");
 	if (p->incoming) {
 		add_qemu_arg(b, "-incoming");
 		add_qemu_arg(b, "defer");
