@@ -34,7 +34,12 @@ struct vm_driver_config {
 	/* A guest kernel (an image's vmlinuz) for the KVM boot probe. NULL: KVM
 	 * cannot be proven to work, so TCG unless forced. */
 	const char *probe_kernel;
+	/* Cap on each VM's console log (the guest writes it; root in a guest
+	 * could otherwise fill the host's disk): checked every 5 s, a log
+	 * past the cap keeps its last half. 0: VM_CONSOLE_MAX_DEFAULT. */
+	uint64_t console_max_bytes;
 };
+#define VM_CONSOLE_MAX_DEFAULT (1024 * 1024)
 
 /* Opens libvirt (starting libvirt's event loop thread on first use) and
  * chooses the accelerator, logging "accelerator: tcg (reason)" at info level.

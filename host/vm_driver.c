@@ -249,6 +249,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
+	d->console_timer = -1;
 
 	r = vmu_mkdir_p(cfg->state_dir, 0711);
 	if (r < 0)
@@ -312,6 +313,9 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	r = vm_accel_choose(d, cfg->force_accel, cfg->probe_kernel);
 	if (r < 0)
 		goto fail;
+	r = vm_console_watch(d, cfg->console_max_bytes);
+	if (r < 0)
+		goto fail;
 	warm_capabilities(d);
 
 	/* the last error of this thread must not point at freed memory */
@@ -332,6 +336,7 @@ vm_driver *vm_driver_free(vm_driver *d)
 {
 	if (!d)
 		return NULL;
+	vm_console_unwatch(d);
 	if (d->conn)
 		virConnectClose(d->conn);
 	for (size_t i = 0; i < VM_MAX_STARTING; i++)

@@ -41,6 +41,7 @@ struct vm_driver {
 	enum vm_accel accel;
 	char accel_reason[512];
 	unsigned long host_tsc_khz; /* passed to TCG guests; 0: unknown */
+	int console_timer;	    /* libvirt event loop timer id, -1: none */
 	/* guarded by lock */
 	char last_error[VM_ERR_MAX];
 	char *starting[VM_MAX_STARTING]; /* names between mkdir and domain creation */
@@ -116,6 +117,14 @@ int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared);
 int vm_info_write(const char *dir, const struct vm_info *i, const char *disk);
 /* Current overlay path from vm.info (malloc'ed), NULL if absent. */
 char *vm_info_disk(const char *dir);
+
+/* vm_console.c: keep the console logs under STATE/vms/ small. */
+int vm_console_watch(vm_driver *d, uint64_t max_bytes);
+void vm_console_unwatch(vm_driver *d);
+/* If path is larger than max_bytes, keep its last max_bytes/2 (from a line
+ * start) behind a line saying how much was dropped. 1 if trimmed, 0 if not,
+ * -errno. */
+int vm_console_trim(const char *path, uint64_t max_bytes);
 
 /* vm_util.c */
 struct vmu_buf {

@@ -662,6 +662,31 @@ START_TEST(test_garbage_gets_an_error_and_agent_keeps_serving)
 }
 END_TEST
 
+/* Root in the guest writes 1 MB to the serial console: the host's copy
+ * stays under the driver's cap (256 KiB here, set in main()). */
+START_TEST(test_console_log_is_capped)
+{
+	agent_client *c = connect_agent();
+	struct run r;
+	struct stat st;
+	char head[64] = "";
+	FILE *f;
+
+	run_shell(c, "head -c 1000000 /dev/zero | tr '\\0' x > /dev/ttyS0", &r);
+	ck_assert_int_eq(r.exit.code, 0);
+	run_release(&r);
+	agent_client_free(c);
+	sleep(6); /* the driver looks every 5 s */
+	ck_assert_int_eq(stat(vm_console_log(g_vm), &st), 0);
+	ck_assert_msg(st.st_size < 512 * 1024, "console log is %lld bytes", (long long)st.st_size);
+	f = fopen(vm_console_log(g_vm), "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(head, sizeof(head), f));
+	fclose(f);
+	ck_assert_msg(!strncmp(head, "[sbx: console log over 262144 bytes", 35), "head: %s", head);
+}
+END_TEST
+
 START_TEST(test_info_describes_the_guest)
 {
 	agent_client *c = connect_agent();
@@ -719,6 +744,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_reattach_delivers_missed_output_once);
 	tcase_add_test(tc, test_garbage_gets_an_error_and_agent_keeps_serving);
 	tcase_add_test(tc, test_info_describes_the_guest);
+	tcase_add_test(tc, test_console_log_is_capped);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -727,7 +753,7 @@ int main(void)
 {
 	const char *image = getenv("SBX_TEST_IMAGE");
 	char image_abs[PATH_MAX];
-	struct vm_driver_config dc = { .force_accel = -1 };
+	struct vm_driver_config dc = { .force_accel = -1, .console_max_bytes = 256 * 1024 };
 	struct vm_config vc = { 0 };
 	char name[64];
 	SRunner *sr;

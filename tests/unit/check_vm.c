@@ -698,6 +698,43 @@ START_TEST(test_vm_no_qemu_is_left_behind)
 }
 END_TEST
 
+/* -- console log cap (no VM) ------------------------------------------------ */
+
+START_TEST(test_console_log_past_the_cap_keeps_its_last_half)
+{
+	char path[] = "/tmp/sbx-console-XXXXXX";
+	char buf[4096];
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	for (int i = 0; i < 300; i++) {
+		n = snprintf(buf, sizeof(buf), "line %03d of the guest's console\n", i);
+		ck_assert_int_eq(write(fd, buf, (size_t)n), n);
+	}
+	/* under the cap: untouched */
+	ck_assert_int_eq(vm_console_trim(path, 1 << 20), 0);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_END), 300 * 32);
+	ck_assert_int_eq(vm_console_trim(path, 2000), 1);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_int_le(n, 1100);
+	ck_assert_msg(!strncmp(buf, "[sbx: console log over 2000 bytes: ", 35), "head: %.60s", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "dropped]\nline "));   /* then whole lines */
+	ck_assert_ptr_nonnull(strstr(buf, "line 299 of the guest's console\n"));
+	ck_assert_ptr_null(strstr(buf, "line 000 "));
+	/* an appending writer (QEMU's O_APPEND) goes on at the new end */
+	close(fd);
+	fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_eq(write(fd, "next\n", 5), 5);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_END), n + 5);
+	close(fd);
+	ck_assert_int_eq(vm_console_trim("/nonexistent/console.log", 10), 0);
+	unlink(path);
+}
+END_TEST
+
 /* -- xml (no VM) ----------------------------------------------------------- */
 
 START_TEST(test_vm_xml_escapes_every_interpolated_string)
@@ -798,6 +835,7 @@ static Suite *vm_suite(void)
 	TCase *errors = tcase_create("errors");
 
 	tcase_add_test(xml, test_vm_xml_escapes_every_interpolated_string);
+	tcase_add_test(xml, test_console_log_past_the_cap_keeps_its_last_half);
 	tcase_add_test(xml, test_vm_xml_attr_parser_handles_libvirt_output);
 	tcase_add_test(xml, test_vm_kvm_run_test_gives_a_reason);
 	suite_add_tcase(s, xml);
