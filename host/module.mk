@@ -5,7 +5,7 @@
 # or any module.mk; the list is expanded when make builds, not when it reads).
 include host/agent_client.mk
 HOST_LIB_SRCS += host/vm.c host/vm_driver.c host/vm_xml.c host/vm_accel.c host/vm_util.c \
-	host/vm_snap.c host/vm_console.c
+	host/vm_snap.c host/vm_console.c host/vm_events.c
 
 HOST_LIB_OBJS = $(HOST_LIB_SRCS:%.c=$(O)/%.o)
 LIBSBXHOST := $(O)/libsbxhost.a

@@ -148,6 +148,15 @@ int vm_qemu_pid(vm *v);
 int vm_destroy(vm *v);
 /* Destroy by name, also for a VM that has no handle (cleanup after crash). */
 int vm_destroy_by_name(vm_driver *d, const char *name);
+/* -- lifecycle events (vm_events.c) ---------------------------------------
+ * A VM whose QEMU goes away without vm_destroy() (killed, crashed, the
+ * guest powered off or panicked) is reported once, from libvirt's event
+ * loop thread: fn must be quick and thread-safe. reason is for a person,
+ * e.g. "QEMU exited unexpectedly (killed or crashed)". The VM's directory
+ * is left for the caller's vm_destroy(). One watcher per driver. */
+typedef void (*vm_stopped_fn)(void *ud, const char *name, const char *reason);
+int vm_driver_watch_stops(vm_driver *d, vm_stopped_fn fn, void *ud);
+
 /* -- snapshots (vm_snap.c) ------------------------------------------------
  * The primitives snapshot/ builds on. Guest paused = vCPUs stopped. */
 int vm_pause(vm *v);

@@ -250,6 +250,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
 	d->console_timer = -1;
+	d->stop_watch = -1;
 
 	r = vmu_mkdir_p(cfg->state_dir, 0711);
 	if (r < 0)
@@ -337,6 +338,7 @@ vm_driver *vm_driver_free(vm_driver *d)
 	if (!d)
 		return NULL;
 	vm_console_unwatch(d);
+	vm_unwatch_stops(d);
 	if (d->conn)
 		virConnectClose(d->conn);
 	for (size_t i = 0; i < VM_MAX_STARTING; i++)

@@ -42,6 +42,7 @@ struct vm_driver {
 	char accel_reason[512];
 	unsigned long host_tsc_khz; /* passed to TCG guests; 0: unknown */
 	int console_timer;	    /* libvirt event loop timer id, -1: none */
+	int stop_watch;		    /* libvirt domain event callback id, -1: none */
 	/* guarded by lock */
 	char last_error[VM_ERR_MAX];
 	char *starting[VM_MAX_STARTING]; /* names between mkdir and domain creation */
@@ -117,6 +118,9 @@ int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared);
 int vm_info_write(const char *dir, const struct vm_info *i, const char *disk);
 /* Current overlay path from vm.info (malloc'ed), NULL if absent. */
 char *vm_info_disk(const char *dir);
+
+/* vm_events.c */
+void vm_unwatch_stops(vm_driver *d);
 
 /* vm_console.c: keep the console logs under STATE/vms/ small. */
 int vm_console_watch(vm_driver *d, uint64_t max_bytes);

@@ -435,21 +435,55 @@ START_TEST(test_vm_destroy_removes_domain_directory_and_process)
 }
 END_TEST
 
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static char stop_name[64], stop_reason_[256];
+static int stop_count;
+
+static void on_stopped(void *ud, const char *name, const char *reason)
+{
+	(void)ud;
+	pthread_mutex_lock(&stop_mu);
+	snprintf(stop_name, sizeof(stop_name), "%s", name);
+	snprintf(stop_reason_, sizeof(stop_reason_), "%s", reason);
+	stop_count++;
+	pthread_mutex_unlock(&stop_mu);
+}
+
 START_TEST(test_vm_destroy_after_qemu_was_killed_leaves_nothing)
 {
 	vm_driver *d = open_driver();
 	vm *v = start_vm(d, "t-kill");
-	int pid = vm_qemu_pid(v), i;
+	int pid = vm_qemu_pid(v), i, n = 0;
 
+	ck_assert_int_eq(vm_driver_watch_stops(d, on_stopped, NULL), 0);
 	ck_assert_int_gt(pid, 1);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	for (i = 0; i < 200 && vm_is_running(v) != 0; i++)
 		usleep(50 * 1000);
 	ck_assert_int_eq(vm_is_running(v), 0);
+	/* the watcher heard of it, with a reason for a person */
+	for (i = 0; i < 100 && !n; i++) {
+		pthread_mutex_lock(&stop_mu);
+		n = stop_count;
+		pthread_mutex_unlock(&stop_mu);
+		if (!n)
+			usleep(50 * 1000);
+	}
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(stop_name, "t-kill");
+	ck_assert_msg(strstr(stop_reason_, "QEMU exited unexpectedly"), "reason: %s", stop_reason_);
 	ck_assert_int_eq(vm_destroy(v), 0);
 	vm_free(v);
 	assert_nothing_left(d, "t-kill");
 	ck_assert(pid_gone(pid));
+	/* a VM the caller destroys is not reported */
+	v = start_vm(d, "t-kill2");
+	ck_assert_int_eq(vm_destroy(v), 0);
+	vm_free(v);
+	usleep(300 * 1000);
+	pthread_mutex_lock(&stop_mu);
+	ck_assert_int_eq(stop_count, 1);
+	pthread_mutex_unlock(&stop_mu);
 	vm_driver_free(d);
 }
 END_TEST
