@@ -5,7 +5,7 @@
 # or any module.mk; the list is expanded when make builds, not when it reads).
 include host/agent_client.mk
 HOST_LIB_SRCS += host/vm.c host/vm_driver.c host/vm_xml.c host/vm_accel.c host/vm_util.c \
-	host/vm_snap.c host/vm_console.c host/vm_events.c
+	host/vm_snap.c host/vm_console.c host/vm_events.c host/log_json.c
 
 HOST_LIB_OBJS = $(HOST_LIB_SRCS:%.c=$(O)/%.o)
 LIBSBXHOST := $(O)/libsbxhost.a
@@ -31,3 +31,10 @@ $(O)/tests/check_vm: $(O)/tests/unit/check_vm.o $(LIBSBXHOST)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSBXHOST) $(HOST_LIBS) $(CHECK_LIBS)
 -include host/sbxd.mk
 -include host/dp.mk
+
+# The JSON log sink (no VM).
+UNIT_BINS += $(O)/tests/check_log
+$(O)/tests/unit/check_log.o: CFLAGS += -Ihost $(CFLAGS_host) $(CHECK_CFLAGS)
+$(O)/tests/check_log: $(O)/tests/unit/check_log.o $(LIBSBXHOST)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSBXHOST) $(HOST_LIBS) $(CHECK_LIBS)

@@ -23,6 +23,10 @@ struct log_state {
 	int fd;
 	enum log_level level;
 	const char *ident;
+	/* NULL: "ident: level: message" lines on fd. Else every message goes
+	 * here instead (msg without the prefix, not NUL-terminated), e.g.
+	 * host/log_json.c's one-JSON-object-per-line sink. */
+	void (*sink)(enum log_level l, const char *msg, size_t len);
 };
 
 /* One instance per program: defined (static) by every translation unit that
@@ -63,6 +67,13 @@ log_vemit(enum log_level l, int err, const char *fmt, va_list ap)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(err < 0 ? -err : err));
 	if (n >= (int)sizeof(buf) - 1)
 		n = (int)sizeof(buf) - 2;
+	if (log_state.sink) {
+		size_t pre = strlen(log_state.ident ? log_state.ident : "sbx") + 2 +
+			     strlen(names[l]) + 2;
+
+		log_state.sink(l, buf + pre, (size_t)n - pre);
+		return err;
+	}
 	buf[n++] = '\n';
 	(void)!write(log_state.fd, buf, (size_t)n);
 	return err;

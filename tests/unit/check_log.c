@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* check_log.c - the JSON log sink (host/log_json.c). */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log_json.h"
+
+LOG_DEFINE_STATE("check_log");
+
+static json_t *log_one_line(void (*emit)(void))
+{
+	char path[] = "/tmp/sbx-log-XXXXXX";
+	int fd = mkstemp(path);
+	char buf[4096];
+	ssize_t n;
+	json_t *j;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	log_set_fd(fd);
+	emit();
+	log_set_fd(2);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(buf[n - 1] == '\n' && !strchr(buf, '\n')[1], "not one line: %s", buf);
+	j = json_loads(buf, 0, NULL);
+	ck_assert_msg(json_is_object(j), "not JSON: %s", buf);
+	return j;
+}
+
+static void emit_ready(void)
+{
+	log_info("sandbox=web-1 id=3f2a vm=3f2a ready in %d ms (zygote-fork) \"quoted\"", 712);
+}
+
+static void emit_binary(void)
+{
+	log_warn("sandbox=x guest said \xff\xfe and stopped");
+}
+
+static void emit_errno(void)
+{
+	log_error_errno(-2, "cannot open %s", "/nowhere");
+}
+
+START_TEST(test_json_lines_carry_level_program_fields_and_message)
+{
+	json_t *j;
+
+	log_json_enable();
+	j = log_one_line(emit_ready);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "program")), "check_log");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "sandbox")), "web-1");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "3f2a");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "vm")), "3f2a");
+	ck_assert_ptr_null(json_object_get(j, "ready")); /* fields end at the first plain word */
+	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
+			 "sandbox=web-1 id=3f2a vm=3f2a ready in 712 ms (zygote-fork) \"quoted\"");
+	ck_assert_uint_eq(strlen(json_string_value(json_object_get(j, "time"))), 24);
+	json_decref(j);
+
+	j = log_one_line(emit_binary);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")), "sandbox=x guest said ?? and stopped");
+	json_decref(j);
+
+	j = log_one_line(emit_errno);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "error");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
+			 "cannot open /nowhere: No such file or directory");
+	json_decref(j);
+	log_state.sink = NULL;
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc = tcase_create("json");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_json_lines_carry_level_program_fields_and_message);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
