@@ -662,6 +662,56 @@ START_TEST(test_garbage_gets_an_error_and_agent_keeps_serving)
 }
 END_TEST
 
+/* A guest that eats all its memory hurts only itself: the OOM killer takes
+ * the hog, never the agent (PID 1, oom_score_adj -1000), and the sandbox
+ * goes on answering. */
+START_TEST(test_guest_out_of_memory_hurts_only_the_guest)
+{
+	agent_client *c = connect_agent();
+	struct run r;
+
+	run_shell(c, "python3 -c 'x = bytearray(10**10)'", &r);
+	ck_assert_int_ne(r.exit.code, 0);
+	ck_assert_msg(strstr(r.err.data ? r.err.data : "", "MemoryError"), "stderr: %s",
+		      r.err.data ? r.err.data : "");
+	run_release(&r);
+	/* now for real: grow until the kernel's OOM killer steps in */
+	run_shell(c, "python3 -c 'a = []\nwhile True: a.append(bytearray(16 << 20))'; echo status=$?",
+		  &r);
+	ck_assert_msg(strstr(r.out.data ? r.out.data : "", "status=137"), "stdout: %s",
+		      r.out.data ? r.out.data : "");
+	run_release(&r);
+	run_shell(c, "echo still here; cat /proc/1/oom_score_adj", &r);
+	ck_assert_str_eq(r.out.data, "still here\n-1000\n");
+	run_release(&r);
+	agent_client_free(c);
+}
+END_TEST
+
+/* Filling the disk fails inside the guest with ENOSPC; the host's overlay
+ * cannot grow past the disk's virtual size. */
+START_TEST(test_guest_disk_full_fails_inside_the_guest)
+{
+	agent_client *c = connect_agent();
+	char path[PATH_MAX];
+	struct stat st;
+	struct run r;
+
+	run_shell(c, "dd if=/dev/zero of=/root/fill bs=4M 2>&1; echo status=$?; sync", &r);
+	ck_assert_msg(strstr(r.out.data, "No space left on device") && strstr(r.out.data, "status=1"),
+		      "dd said: %s", r.out.data);
+	run_release(&r);
+	snprintf(path, sizeof(path), "%s/disk.qcow2", vm_dir(g_vm));
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg((uint64_t)st.st_blocks * 512 < (3ULL << 30), "overlay takes %llu bytes",
+		      (unsigned long long)st.st_blocks * 512);
+	run_shell(c, "rm /root/fill && echo freed", &r);
+	ck_assert_str_eq(r.out.data, "freed\n");
+	run_release(&r);
+	agent_client_free(c);
+}
+END_TEST
+
 /* Root in the guest writes 1 MB to the serial console: the host's copy
  * stays under the driver's cap (256 KiB here, set in main()). */
 START_TEST(test_console_log_is_capped)
@@ -745,6 +795,8 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_garbage_gets_an_error_and_agent_keeps_serving);
 	tcase_add_test(tc, test_info_describes_the_guest);
 	tcase_add_test(tc, test_console_log_is_capped);
+	tcase_add_test(tc, test_guest_out_of_memory_hurts_only_the_guest);
+	tcase_add_test(tc, test_guest_disk_full_fails_inside_the_guest);
 	suite_add_tcase(s, tc);
 	return s;
 }
