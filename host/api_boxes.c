@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_boxes.c - the control-plane handlers: POST/GET /boxes, GET/PATCH/
- * DELETE /boxes/{name}, GET /boxes/{name}/status, and placeholders for
- * what is not built yet (start, stop, service and download URLs).
+ * DELETE /boxes/{name}, GET /boxes/{name}/status, POST /boxes/{name}/stop
+ * and /start, and placeholders for what is not built yet (service and
+ * download URLs).
  *
  * Create writes the row (state provisioning) before the manager starts
  * the VM: from the default image, or from a snapshot (resuming its memory
@@ -11,7 +12,9 @@
  * there is one: the row names it before the manager gives it the
  * sandbox's identity. With wait_for_ready, the request is deferred until the manager
  * reports the outcome, or answered 408 by a timer (the boot goes on).
- * Delete is deferred until the VM and rows are gone.
+ * Delete is deferred until the VM and rows are gone; stop and start until
+ * the sandbox is stopped or ready (or a timer answers with its state).
+ * A PATCH counts as activity for the idle TTL; reads do not.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -358,6 +361,7 @@ static void update_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		http_reply_error(r, 409, "Conflict", "sandbox '%s' is being deleted", b.name);
 		goto out_box;
 	}
+	sbxd_mgr_touch(a->mgr, b.id);
 	if (q.name && strcmp(q.name, b.name)) {
 		ret = store_box_rename(a->st, b.id, q.name);
 		if (ret == -EEXIST) {
@@ -411,11 +415,78 @@ static void delete_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	store_box_release(&b);
 }
 
+#define API_STOP_START_WAIT_MS 50000
+
+static void transition_timeout(http_server *s, http_req *r, void *arg)
+{
+	sbxd_api *a = arg;
+	struct api_ctx *ctx = http_req_data(r);
+
+	(void)s;
+	sbxd_mgr_unwait(a->mgr, ctx->box_id, http_req_id(r));
+	reply_box(a, r, 200, ctx->box_id); /* still stopping or starting */
+}
+
+/* POST /boxes/{name}/stop and /start: 200 with the sandbox once it is
+ * stopped (ready), at once when it is already. */
+static void stop_start_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, bool stop)
+{
+	const char *verb = stop ? "stop" : "start";
+	enum box_state busy = stop ? BOX_STOPPING : BOX_STARTING;
+	struct store_box b;
+	int ret;
+
+	if (load_box(a, r, ctx, &b) < 0)
+		return;
+	snprintf(ctx->box_id, sizeof(ctx->box_id), "%s", b.id);
+	snprintf(ctx->box_name, sizeof(ctx->box_name), "%s", b.name);
+	ret = stop ? sbxd_mgr_stop(a->mgr, b.id, false, http_req_id(r))
+		   : sbxd_mgr_start(a->mgr, b.id, http_req_id(r));
+	/* the same transition runs already: wait for it too */
+	if (ret == -EBUSY && b.state == busy && sbxd_mgr_wait(a->mgr, b.id, http_req_id(r)) == 0)
+		ret = 0;
+	if (ret == 1) {
+		reply_box(a, r, 200, b.id);
+	} else if (ret == 0) {
+		log_info("sandbox=%s id=%s: %s asked by key=%s", b.name, b.id,
+			 stop ? "stop" : "start", ctx->who.key_name);
+		http_req_defer(r);
+		http_req_set_timer(r, API_STOP_START_WAIT_MS, transition_timeout, a);
+	} else if (ret == -EBUSY || ret == -EINVAL) {
+		http_reply_error(r, 409, "Conflict",
+				 "sandbox '%s' is %s: only a %s sandbox can be %s%s", b.name,
+				 box_state_to_string(b.state), stop ? "ready" : "stopped",
+				 stop ? "stopped" : "started",
+				 ret == -EBUSY && (b.state == BOX_READY || b.state == BOX_STOPPED)
+				     ? " (another operation on it is running: retry)"
+				     : "");
+	} else if (ret == -ENOENT) {
+		http_reply_error(r, 404, "NotFound", "sandbox '%s' not found", ctx->route.target);
+	} else {
+		http_reply_error(r, 500, "InternalError", "cannot %s sandbox '%s': %s", verb,
+				 b.name, ret == -EIO ? store_last_error() : strerror(-ret));
+	}
+	store_box_release(&b);
+}
+
 void api_boxes_settled(sbxd_api *a, http_req *r, struct api_ctx *ctx, enum mgr_outcome o,
 		       const char *msg)
 {
 	bool deleting = http_req_method(r) == API_DELETE;
+	bool stop = ctx->route.kind == ROUTE_BOX_STOP;
 
+	if (stop || ctx->route.kind == ROUTE_BOX_START) {
+		if (o == MGR_READY)
+			reply_box(a, r, 200, ctx->box_id);
+		else if (o == MGR_FAILED)
+			http_reply_error(r, 500, "InternalError", "cannot %s sandbox '%s': %s",
+					 stop ? "stop" : "start", ctx->box_name, msg);
+		else
+			http_reply_error(r, 409, "Conflict",
+					 "sandbox '%s' was deleted meanwhile%s%s", ctx->box_name,
+					 msg && *msg ? ": " : "", msg ? msg : "");
+		return;
+	}
 	switch (o) {
 	case MGR_READY:
 		reply_box(a, r, 201, ctx->box_id);
@@ -478,9 +549,7 @@ void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		return;
 	case ROUTE_BOX_START:
 	case ROUTE_BOX_STOP:
-		not_yet(a, r, ctx,
-			"not implemented yet: stopping and starting a sandbox needs snapshots, "
-			"which this version of sbxd does not have");
+		stop_start_box(a, r, ctx, ctx->route.kind == ROUTE_BOX_STOP);
 		return;
 	case ROUTE_BOX_SERVICE_URL:
 		not_yet(a, r, ctx, "not implemented yet: service URLs");

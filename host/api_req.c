@@ -581,7 +581,9 @@ static int get_object(json_t *o, const char *key, char **ret, struct api_error *
 	return dump_compact(v, ret, e);
 }
 
-/* idle_ttl_seconds / delete_after_stop_seconds: 0 (off) or whole minutes. */
+/* idle_ttl_seconds / delete_after_stop_seconds: 0 (off) or seconds. The
+ * langsmith client accepts whole minutes only; sbxd takes any second (for
+ * tests, and for clients that want less). */
 static int get_ttl(json_t *o, const char *key, int64_t *ret, struct api_error *e)
 {
 	int64_t v = -1;
@@ -589,9 +591,6 @@ static int get_ttl(json_t *o, const char *key, int64_t *ret, struct api_error *e
 
 	if (r < 0)
 		return r;
-	if (v > 0 && v % 60)
-		return api_error_set(e, 422, "ValidationError",
-				     "field '%s' must be 0 (off) or a multiple of 60 seconds", key);
 	if (v >= 0)
 		*ret = v;
 	return 0;

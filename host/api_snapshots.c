@@ -168,6 +168,7 @@ static void capture_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 				 b.state == BOX_READY ? " (a capture of it is running)" : "");
 		goto out;
 	}
+	sbxd_mgr_touch(a->mgr, b.id); /* activity, for its idle TTL */
 	if (q.fs_capacity_bytes && (uint64_t)q.fs_capacity_bytes < b.fs_capacity_bytes) {
 		http_reply_error(r, 422, "ValidationError",
 				 "fs_capacity_bytes: a snapshot of sandbox '%s' cannot be smaller "

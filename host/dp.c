@@ -165,4 +165,6 @@ const struct sbxd_dataplane_ops dp_dataplane_ops = {
     .on_body = dp_on_body,
     .on_upgrade = dp_on_upgrade,
     .sync_fs = dp_sync_fs,
+    .release_box = dp_release_box,
+    .box_busy = dp_box_busy,
 };

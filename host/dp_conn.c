@@ -437,6 +437,47 @@ static void box_sul_cb(lws_sorted_usec_list_t *sul)
 	}
 }
 
+/* ---- stop (sbxd_dataplane_ops.release_box, box_busy) ---- */
+
+static struct dp_box *box_find(struct dp *d, const char *id)
+{
+	for (struct dp_box *b = d->boxes; b; b = b->next)
+		if (!strcmp(b->id, id))
+			return b;
+	return NULL;
+}
+
+void dp_release_box(void *ud, const char *box_id)
+{
+	struct dp *d = ud;
+	struct dp_box *b = d->down ? NULL : box_find(d, box_id);
+
+	if (!b)
+		return;
+	log_info("sandbox=%s is stopping: closing its agent connection", b->name);
+	lws_sul_cancel(&b->sul);
+	box_close(b);
+	b->lost_since_ms = 0;
+	b->retries = 0;
+	box_enter_state(b, DP_CONN_DOWN);
+	dp_cmds_fail_all(b, "CommandError", "the sandbox was stopped");
+}
+
+/* Busy: a command runs, or a request (a blocking /execute, a transfer) or
+ * a WebSocket session holds the box. */
+bool dp_box_busy(void *ud, const char *box_id)
+{
+	struct dp *d = ud;
+	struct dp_box *b = box_find(d, box_id);
+
+	if (b && b->refs > 0)
+		return true;
+	for (const struct dp_cmd *c = b ? b->cmds : NULL; c; c = c->next)
+		if (c->state == DP_CMD_STARTING || c->state == DP_CMD_RUNNING)
+			return true;
+	return false;
+}
+
 /* ---- life ---- */
 
 int dp_new(sbxd_api *api, store *st, dp **ret)

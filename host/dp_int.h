@@ -227,6 +227,10 @@ void dp_upload_begin(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_download(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_search(struct dp *d, http_req *r, const struct sbxd_dp_box *box, bool grep);
 
+/* sbxd_dataplane_ops.release_box, .box_busy (dp_conn.c) */
+void dp_release_box(void *ud, const char *box_id);
+bool dp_box_busy(void *ud, const char *box_id);
+
 /* ---- dp_sync.c ---- */
 
 /* sbxd_dataplane_ops.sync_fs */

@@ -522,6 +522,8 @@ static int serve(const struct sbxd_config *cfg)
 		    .boot_timeout_s = cfg->boot_timeout_s,
 		    .notify = sbxd_api_mgr_notify,
 		    .notify_ud = api,
+		    .release_box = sbxd_api_release_box,
+		    .box_busy = sbxd_api_box_busy,
 		};
 
 		if (sbxd_mgr_new(&mc, &mgr) < 0)

@@ -3,7 +3,7 @@
 # Included from host/module.mk.
 SBXD_LIB_SRCS := host/store.c host/store_box.c host/store_snap.c host/sbxd_key.c host/sbxd_config.c \
 	host/api_req.c host/api_render.c host/http_server.c host/http_req.c host/http_ws.c \
-	host/sbxd_api.c host/api_boxes.c host/api_snapshots.c host/sbxd_mgr.c host/sbxd_pool.c \
+	host/sbxd_api.c host/api_boxes.c host/api_snapshots.c host/sbxd_mgr.c host/sbxd_pool.c host/sbxd_ttl.c \
 	host/sbxd_metrics.c host/sbxd_image.c host/sbxd_vm.c
 SBXD_LIB_OBJS := $(SBXD_LIB_SRCS:%.c=$(O)/%.o)
 LIBSBXD := $(O)/libsbxd.a

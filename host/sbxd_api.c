@@ -9,8 +9,10 @@
  * statuses the langsmith client maps (langsmith-wire.md §2).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_int.h"
 #include "api_render.h"
@@ -167,9 +169,11 @@ int sbxd_dataplane_lookup(sbxd_api *a, const struct sbxd_principal *who, const c
 			r = -EHOSTDOWN; /* its QEMU is gone although the row says ready */
 		break;
 	case BOX_PROVISIONING:
+	case BOX_STARTING:
 		r = -EAGAIN;
 		break;
 	case BOX_STOPPED:
+	case BOX_STOPPING:
 		r = -ESHUTDOWN;
 		break;
 	case BOX_DELETING:
@@ -201,7 +205,8 @@ int sbxd_dataplane_reply_lookup_error(http_req *r, int err, const char *dp_id,
 					"sandbox '%s' is not ready yet (it is still starting)",
 					name);
 	case -ESHUTDOWN:
-		return http_reply_error(r, 400, "NotReady", "sandbox '%s' is stopped", name);
+		return http_reply_error(r, 409, "Conflict", "sandbox %s is stopped: start it first",
+					name);
 	case -EHOSTDOWN:
 		return http_reply_error(r, 400, "NotReady",
 					"sandbox '%s' is not usable: its VM is not running (delete "
@@ -227,6 +232,7 @@ static void dataplane_headers(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		sbxd_dataplane_reply_lookup_error(r, ret, ctx->route.target, &ctx->dp_box);
 		return;
 	}
+	sbxd_mgr_touch(a->mgr, ctx->dp_box.id);
 	if (!a->dp || !a->dp->on_request) {
 		http_reply_error(r, 501, "NotImplemented",
 				 "the data plane (%s) is not implemented in this version of sbxd",
@@ -337,6 +343,7 @@ static int on_upgrade(void *ud, http_req *r, const struct http_ws_ops **ret_ops,
 	if (ret < 0)
 		return sbxd_dataplane_reply_lookup_error(r, ret, ctx->route.target, &ctx->dp_box),
 		       ret;
+	sbxd_mgr_touch(a->mgr, ctx->dp_box.id);
 	if (!a->dp || !a->dp->on_upgrade)
 		return http_reply_error(r, 501, "NotImplemented",
 					"command execution over WebSocket is not implemented in "
@@ -392,4 +399,100 @@ void sbxd_api_mgr_notify(void *ud, uint64_t waiter, const char *box_id, enum mgr
 	memcpy(n->msg, msg ? msg : "", ml + 1);
 	if (http_server_post(a->srv, waiter, on_notice, n) < 0)
 		free(n);
+}
+
+/* ---- the data plane lets go of a sandbox (worker thread -> service) ---- */
+
+#define RELEASE_WAIT_S 15
+
+struct release_call {
+	sbxd_api *a;
+	char id[STORE_ID_LEN + 1];
+	bool idle;
+	bool query; /* only ask whether a command runs */
+	int result;
+	bool done;
+	unsigned refs; /* the worker's and the service thread's */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+static void release_call_unref(struct release_call *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void release_on_service(http_server *s, http_req *r, void *arg)
+{
+	struct release_call *c = arg;
+	sbxd_api *a = c->a;
+	int res = 0;
+
+	(void)s;
+	(void)r;
+	if (c->query)
+		res = a->dp->box_busy && a->dp->box_busy(a->dp_ud, c->id) ? 1 : 0;
+	else if (c->idle && a->dp->box_busy && a->dp->box_busy(a->dp_ud, c->id))
+		res = -EBUSY;
+	else if (a->dp->release_box)
+		a->dp->release_box(a->dp_ud, c->id);
+	pthread_mutex_lock(&c->lock);
+	c->result = res;
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	release_call_unref(c);
+}
+
+static int service_call(sbxd_api *a, const char *box_id, bool idle, bool query)
+{
+	struct release_call *c;
+	struct timespec ts;
+	int r = 0;
+
+	if (!a || !a->srv || !a->dp || (!a->dp->release_box && !a->dp->box_busy))
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->a = a;
+	snprintf(c->id, sizeof(c->id), "%s", box_id);
+	c->idle = idle;
+	c->query = query;
+	c->refs = 2;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if (http_server_post(a->srv, 0, release_on_service, c) < 0) {
+		c->refs = 1;
+		release_call_unref(c);
+		return -ENOMEM;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += RELEASE_WAIT_S;
+	pthread_mutex_lock(&c->lock);
+	while (!c->done && r == 0)
+		r = pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	r = c->done ? c->result : -ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
+	release_call_unref(c);
+	return r;
+}
+
+int sbxd_api_release_box(void *ud, const char *box_id, bool idle)
+{
+	return service_call(ud, box_id, idle, false);
+}
+
+int sbxd_api_box_busy(void *ud, const char *box_id)
+{
+	return service_call(ud, box_id, false, true);
 }

@@ -46,3 +46,9 @@ void sbxd_api_start_pools(sbxd_api *a, unsigned image_pool_size, const char *ove
 /* sbxd_mgr_config.notify, with notify_ud = the sbxd_api. */
 void sbxd_api_mgr_notify(void *ud, uint64_t waiter, const char *box_id, enum mgr_outcome o,
 			 const char *msg);
+/* sbxd_mgr_config.release_box (ud = the sbxd_api): has the data plane let
+ * go of the sandbox, on the service thread, and waits for it (from a
+ * worker thread). */
+int sbxd_api_release_box(void *ud, const char *box_id, bool idle);
+/* sbxd_mgr_config.box_busy: asks the data plane, likewise. */
+int sbxd_api_box_busy(void *ud, const char *box_id);

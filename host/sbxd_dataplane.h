@@ -62,6 +62,12 @@ struct sbxd_dataplane_ops {
 	 * it will not run. r is the request that asks (for the loop). */
 	int (*sync_fs)(void *ud, http_req *r, const struct sbxd_dp_box *box,
 		       void (*done)(void *cud, int err, const char *msg), void *cud);
+	/* Optional: sandbox box_id is being stopped: close its agent
+	 * connection now (its commands end: "the sandbox was stopped"). */
+	void (*release_box)(void *ud, const char *box_id);
+	/* Optional: whether a command runs in sandbox box_id (its idle TTL
+	 * does not stop it then). */
+	bool (*box_busy)(void *ud, const char *box_id);
 };
 
 /* ops must stay valid while the server runs. */
@@ -70,14 +76,15 @@ void sbxd_api_set_dataplane(sbxd_api *a, const struct sbxd_dataplane_ops *ops, v
 /* The sandbox with id (or name) dp_id as key `who` may see it:
  *   0        ready: *ret filled (release it with sbxd_dp_box_release())
  *   -ENOENT  unknown, another key's, or being deleted
- *   -EAGAIN  still provisioning
+ *   -EAGAIN  still provisioning (or starting)
  *   -EIO     failed (its status_message says why)
  *   -EHOSTDOWN ready on record, but its VM is gone (QEMU died)
- *   -ESHUTDOWN stopped
+ *   -ESHUTDOWN stopped (or stopping)
  * *ret is filled for those as well (agent_addr empty). */
 int sbxd_dataplane_lookup(sbxd_api *a, const struct sbxd_principal *who, const char *dp_id,
 			  struct sbxd_dp_box *ret);
-/* The reply the client maps for a failed lookup: 404 NotFound or 400
- * NotReady (-> LangSmithSandboxNotReadyError). */
+/* The reply the client maps for a failed lookup: 404 NotFound, 400
+ * NotReady (-> LangSmithSandboxNotReadyError), or 409 for a stopped
+ * sandbox ("start it first"). */
 int sbxd_dataplane_reply_lookup_error(http_req *r, int err, const char *dp_id,
 				      const struct sbxd_dp_box *box);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_mgr.c - boot, adoption, deletion and capture jobs of sandboxes,
- * build and deletion jobs of snapshots, one detached worker thread per
- * job; reconciliation at start.
+ * sbxd_mgr.c - boot, adoption, deletion, capture, stop and start jobs of
+ * sandboxes, build and deletion jobs of snapshots, one detached worker
+ * thread per job; reconciliation at start.
  *
  * Invariants:
  *  - a sandbox (or snapshot) has at most one job (struct job, keyed by its
@@ -14,7 +14,11 @@
  *    checking its job was not cancelled; sbxd_mgr_delete() marks the row
  *    deleting under the same lock, so neither overwrites the other;
  *  - waiters are notified after the row was updated, so a waiter reading
- *    the store sees the outcome.
+ *    the store sees the outcome;
+ *  - stop and start write their intent first (stopping, starting); a stop
+ *    records its snapshot's id before it destroys the VM, a start drops
+ *    it only once the VM runs, so a restart can finish or roll back
+ *    either (reconcile_row()).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,9 +29,19 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "sbxd_key.h"
 #include "sbxd_mgr_int.h"
 
-enum job_kind { JOB_BOOT, JOB_ADOPT, JOB_DELETE, JOB_CAPTURE, JOB_SNAP_BUILD, JOB_SNAP_DELETE };
+enum job_kind {
+	JOB_BOOT,
+	JOB_ADOPT,
+	JOB_DELETE,
+	JOB_CAPTURE,
+	JOB_SNAP_BUILD,
+	JOB_SNAP_DELETE,
+	JOB_STOP,
+	JOB_START,
+};
 
 struct waiter {
 	uint64_t id;
@@ -47,6 +61,10 @@ struct job {
 	unsigned vcpus;
 	uint64_t mem_bytes, disk_bytes;
 	char snap_id[STORE_SNAP_ID_MAX + 1]; /* capture: the snapshot taken */
+	char *stop_snap;		     /* the sandbox's stop snapshot, or NULL */
+	bool stop_memory;		     /* it holds memory */
+	bool preserve_memory;		     /* stop: capture memory too */
+	bool idle;			     /* stop: asked by the idle TTL */
 	bool cancel;			     /* a delete arrived: the worker turns into a delete */
 	struct waiter *waiters;
 	struct job *next;
@@ -67,6 +85,10 @@ static const char *job_kind_to_string(enum job_kind k)
 		return "snapshot-build";
 	case JOB_SNAP_DELETE:
 		return "snapshot-delete";
+	case JOB_STOP:
+		return "stop";
+	case JOB_START:
+		return "start";
 	}
 	return "?";
 }
@@ -111,6 +133,7 @@ static void job_free(struct job *j)
 	free(j->vm_name);
 	free(j->image);
 	free(j->snapshot_id);
+	free(j->stop_snap);
 	free(j);
 }
 
@@ -199,6 +222,10 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 	}
 	w = job_retire(m, j);
 	pthread_mutex_unlock(&m->lock);
+	if (o == MGR_DELETED && j->stop_snap && m->c.vm->snap_delete &&
+	    m->c.vm->snap_delete(m->c.vm_ctx, j->stop_snap, err, sizeof(err)) < 0)
+		log_warn("sandbox=%s: its stop snapshot %s could not be removed: %s, ignoring",
+			 j->name, j->stop_snap, err);
 	/* Its snapshot may have been deleted while it ran: the blobs only
 	 * this VM still used are garbage now. */
 	if (o == MGR_DELETED && j->snapshot_id && m->c.vm->snap_gc &&
@@ -487,6 +514,207 @@ static void run_snap_delete(sbxd_mgr *m, struct job *j)
 	notify_all(m, w, j->id, o, o == MGR_DELETED ? "" : msg);
 }
 
+/* ---- stop and start ---- */
+
+static void delete_snap_quietly(sbxd_mgr *m, const char *who, const char *snap_id)
+{
+	char err[MGR_MSG_MAX] = "";
+
+	if (m->c.vm->snap_delete &&
+	    m->c.vm->snap_delete(m->c.vm_ctx, snap_id, err, sizeof(err)) < 0)
+		log_warn("sandbox=%s: stop snapshot %s could not be removed: %s, ignoring", who,
+			 snap_id, err);
+}
+
+/* Capture the VM into a new stop snapshot, destroy it, record stopped. A
+ * failure before the VM is destroyed leaves the sandbox running (ready). */
+static void run_stop(sbxd_mgr *m, struct job *j)
+{
+	char err[MGR_MSG_MAX] = "";
+	char msg[MGR_MSG_MAX + 128] = "";
+	char snap[STORE_ID_LEN + 1];
+	struct sbxd_snap_info info;
+	enum mgr_outcome o = MGR_READY;
+	double t0 = mgr_mono_s();
+	char *old = j->stop_snap;
+	bool captured = false;
+	struct waiter *w;
+	int r = 0;
+
+	j->stop_snap = NULL;
+	if (m->c.release_box)
+		r = m->c.release_box(m->c.notify_ud, j->id, j->idle);
+	if (r == -EBUSY)
+		snprintf(msg, sizeof(msg), "a command is running in sandbox '%s'", j->name);
+	else if (r < 0)
+		snprintf(msg, sizeof(msg), "the data plane did not let go of sandbox '%s': %s",
+			 j->name, strerror(-r));
+	if (r == 0 && !m->c.vm->snap_capture) {
+		r = -EOPNOTSUPP;
+		snprintf(msg, sizeof(msg),
+			 "this sbxd cannot take snapshots: it cannot stop sandboxes");
+	}
+	if (r == 0)
+		r = sbxd_uuid4(snap);
+	if (r == 0) {
+		struct sbxd_snap_capture c = {
+		    .id = snap,
+		    .name = "stop",
+		    .include_memory = j->preserve_memory,
+		    .parent = j->snapshot_id,
+		    .sync_guest = true,
+		};
+
+		r = m->c.vm->snap_capture(m->c.vm_ctx, j->vm_name, &c, &info, err, sizeof(err));
+		if (r < 0)
+			snprintf(msg, sizeof(msg), "saving sandbox '%s' failed: %s", j->name,
+				 err[0] ? err : strerror(-r));
+	}
+	captured = r == 0;
+	pthread_mutex_lock(&m->lock);
+	if (r == 0) {
+		j->stop_snap = strdup(snap);
+		j->stop_memory = j->preserve_memory;
+		if (!j->stop_snap ||
+		    store_box_set_stop_snapshot(m->c.st, j->id, snap, j->stop_memory) < 0) {
+			r = -EIO;
+			snprintf(msg, sizeof(msg), "cannot record the stop snapshot: %s",
+				 store_last_error());
+			free(j->stop_snap);
+			j->stop_snap = NULL;
+		}
+	}
+	if (r < 0 && !j->cancel)
+		(void)store_box_set_state(m->c.st, j->id, BOX_READY,
+					  j->idle ? NULL : msg); /* it goes on running */
+	pthread_mutex_unlock(&m->lock);
+	if (r < 0 && captured)
+		delete_snap_quietly(m, j->name, snap);
+	if (r == 0) {
+		/* The snapshot is recorded: from here on the sandbox is stopped. */
+		if (m->c.vm->destroy(m->c.vm_ctx, j->vm_name, err, sizeof(err)) < 0)
+			log_warn("sandbox=%s was saved but its VM could not be destroyed: %s, "
+				 "ignoring (sbxd destroys it at its next start)",
+				 j->name, err);
+		if (old)
+			delete_snap_quietly(m, j->name, old);
+		free(old);
+		old = NULL;
+	}
+	/* Not replaced: the old stop snapshot is still the sandbox's. */
+	if (!j->stop_snap) {
+		j->stop_snap = old;
+		old = NULL;
+	}
+	pthread_mutex_lock(&m->lock);
+	if (j->cancel) {
+		pthread_mutex_unlock(&m->lock);
+		run_delete(m, j);
+		return;
+	}
+	if (r == 0)
+		(void)store_box_set_state(m->c.st, j->id, BOX_STOPPED, NULL);
+	else
+		o = MGR_FAILED;
+	w = job_retire(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (o == MGR_READY)
+		log_info("sandbox=%s id=%s stopped%s in %.2f s (stop snapshot %s, %s)", j->name,
+			 j->id, j->idle ? " (idle)" : "", mgr_mono_s() - t0, j->stop_snap,
+			 j->stop_memory ? "memory and disk" : "disk");
+	else if (j->idle && r == -EBUSY)
+		log_debug("sandbox=%s idle TTL: %s: not stopped", j->name, msg);
+	else
+		log_warn("sandbox=%s id=%s could not stop: %s", j->name, j->id, msg);
+	if (r == -EBUSY)
+		sbxd_mgr_touch(m, j->id);
+	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
+}
+
+/* Start the VM again from the stop snapshot, under the same VM name. A
+ * failure leaves the sandbox stopped, its snapshot kept. */
+static void run_start(sbxd_mgr *m, struct job *j)
+{
+	char err[MGR_MSG_MAX] = "";
+	char msg[MGR_MSG_MAX + 128] = "";
+	unsigned timeout = m->c.boot_timeout_s ? m->c.boot_timeout_s : 120;
+	enum mgr_outcome o = MGR_READY;
+	double t0 = mgr_mono_s();
+	const char *how = NULL;
+	bool started = false;
+	struct waiter *w;
+	int r = 0;
+
+	if (!j->stop_snap) {
+		r = -ENOENT;
+		snprintf(msg, sizeof(msg), "sandbox '%s' has no stop snapshot to start from",
+			 j->name);
+	}
+	if (r == 0 && !job_cancelled(j)) {
+		struct sbxd_vm_spec spec = {
+		    .name = j->vm_name,
+		    .image_dir = j->image,
+		    .hostname = j->name,
+		    .vcpus = j->vcpus,
+		    .mem_mib = (unsigned)(j->mem_bytes >> 20),
+		    .disk_bytes = j->disk_bytes,
+		    .snapshot_id = j->stop_snap,
+		    .restore_memory = j->stop_memory,
+		};
+
+		r = m->c.vm->start(m->c.vm_ctx, &spec, &how, err, sizeof(err));
+		if (r < 0)
+			snprintf(msg, sizeof(msg), "the VM could not start: %s",
+				 err[0] ? err : strerror(-r));
+		else
+			started = true;
+	}
+	if (r == 0 && !job_cancelled(j)) {
+		r = m->c.vm->wait_agent(m->c.vm_ctx, j->vm_name, (int)timeout * 1000, job_cancelled,
+					j, err, sizeof(err));
+		if (r < 0 && r != -ECANCELED)
+			snprintf(msg, sizeof(msg), "%s", err[0] ? err : strerror(-r));
+	}
+	pthread_mutex_lock(&m->lock);
+	if (j->cancel) {
+		pthread_mutex_unlock(&m->lock);
+		run_delete(m, j); /* destroys the VM, removes the stop snapshot */
+		return;
+	}
+	if (m->stopping && r == -ECANCELED) {
+		/* Shutting down: the next start rolls it back to stopped. */
+		w = job_retire(m, j);
+		pthread_mutex_unlock(&m->lock);
+		notify_all(m, w, j->id, MGR_FAILED, "sbxd is shutting down");
+		return;
+	}
+	if (r < 0) {
+		char smsg[MGR_MSG_MAX + 192];
+
+		o = MGR_FAILED;
+		snprintf(smsg, sizeof(smsg), "starting failed: %s (start it again to retry)", msg);
+		(void)store_box_set_state(m->c.st, j->id, BOX_STOPPED, smsg);
+	} else {
+		(void)store_box_set_state(m->c.st, j->id, BOX_READY, NULL);
+		(void)store_box_set_stop_snapshot(m->c.st, j->id, NULL, false);
+	}
+	w = job_retire(m, j);
+	pthread_mutex_unlock(&m->lock);
+	if (o == MGR_READY) {
+		/* The VM runs on its own layers now; what only the snapshot
+		 * held goes. */
+		delete_snap_quietly(m, j->name, j->stop_snap);
+		sbxd_mgr_touch(m, j->id);
+		log_info("sandbox=%s id=%s started after %.2f s (%s of its stop snapshot)", j->name,
+			 j->id, mgr_mono_s() - t0, how ? how : "restore");
+	} else {
+		log_warn("sandbox=%s id=%s did not start: %s", j->name, j->id, msg);
+		if (started)
+			destroy_quietly(m, "sandbox", j->vm_name);
+	}
+	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
+}
+
 static void *worker(void *arg)
 {
 	struct job *j = arg;
@@ -508,6 +736,12 @@ static void *worker(void *arg)
 		break;
 	case JOB_SNAP_DELETE:
 		run_snap_delete(m, j);
+		break;
+	case JOB_STOP:
+		run_stop(m, j);
+		break;
+	case JOB_START:
+		run_start(m, j);
 		break;
 	}
 	job_free(j);
@@ -573,7 +807,11 @@ static struct job *job_new(enum job_kind kind, const struct store_box *b)
 	j->vcpus = b->vcpus;
 	j->mem_bytes = b->mem_bytes;
 	j->disk_bytes = b->fs_capacity_bytes;
-	if (!j->name || !j->vm_name || !j->image || (b->snapshot_id && !j->snapshot_id)) {
+	j->stop_snap = b->stop_snapshot_id ? strdup(b->stop_snapshot_id) : NULL;
+	j->stop_memory = b->stop_memory;
+	j->preserve_memory = b->preserve_memory_on_stop;
+	if (!j->name || !j->vm_name || !j->image || (b->snapshot_id && !j->snapshot_id) ||
+	    (b->stop_snapshot_id && !j->stop_snap)) {
 		job_free(j);
 		return NULL;
 	}
@@ -610,6 +848,11 @@ int sbxd_mgr_new(const struct sbxd_mgr_config *c, sbxd_mgr **ret)
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->idle, NULL);
 	r = pools_init(m);
+	if (r == 0) {
+		r = ttl_init(m);
+		if (r < 0)
+			pools_stop(m);
+	}
 	if (r < 0) {
 		pthread_cond_destroy(&m->idle);
 		pthread_mutex_destroy(&m->lock);
@@ -624,6 +867,7 @@ sbxd_mgr *sbxd_mgr_free(sbxd_mgr *m)
 {
 	if (!m)
 		return NULL;
+	ttl_stop(m);
 	pthread_mutex_lock(&m->lock);
 	m->stopping = true;
 	if (m->running)
@@ -720,6 +964,57 @@ int sbxd_mgr_delete(sbxd_mgr *m, const char *box_id, uint64_t waiter)
 	pthread_mutex_unlock(&m->lock);
 	store_box_release(&b);
 	return r;
+}
+
+/* Mark the row `to` (stopping, starting) and start j, if the row is in
+ * state `from` and no job runs; see sbxd_mgr_stop() for the codes. */
+static int transition_submit(sbxd_mgr *m, const char *box_id, enum job_kind kind,
+			     enum box_state from, enum box_state done, enum box_state to, bool idle,
+			     uint64_t waiter)
+{
+	struct store_box b = {0};
+	struct job *j = NULL;
+	int r;
+
+	r = store_box_get(m->c.st, box_id, STORE_OWNER_ANY, &b);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&m->lock);
+	if (job_find(m, b.id) || b.state == BOX_STOPPING || b.state == BOX_STARTING)
+		r = -EBUSY;
+	else if (b.state == done)
+		r = 1;
+	else if (b.state != from)
+		r = -EINVAL;
+	if (r == 0) {
+		j = job_new(kind, &b);
+		r = j ? job_add_waiter(j, waiter) : -ENOMEM;
+		if (j)
+			j->idle = idle;
+	}
+	if (r == 0)
+		r = store_box_set_state(m->c.st, b.id, to, NULL);
+	if (r == 0)
+		r = job_start(m, j);
+	if (r < 0 && j && r != -EBUSY)
+		(void)store_box_set_state(m->c.st, b.id, from, b.status_message);
+	pthread_mutex_unlock(&m->lock);
+	if (r != 0)
+		job_free(j);
+	store_box_release(&b);
+	return r;
+}
+
+int sbxd_mgr_stop(sbxd_mgr *m, const char *box_id, bool idle, uint64_t waiter)
+{
+	return transition_submit(m, box_id, JOB_STOP, BOX_READY, BOX_STOPPED, BOX_STOPPING, idle,
+				 waiter);
+}
+
+int sbxd_mgr_start(sbxd_mgr *m, const char *box_id, uint64_t waiter)
+{
+	return transition_submit(m, box_id, JOB_START, BOX_STOPPED, BOX_READY, BOX_STARTING, false,
+				 waiter);
 }
 
 /* ---- snapshots ---- */
@@ -929,6 +1224,30 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 				  strerror(-r));
 		}
 		return;
+	case BOX_STARTING:
+		/* Roll back: the stop snapshot is dropped only once a start is
+		 * done, so the sandbox is still whole. */
+		log_info("sandbox=%s id=%s: sbxd stopped while it was starting: it stays stopped",
+			 b->name, b->id);
+		if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
+			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
+		(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED,
+					  "sbxd restarted while the sandbox was starting: start it "
+					  "again");
+		return;
+	case BOX_STOPPING:
+		if (b->stop_snapshot_id) {
+			/* Roll forward: it was saved. */
+			log_info("sandbox=%s id=%s: finishing its interrupted stop", b->name,
+				 b->id);
+			if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
+				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
+					 err);
+			(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED, NULL);
+			return;
+		}
+		/* Not saved yet: it goes on running, as a ready sandbox. */
+		/* fall through */
 	case BOX_PROVISIONING:
 	case BOX_READY:
 		if (has_vm)
@@ -1002,6 +1321,9 @@ int sbxd_mgr_reconcile(sbxd_mgr *m)
 			log_warn("vm=%s: %s, ignoring", *p, err);
 	}
 	log_info("reconciled %zu sandbox row(s) with the VMs found", n);
+	pthread_mutex_lock(&m->ttl.lock);
+	m->ttl.armed = true; /* the TTLs may act on the rows now */
+	pthread_mutex_unlock(&m->ttl.lock);
 	store_boxes_free(rows, n);
 	m->c.vm->free_list(names);
 	return 0;

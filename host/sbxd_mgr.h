@@ -64,6 +64,9 @@ struct sbxd_snap_capture {
 	const char *name; /* label */
 	bool include_memory;
 	const char *parent; /* the snapshot the VM started from, or NULL */
+	/* Flush the guest's file systems first over the VM's agent channel
+	 * (free: its holder let go of it). false: the caller synced. */
+	bool sync_guest;
 };
 
 /* The VM backend (sbxd_vm.c over vm.h, agent_client.h and snapshot/snap.h;
@@ -137,6 +140,17 @@ struct sbxd_mgr_config {
 	void *notify_ud;
 	/* Seconds between health checks of pooled VMs; 0: 20. */
 	unsigned pool_check_s;
+	/* Milliseconds between TTL checks (idle_ttl_seconds,
+	 * delete_after_stop_seconds); 0: 1000. */
+	unsigned ttl_check_ms;
+	/* Called on a stop's worker before the capture, with notify_ud: the
+	 * data plane lets go of the sandbox's agent connection (its commands
+	 * end). idle: the idle TTL stops it: -EBUSY refuses (a command runs).
+	 * NULL: nothing holds the connection. */
+	int (*release_box)(void *ud, const char *box_id, bool idle);
+	/* With notify_ud: 1 when a command runs in the sandbox (the idle TTL
+	 * waits), 0 when not; NULL: never. */
+	int (*box_busy)(void *ud, const char *box_id);
 };
 
 int sbxd_mgr_new(const struct sbxd_mgr_config *c, sbxd_mgr **ret);
@@ -178,6 +192,25 @@ void sbxd_mgr_unwait(sbxd_mgr *m, const char *id, uint64_t waiter);
  * background; waiter gets MGR_DELETED (or MGR_DELETE_FAILED, the row then
  * being failed with the reason). */
 int sbxd_mgr_delete(sbxd_mgr *m, const char *box_id, uint64_t waiter);
+
+/* Stop sandbox box_id (ready): the row becomes stopping, then the VM is
+ * captured into an internal "stop snapshot" (with its memory when the
+ * sandbox has preserve_memory_on_stop), destroyed, and the row stopped
+ * (stopped_at, the snapshot's id). waiter gets MGR_READY once stopped,
+ * MGR_FAILED (the sandbox goes on running; msg says why) or MGR_DELETED.
+ * idle: the idle TTL asks (refused while a command runs). 1: stopped
+ * already (nothing to do); -EBUSY: a job runs on it or it is starting or
+ * stopping; -EINVAL: it is provisioning, failed or being deleted. */
+int sbxd_mgr_stop(sbxd_mgr *m, const char *box_id, bool idle, uint64_t waiter);
+/* Start sandbox box_id (stopped) again from its stop snapshot, on a VM of
+ * the same name (the dataplane URL stays): starting, then ready; the stop
+ * snapshot is deleted once it runs. waiter gets MGR_READY, MGR_FAILED
+ * (the sandbox stays stopped, msg says why) or MGR_DELETED. 1: ready
+ * already; -EBUSY, -EINVAL as for sbxd_mgr_stop(). */
+int sbxd_mgr_start(sbxd_mgr *m, const char *box_id, uint64_t waiter);
+/* Activity on a sandbox (an API call): restarts its idle TTL. Cheap: the
+ * row is written at most every few seconds. */
+void sbxd_mgr_touch(sbxd_mgr *m, const char *box_id);
 
 /* Capture sandbox box_id (ready) into the snapshot row snap_id (state
  * building, written by the caller). waiter gets MGR_READY or MGR_FAILED

@@ -50,6 +50,23 @@ struct pools {
 	struct pool_vm *discard; /* taken, then not used: destroy them */
 };
 
+/* Last activity per sandbox, in memory; written to the row lazily. */
+struct touch {
+	struct touch *next;
+	char id[STORE_ID_LEN + 1];
+	int64_t seen_ms, written_ms; /* wall clock */
+};
+
+struct ttl {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running;
+	bool stopping;
+	bool armed; /* reconciled: rows can be trusted */
+	struct touch *touches;
+};
+
 struct sbxd_mgr {
 	struct sbxd_mgr_config c;
 	pthread_mutex_t lock;
@@ -62,9 +79,15 @@ struct sbxd_mgr {
 	bool zygote_started;
 	bool zygote_busy; /* pools wait for it rather than cold boot */
 	struct pools pools;
+	struct ttl ttl;
 };
 
 double mgr_mono_s(void);
 int pools_init(sbxd_mgr *m);
 /* Stop the pool thread and destroy every pooled VM. */
 void pools_stop(sbxd_mgr *m);
+/* sbxd_ttl.c: the TTL thread. */
+int ttl_init(sbxd_mgr *m);
+void ttl_stop(sbxd_mgr *m);
+/* The last activity known for a sandbox (0: none), in wall-clock ms. */
+int64_t ttl_seen_ms(sbxd_mgr *m, const char *box_id);

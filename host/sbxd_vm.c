@@ -10,9 +10,9 @@
  * Readiness is "the agent answered HELLO and a PING" over the VM's agent
  * channel. The connection is closed again right away: a virtio-serial
  * channel has one host side at a time, and it belongs to the data plane.
- * For the same reason a capture never asks the snapshot library to sync
- * the guest (it would need that channel): sbxd has the data plane run
- * sync(1) on its connection before the capture starts.
+ * For the same reason a capture asks the snapshot library to sync the
+ * guest itself only when the data plane let go of the channel (a stop);
+ * else sbxd has the data plane run sync(1) on its connection first.
  *
  * Zygotes: per (image, vCPUs, memory, disk) this backend remembers whether
  * the zygote is being built, ready or failed, so that a start never waits
@@ -462,6 +462,8 @@ static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_sna
 	 * its layers: they are the VM's). */
 	if (c->parent && snap_load(b->ss, c->parent, &parent) == 0)
 		o.parent = c->parent;
+	if (c->sync_guest)
+		o.agent_socket = vm_agent_socket(v);
 	r = snap_capture(b->ss, b->d, v, &o, &m);
 	if (r < 0) {
 		snprintf(err, errlen, "%s", snap_last_error());

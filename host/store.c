@@ -105,6 +105,14 @@ static const char *const migrations[] = {
     " updated_ms INTEGER NOT NULL,"
     " UNIQUE (owner, name));"
     "CREATE INDEX snapshots_owner ON snapshots(owner);",
+
+    /* Version 3: stop and start, TTLs (issue 5). The state column keeps
+     * its CHECK set: a transition (stopping, starting) is the state it
+     * leaves plus the transition column. */
+    "ALTER TABLE sandboxes ADD COLUMN transition TEXT;"
+    "ALTER TABLE sandboxes ADD COLUMN stop_snapshot_id TEXT;"
+    "ALTER TABLE sandboxes ADD COLUMN stop_memory INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sandboxes ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

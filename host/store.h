@@ -24,7 +24,7 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_ID_LEN 36	     /* a UUID in its 8-4-4-4-12 text form */
 #define STORE_OWNER_ANY (-1) /* owner filter: an admin sees every row */
 
@@ -34,6 +34,10 @@ enum box_state {
 	BOX_FAILED,
 	BOX_STOPPED,
 	BOX_DELETING,
+	/* Transitions (stop, start): written before acting, so that a restart
+	 * finishes or rolls them back. The API shows them as they are. */
+	BOX_STOPPING,
+	BOX_STARTING,
 	_BOX_STATE_MAX,
 	_BOX_STATE_INVALID = -EINVAL,
 };
@@ -84,7 +88,12 @@ struct store_box {
 	char *mount_config;
 	char *access_delegation;
 	int64_t created_ms, updated_ms;
-	int64_t stopped_ms; /* 0: never stopped */
+	int64_t stopped_ms; /* 0: not stopped */
+	/* The internal snapshot a stop captured (NULL: none); stop_memory:
+	 * it holds the VM's memory (start resumes it). */
+	char *stop_snapshot_id;
+	bool stop_memory;
+	int64_t active_ms; /* last API call or command seen (0: none) */
 };
 
 struct store_cmd {
@@ -194,6 +203,11 @@ int store_box_delete(store *s, const char *id);
 int store_box_usage(store *s, struct store_usage *ret);
 void store_box_release(struct store_box *b);
 void store_boxes_free(struct store_box *b, size_t n);
+
+/* The stop snapshot of a sandbox (NULL: none any more). */
+int store_box_set_stop_snapshot(store *s, const char *id, const char *snap_id, bool memory);
+/* Record the last activity on a sandbox (callers throttle this). */
+int store_box_touch(store *s, const char *id, int64_t ms);
 
 /* The VM a sandbox runs on changed (a pool VM could not be used). */
 int store_box_set_vm(store *s, const char *id, const char *vm_name);

@@ -15,8 +15,23 @@
 
 static const char *const box_state_names[_BOX_STATE_MAX] = {
     [BOX_PROVISIONING] = "provisioning", [BOX_READY] = "ready",	      [BOX_FAILED] = "failed",
-    [BOX_STOPPED] = "stopped",		 [BOX_DELETING] = "deleting",
+    [BOX_STOPPED] = "stopped",		 [BOX_DELETING] = "deleting", [BOX_STOPPING] = "stopping",
+    [BOX_STARTING] = "starting",
 };
+
+/* The state column holds the state a transition leaves; the transition
+ * column says which one runs. */
+static const char *db_state(enum box_state s)
+{
+	return box_state_to_string(s == BOX_STOPPING   ? BOX_READY
+				   : s == BOX_STARTING ? BOX_STOPPED
+						       : s);
+}
+
+static const char *db_transition(enum box_state s)
+{
+	return s == BOX_STOPPING || s == BOX_STARTING ? box_state_to_string(s) : NULL;
+}
 
 const char *box_state_to_string(enum box_state s)
 {
@@ -37,7 +52,8 @@ enum box_state box_state_from_string(const char *s)
 	"id, name, owner, state, status_message, vcpus, mem_bytes, fs_capacity_bytes, image, "     \
 	"vm_name, snapshot_id, persistent, preserve_memory_on_stop, idle_ttl_seconds, "            \
 	"delete_after_stop_seconds, labels, run_config, proxy_config, mount_config, "              \
-	"access_delegation, created_ms, updated_ms, stopped_ms"
+	"access_delegation, created_ms, updated_ms, stopped_ms, transition, stop_snapshot_id, "    \
+	"stop_memory, active_ms"
 
 static int box_from_row(sqlite3_stmt *st, struct store_box *ret)
 {
@@ -70,6 +86,15 @@ static int box_from_row(sqlite3_stmt *st, struct store_box *ret)
 	b.created_ms = sqlite3_column_int64(st, 20);
 	b.updated_ms = sqlite3_column_int64(st, 21);
 	b.stopped_ms = sqlite3_column_int64(st, 22);
+	if (sqlite3_column_type(st, 23) != SQLITE_NULL) {
+		enum box_state t = box_state_from_string((const char *)sqlite3_column_text(st, 23));
+
+		if (t == BOX_STOPPING || t == BOX_STARTING)
+			b.state = t;
+	}
+	b.stop_snapshot_id = store_col_dup(st, 24, &oom);
+	b.stop_memory = sqlite3_column_int(st, 25) != 0;
+	b.active_ms = sqlite3_column_int64(st, 26);
 	if (oom || !b.name || !b.image || !b.vm_name) {
 		store_box_release(&b);
 		return -ENOMEM;
@@ -89,14 +114,14 @@ int store_box_insert(store *s, const struct store_box *b)
 		return -EINVAL;
 	r = store_prepare(s,
 			  "INSERT INTO sandboxes (" BOX_COLS ") VALUES "
-			  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			  &st);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, b->id);
 	store_bind_text(st, 2, b->name);
 	sqlite3_bind_int64(st, 3, b->owner);
-	store_bind_text(st, 4, box_state_to_string(b->state));
+	store_bind_text(st, 4, db_state(b->state));
 	store_bind_text(st, 5, b->status_message);
 	sqlite3_bind_int64(st, 6, b->vcpus);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)b->mem_bytes);
@@ -116,6 +141,10 @@ int store_box_insert(store *s, const struct store_box *b)
 	sqlite3_bind_int64(st, 21, b->created_ms ? b->created_ms : now);
 	sqlite3_bind_int64(st, 22, b->updated_ms ? b->updated_ms : now);
 	sqlite3_bind_int64(st, 23, b->stopped_ms);
+	store_bind_text(st, 24, db_transition(b->state));
+	store_bind_text(st, 25, b->stop_snapshot_id);
+	sqlite3_bind_int(st, 26, b->stop_memory);
+	sqlite3_bind_int64(st, 27, b->active_ms);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return store_fail(s, rc);
@@ -204,15 +233,19 @@ int store_box_set_state(store *s, const char *id, enum box_state state, const ch
 		return -EINVAL;
 	r = store_prepare(s,
 			  "UPDATE sandboxes SET state = ?2, status_message = ?3, updated_ms = ?4,"
-			  " stopped_ms = CASE WHEN ?2 = 'stopped' THEN ?4 ELSE stopped_ms END"
+			  " transition = ?5,"
+			  " stopped_ms = CASE WHEN ?6 = 'stopped' THEN ?4"
+			  "  WHEN ?6 = 'ready' THEN 0 ELSE stopped_ms END"
 			  " WHERE id = ?1",
 			  &st);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, id);
-	store_bind_text(st, 2, box_state_to_string(state));
+	store_bind_text(st, 2, db_state(state));
 	store_bind_text(st, 3, msg);
 	sqlite3_bind_int64(st, 4, store_now_ms());
+	store_bind_text(st, 5, db_transition(state));
+	store_bind_text(st, 6, box_state_to_string(state));
 	return step_changed(s, st);
 }
 
@@ -273,6 +306,37 @@ int store_box_set_vm(store *s, const char *id, const char *vm_name)
 	return step_changed(s, st);
 }
 
+int store_box_set_stop_snapshot(store *s, const char *id, const char *snap_id, bool memory)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	STORE_LOCK(s);
+	int r;
+
+	r = store_prepare(
+	    s, "UPDATE sandboxes SET stop_snapshot_id = ?2, stop_memory = ?3 WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, id);
+	store_bind_text(st, 2, snap_id);
+	sqlite3_bind_int(st, 3, snap_id && memory);
+	return step_changed(s, st);
+}
+
+int store_box_touch(store *s, const char *id, int64_t ms)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	STORE_LOCK(s);
+	int r;
+
+	r = store_prepare(s, "UPDATE sandboxes SET active_ms = MAX(active_ms, ?2) WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, ms);
+	return step_changed(s, st);
+}
+
 int store_box_count_by_snapshot(store *s, const char *snapshot_id, unsigned *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -312,7 +376,8 @@ int store_box_usage(store *s, struct store_usage *ret)
 
 	r = store_prepare(s,
 			  "SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(mem_bytes), 0)"
-			  " FROM sandboxes WHERE state IN ('provisioning', 'ready', 'deleting')",
+			  " FROM sandboxes WHERE state IN ('provisioning', 'ready', 'deleting')"
+			  " OR transition = 'starting'",
 			  &st);
 	if (r < 0)
 		return r;
@@ -339,6 +404,7 @@ void store_box_release(struct store_box *b)
 	free(b->proxy_config);
 	free(b->mount_config);
 	free(b->access_delegation);
+	free(b->stop_snapshot_id);
 	memset(b, 0, sizeof(*b));
 }
 

@@ -44,7 +44,8 @@ static const struct sbx_command commands[] = {
      "  -j, --json            print the list as JSON\n"
      "  -q, --quiet           print the names only\n"},
     {"status", sbx_cmd_status, "[OPTIONS] NAME",
-     "Print a sandbox's status (provisioning, ready, failed, stopped, deleting).",
+     "Print a sandbox's status (provisioning, ready, failed, stopping, stopped,\n"
+     "starting, deleting).",
      "  -v, --verbose         print all its details\n"
      "  -j, --json            print the sandbox as JSON\n"},
     {"exec", sbx_cmd_exec, "[OPTIONS] NAME [OPTIONS] [--] COMMAND [ARG...]",
@@ -78,6 +79,13 @@ static const struct sbx_command commands[] = {
     {"rm", sbx_cmd_rm, "[OPTIONS] NAME...", "Delete sandboxes: their VMs, disks and commands.",
      "  -f, --force           say nothing about sandboxes that do not exist\n"},
     {"rename", sbx_cmd_rename, "OLD NEW", "Rename a sandbox.", ""},
+    {"stop", sbx_cmd_stop, "[OPTIONS] NAME...",
+     "Stop sandboxes: save them (files; memory too when created with\n"
+     "preserve_memory_on_stop) and free their VMs. 'sbx start' resumes them.",
+     "  -t, --timeout S       how long to wait for each (default 180)\n"},
+    {"start", sbx_cmd_start, "[OPTIONS] NAME...",
+     "Start stopped sandboxes again, under the same name and dataplane URL.",
+     "  -t, --timeout S       how long to wait until each is ready (default 180)\n"},
     {"snapshot", sbx_cmd_snapshot, "create|ls|get|rm|pool ...",
      "Snapshots: capture a sandbox, list, inspect, delete; prewarmed pools.",
      "  sbx snapshot create [--memory] [--timeout S] [--json] BOX NAME\n"

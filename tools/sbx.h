@@ -58,6 +58,8 @@ int sbx_cmd_ls(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_status(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_rename(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv);
+int sbx_cmd_stop(const struct sbx_command *cmd, int argc, char **argv);
+int sbx_cmd_start(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_exec(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_shell(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_cp(const struct sbx_command *cmd, int argc, char **argv);

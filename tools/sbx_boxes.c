@@ -517,3 +517,112 @@ int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv)
 	}
 	return code;
 }
+
+/* ---- stop, start ---------------------------------------------------------------- */
+
+static void sleep_half_second(void)
+{
+	struct timespec ts = {0, 500000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* POST /boxes/NAME/stop or /start, then wait (sbxd answers after at most
+ * ~50 s, possibly still stopping or starting) until it is `want`. */
+static int stop_start_one(const char *name, bool stop, long timeout_s)
+{
+	const char *want = stop ? "stopped" : "ready";
+	_cleanup_free_ char *esc = sbx_url_escape(name), *path = NULL;
+	struct timespec t0, now;
+	struct sbx_resp r;
+	json_t *body = json_object();
+	int rc;
+
+	if (!esc || !body || asprintf(&path, "/boxes/%s/%s", esc, stop ? "stop" : "start") < 0) {
+		json_decref(body);
+		return sbx_error_set(-ENOMEM, "out of memory");
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = sbx_api_call("POST", path, body, timeout_s, &r);
+	json_decref(body);
+	if (rc < 0)
+		return rc;
+	if (r.status == 404)
+		rc = sbx_error_set_final(-ENOENT, "no sandbox named '%s'", name);
+	else
+		rc = sbx_resp_check(&r);
+	sbx_resp_release(&r);
+	if (rc < 0)
+		return sbx_error_wrap(rc, "cannot %s '%s'", stop ? "stop" : "start", name);
+	for (;;) {
+		json_t *box = NULL;
+		const char *status, *msg;
+
+		rc = sbx_box_get(name, &box);
+		if (rc < 0)
+			return rc;
+		status = sbx_json_str(box, "status", "unknown");
+		msg = sbx_json_str(box, "status_message", NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!strcmp(status, want)) {
+			json_decref(box);
+			return 0;
+		}
+		if (strcmp(status, stop ? "stopping" : "starting") ||
+		    now.tv_sec - t0.tv_sec >= timeout_s) {
+			rc = sbx_error_set_final(-EAGAIN, "sandbox '%s' is %s%s%s", name, status,
+						 msg ? ": " : "", msg ? msg : "");
+			json_decref(box);
+			return rc;
+		}
+		json_decref(box);
+		sleep_half_second();
+	}
+}
+
+static int stop_start(const struct sbx_command *cmd, int argc, char **argv, bool stop)
+{
+	static const struct option opts[] = {
+	    {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {0}};
+	long timeout_s = 180;
+	int opt, code = SBX_EXIT_OK;
+	char *end;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		if (opt == 't') {
+			errno = 0;
+			timeout_s = strtol(optarg, &end, 10);
+			if (errno || *end || timeout_s <= 0 || timeout_s > 86400)
+				return sbx_usage_error(cmd, "--timeout: give seconds (1-86400)");
+		} else if (opt == 'h') {
+			sbx_usage(cmd, stdout);
+			return SBX_EXIT_OK;
+		} else {
+			return sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return sbx_usage_error(cmd, "give at least one sandbox name");
+	if (sbx_http_need_key() < 0)
+		return sbx_error_print(SBX_EXIT_FAIL);
+	for (int i = optind; i < argc; i++) {
+		if (stop_start_one(argv[i], stop, timeout_s) < 0)
+			code = sbx_error_print(SBX_EXIT_FAIL);
+		else if (arg_verbose)
+			fprintf(stderr, "sbx: %s '%s'\n", stop ? "stopped" : "started", argv[i]);
+	}
+	return code;
+}
+
+int sbx_cmd_stop(const struct sbx_command *cmd, int argc, char **argv)
+{
+	return stop_start(cmd, argc, argv, true);
+}
+
+int sbx_cmd_start(const struct sbx_command *cmd, int argc, char **argv)
+{
+	return stop_start(cmd, argc, argv, false);
+}

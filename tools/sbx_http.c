@@ -478,9 +478,16 @@ int sbx_box_dataplane(const char *name, int wait_s, char **ret_url)
 			return *ret_url ? 0 : sbx_error_set(-ENOMEM, "out of memory");
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (strcmp(status, "provisioning") || now.tv_sec - start.tv_sec >= wait_s) {
-			r = sbx_error_set_final(-EAGAIN, "sandbox '%s' is %s%s%s", name, status,
-						msg ? ": " : "", msg ? msg : "");
+		if ((strcmp(status, "provisioning") && strcmp(status, "starting")) ||
+		    now.tv_sec - start.tv_sec >= wait_s) {
+			if (!strcmp(status, "stopped"))
+				r = sbx_error_set_final(-EAGAIN,
+							"sandbox '%s' is stopped: start it first "
+							"(sbx start %s)",
+							name, name);
+			else
+				r = sbx_error_set_final(-EAGAIN, "sandbox '%s' is %s%s%s", name,
+							status, msg ? ": " : "", msg ? msg : "");
 			json_decref(box);
 			return r;
 		}

@@ -281,7 +281,7 @@ START_TEST(test_create_rejects_wrong_types_with_the_field_name)
 	    {"{\"vcpus\":0}", "vcpus", 422},
 	    {"{\"vcpus\":\"2\"}", "vcpus", 422},
 	    {"{\"mem_bytes\":-1}", "mem_bytes", 422},
-	    {"{\"idle_ttl_seconds\":61}", "idle_ttl_seconds", 422},
+	    {"{\"idle_ttl_seconds\":\"61\"}", "idle_ttl_seconds", 422},
 	    {"{\"idle_ttl_seconds\":-60}", "idle_ttl_seconds", 422},
 	    {"{\"labels\":[]}", "labels", 422},
 	    {"{\"labels\":{\"a\":1}}", "labels", 422},
@@ -911,7 +911,10 @@ static void server_start(unsigned max_sandboxes)
 	struct sbxd_mgr_config mc = {.vm = &fake_ops,
 				     .boot_timeout_s = 30,
 				     .notify = sbxd_api_mgr_notify,
-				     .pool_check_s = 1};
+				     .pool_check_s = 1,
+				     .ttl_check_ms = 100,
+				     .release_box = sbxd_api_release_box,
+				     .box_busy = sbxd_api_box_busy};
 
 	snprintf(t.dir, sizeof(t.dir), "/tmp/check_api.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(t.dir));
@@ -1426,25 +1429,6 @@ START_TEST(test_server_errors_use_the_detail_body)
 }
 END_TEST
 
-START_TEST(test_server_stop_start_are_501_for_now)
-{
-	struct resp r;
-
-	ck_assert_int_eq(
-	    http(&r, "POST", "/api/v2/sandboxes/boxes/none/stop", key_hdr(t.alice), "{}"), 404);
-	resp_free(&r);
-	http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"s\"}");
-	resp_free(&r);
-	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/s/stop", key_hdr(t.alice), "{}"),
-			 501);
-	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "not implemented yet"));
-	resp_free(&r);
-	ck_assert_int_eq(
-	    http(&r, "POST", "/api/v2/sandboxes/boxes/s/start", key_hdr(t.alice), "{}"), 501);
-	resp_free(&r);
-}
-END_TEST
-
 START_TEST(test_server_quota_is_429)
 {
 	struct resp r;
@@ -1491,6 +1475,31 @@ static void dp_body(void *ud, http_req *r, enum api_dp_op op, const struct sbxd_
 }
 
 static const struct sbxd_dataplane_ops test_dp = {.on_request = dp_request, .on_body = dp_body};
+
+/* A data plane where a command runs while dp_running is set, and that
+ * counts the sandboxes it was asked to let go of. */
+static struct {
+	bool running;
+	unsigned released;
+	char last_released[64];
+} dpx;
+
+static bool dp_busy(void *ud, const char *box_id)
+{
+	(void)ud;
+	(void)box_id;
+	return dpx.running;
+}
+
+static void dp_release(void *ud, const char *box_id)
+{
+	(void)ud;
+	dpx.released++;
+	snprintf(dpx.last_released, sizeof(dpx.last_released), "%s", box_id);
+}
+
+static const struct sbxd_dataplane_ops test_dp_cmds = {
+    .on_request = dp_request, .on_body = dp_body, .release_box = dp_release, .box_busy = dp_busy};
 
 START_TEST(test_server_dataplane_routes_to_the_registered_handler)
 {
@@ -1691,12 +1700,329 @@ START_TEST(test_reconcile_adopts_fails_and_cleans_up)
 }
 END_TEST
 
+START_TEST(test_reconcile_finishes_or_rolls_back_stops_and_starts)
+{
+	struct store_box b[5], got;
+	const char *names[] = {"stopped", "stop-saved", "stop-unsaved", "stop-unsaved-gone",
+			       "starting"};
+	int64_t owner;
+	char hash[SBXD_KEY_HASH_LEN + 1];
+
+	teardown_server();
+	snprintf(t.dir, sizeof(t.dir), "/tmp/check_api.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	{
+		char db[200];
+
+		snprintf(db, sizeof(db), "%s/sbxd.db", t.dir);
+		ck_assert_int_eq(store_open(db, &t.st), 0);
+	}
+	sbxd_key_hash("k", 1, hash);
+	ck_assert_int_eq(store_key_create(t.st, "k", hash, false, &owner), 0);
+	for (int i = 0; i < 5; i++) {
+		memset(&b[i], 0, sizeof(b[i]));
+		ck_assert_int_eq(sbxd_uuid4(b[i].id), 0);
+		b[i].name = (char *)names[i];
+		b[i].owner = owner;
+		b[i].state = i == 0 ? BOX_STOPPED : i == 4 ? BOX_STARTING : BOX_STOPPING;
+		b[i].vcpus = 1;
+		b[i].mem_bytes = 512 << 20;
+		b[i].fs_capacity_bytes = 1 << 30;
+		b[i].image = (char *)"/img";
+		b[i].vm_name = b[i].id;
+		if (i == 0 || i == 1 || i == 4)
+			b[i].stop_snapshot_id = (char *)"snap-x";
+		ck_assert_int_eq(store_box_insert(t.st, &b[i]), 0);
+	}
+	fake_add(b[1].id); /* saved, VM not destroyed yet: finished */
+	fake_add(b[2].id); /* not saved, VM runs: adopted, ready */
+	fake_add(b[4].id); /* starting: rolled back to stopped */
+	t.st = store_close(t.st);
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	fake.boot_ms = 100;
+	{
+		char db[200];
+		struct sbxd_api_config ac = {
+		    .image_dir = "/img", .version = "test", .limits = test_limits};
+		struct http_server_config hc = {
+		    .host = "127.0.0.1", .app = &sbxd_api_http_app, .log_fd = -1};
+		struct sbxd_mgr_config mc = {.vm = &fake_ops, .notify = sbxd_api_mgr_notify};
+
+		snprintf(db, sizeof(db), "%s/sbxd.db", t.dir);
+		ck_assert_int_eq(store_open(db, &t.st), 0);
+		ac.st = t.st;
+		ck_assert_int_eq(sbxd_api_new(&ac, &t.api), 0);
+		hc.app_ud = t.api;
+		ck_assert_int_eq(http_server_new(&hc, &t.srv), 0);
+		t.port = http_server_port(t.srv);
+		mc.st = t.st;
+		mc.notify_ud = t.api;
+		ck_assert_int_eq(sbxd_mgr_new(&mc, &t.mgr), 0);
+		sbxd_api_attach(t.api, t.srv, t.mgr);
+		ck_assert_int_eq(sbxd_mgr_reconcile(t.mgr), 0);
+		ck_assert_int_eq(pthread_create(&t.thread, NULL, serve_thread, NULL), 0);
+	}
+	for (int i = 0; i < 100 && sbxd_mgr_jobs(t.mgr); i++)
+		sleep_ms(20);
+	ck_assert_int_eq(sbxd_mgr_jobs(t.mgr), 0);
+	ck_assert_int_eq(store_box_get(t.st, "stopped", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_STOPPED); /* no VM expected: not failed */
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_get(t.st, "stop-saved", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_STOPPED);
+	store_box_release(&got);
+	ck_assert(!fake_has(b[1].id));
+	ck_assert_int_eq(store_box_get(t.st, "stop-unsaved", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_READY);
+	store_box_release(&got);
+	ck_assert(fake_has(b[2].id));
+	ck_assert_int_eq(store_box_get(t.st, "stop-unsaved-gone", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_FAILED);
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_get(t.st, "starting", STORE_OWNER_ANY, &got), 0);
+	ck_assert_int_eq(got.state, BOX_STOPPED);
+	ck_assert_str_eq(got.stop_snapshot_id, "snap-x");
+	ck_assert_ptr_nonnull(strstr(got.status_message, "start it again"));
+	store_box_release(&got);
+	ck_assert(!fake_has(b[4].id));
+}
+END_TEST
+
 /* ======================= snapshots and pools ======================= */
 
 static long create_box(const char *key, const char *body, struct resp *r)
 {
 	return http(r, "POST", "/api/v2/sandboxes/boxes", key_hdr(key), body);
 }
+
+/* ======================= stop, start and TTLs ======================= */
+
+/* The stop snapshot a sandbox's row names ("" when none). */
+static void stop_snapshot_of(const char *name, char *buf, size_t len)
+{
+	struct store_box b;
+
+	ck_assert_int_eq(store_box_get(t.st, name, STORE_OWNER_ANY, &b), 0);
+	snprintf(buf, len, "%s", b.stop_snapshot_id ? b.stop_snapshot_id : "");
+	store_box_release(&b);
+}
+
+START_TEST(test_server_stop_saves_and_start_restores_the_same_vm)
+{
+	struct resp r;
+	char id[64], snap[64], path[200];
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/none/stop", key_hdr(t.alice), "{}"), 404);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice), "{\"name\":\"s\"}"), 201);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	ck_assert(json_is_null(json_object_get(r.json, "stopped_at")));
+	resp_free(&r);
+	ck_assert(fake_has(id));
+
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/s/stop", key_hdr(t.alice), "{}"),
+			 200);
+	ck_assert_str_eq(jstr(&r, "status"), "stopped");
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "stopped_at"), "Z"));
+	resp_free(&r);
+	ck_assert(!fake_has(id)); /* no VM while stopped */
+	ck_assert(!fake.last_capture_memory);
+	stop_snapshot_of("s", snap, sizeof(snap));
+	ck_assert(snap[0]);
+	ck_assert(fake_has_snap(snap));
+	/* internal: not a snapshot of the API */
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/snapshots", key_hdr(t.alice), NULL),
+			 200);
+	ck_assert_int_eq(json_array_size(json_object_get(r.json, "snapshots")), 0);
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/s/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "stopped");
+	resp_free(&r);
+	/* stopping a stopped sandbox does nothing */
+	ck_assert_int_eq(http(&r, "POST", "/v2/sandboxes/boxes/s/stop", key_hdr(t.alice), "{}"),
+			 200);
+	ck_assert_str_eq(jstr(&r, "status"), "stopped");
+	resp_free(&r);
+	/* the data plane says so */
+	sbxd_api_set_dataplane(t.api, &test_dp, NULL);
+	snprintf(path, sizeof(path), "/dataplane/%s/download?path=/x", id);
+	ck_assert_int_eq(http(&r, "GET", path, key_hdr(t.alice), NULL), 409);
+	ck_assert_ptr_nonnull(
+	    strstr(detail(&r, "message"), "sandbox s is stopped: start it first"));
+	resp_free(&r);
+	/* another key sees nothing */
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/s/start", key_hdr(t.bob), "{}"),
+			 404);
+	resp_free(&r);
+
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/s/start", key_hdr(t.alice), "{}"), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	ck_assert(json_is_null(json_object_get(r.json, "stopped_at")));
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "dataplane_url"), id));
+	resp_free(&r);
+	ck_assert(fake_has(id)); /* the same VM name */
+	ck_assert_str_eq(fake.last_start_snapshot, snap);
+	ck_assert(!fake.last_start_restore);
+	ck_assert(!fake_has_snap(snap)); /* dropped once it runs */
+	stop_snapshot_of("s", path, sizeof(path));
+	ck_assert_str_eq(path, "");
+	/* starting a ready sandbox does nothing */
+	ck_assert_int_eq(http(&r, "POST", "/v2/sandboxes/boxes/s/start", key_hdr(t.alice), "{}"),
+			 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_stop_with_memory_resumes_it)
+{
+	struct resp r;
+
+	ck_assert_int_eq(
+	    create_box(t.alice, "{\"name\":\"m\",\"preserve_memory_on_stop\":true}", &r), 201);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/m/stop", key_hdr(t.alice), "{}"),
+			 200);
+	resp_free(&r);
+	ck_assert(fake.last_capture_memory);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/m/start", key_hdr(t.alice), "{}"), 200);
+	resp_free(&r);
+	ck_assert(fake.last_start_restore);
+}
+END_TEST
+
+START_TEST(test_server_stop_start_conflicts_and_delete_of_a_stopped_box)
+{
+	struct resp r;
+	char snap[64];
+
+	fake.boot_ms = 2000;
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"p\",\"wait_for_ready\":false}", &r), 201);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/p/stop", key_hdr(t.alice), "{}"),
+			 409);
+	ck_assert_ptr_nonnull(strstr(detail(&r, "message"), "is provisioning"));
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/p/start", key_hdr(t.alice), "{}"), 409);
+	resp_free(&r);
+	wait_status("p", t.alice, "ready");
+	fake.boot_ms = 100;
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/p/stop", key_hdr(t.alice), "{}"),
+			 200);
+	resp_free(&r);
+	stop_snapshot_of("p", snap, sizeof(snap));
+	ck_assert(fake_has_snap(snap));
+	/* a capture of a stopped sandbox is refused */
+	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/p/snapshot", key_hdr(t.alice),
+			      "{\"name\":\"x\"}"),
+			 409);
+	resp_free(&r);
+	ck_assert_int_eq(http(&r, "DELETE", "/api/v2/sandboxes/boxes/p", key_hdr(t.alice), NULL),
+			 204);
+	resp_free(&r);
+	ck_assert(!fake_has_snap(snap));
+}
+END_TEST
+
+START_TEST(test_server_idle_ttl_stops_and_delete_after_stop_deletes)
+{
+	struct resp r;
+	char snap[64];
+	double t0;
+
+	/* below the client's multiple-of-60 rule: sbxd accepts seconds */
+	ck_assert_int_eq(create_box(t.alice,
+				    "{\"name\":\"idle\",\"idle_ttl_seconds\":1,"
+				    "\"delete_after_stop_seconds\":1}",
+				    &r),
+			 201);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "idle_ttl_seconds")), 1);
+	resp_free(&r);
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"keep\",\"idle_ttl_seconds\":0}", &r),
+			 201);
+	resp_free(&r);
+	t0 = now_s();
+	wait_status("idle", t.alice, "stopped");
+	ck_assert(now_s() - t0 > 0.5);
+	stop_snapshot_of("idle", snap, sizeof(snap));
+	ck_assert(fake_has_snap(snap));
+	for (int i = 0; i < 100; i++) {
+		long st = http(&r, "GET", "/api/v2/sandboxes/boxes/idle", key_hdr(t.alice), NULL);
+
+		resp_free(&r);
+		if (st == 404)
+			break;
+		sleep_ms(50);
+	}
+	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/idle", key_hdr(t.alice), NULL),
+			 404);
+	resp_free(&r);
+	ck_assert(!fake_has_snap(snap));
+	/* TTL 0: never */
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/keep/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_server_activity_postpones_the_idle_ttl)
+{
+	struct resp r;
+	char path[200];
+
+	sbxd_api_set_dataplane(t.api, &test_dp, NULL);
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"busy\",\"idle_ttl_seconds\":2}", &r),
+			 201);
+	snprintf(path, sizeof(path), "/dataplane/%s/download?path=/x", jstr(&r, "id"));
+	resp_free(&r);
+	/* data-plane requests every 0.5 s for 3.5 s keep it running */
+	for (int i = 0; i < 7; i++) {
+		sleep_ms(500);
+		http(&r, "GET", path, key_hdr(t.alice), NULL);
+		resp_free(&r);
+		ck_assert_int_eq(
+		    http(&r, "GET", "/api/v2/sandboxes/boxes/busy/status", key_hdr(t.alice), NULL),
+		    200);
+		ck_assert_str_eq(jstr(&r, "status"), "ready");
+		resp_free(&r);
+	}
+	wait_status("busy", t.alice, "stopped");
+}
+END_TEST
+
+START_TEST(test_server_a_running_command_keeps_a_sandbox_from_its_idle_ttl)
+{
+	struct resp r;
+	char id[64];
+
+	memset(&dpx, 0, sizeof(dpx));
+	dpx.running = true;
+	sbxd_api_set_dataplane(t.api, &test_dp_cmds, NULL);
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"cmd\",\"idle_ttl_seconds\":1}", &r), 201);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+	resp_free(&r);
+	sleep_ms(2500);
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/cmd/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+	ck_assert_int_eq(dpx.released, 0);
+	dpx.running = false; /* the command ended */
+	wait_status("cmd", t.alice, "stopped");
+	/* the data plane let go of it before the capture */
+	ck_assert_int_eq(dpx.released, 1);
+	ck_assert_str_eq(dpx.last_released, id);
+	ck_assert(!fake_has(id));
+}
+END_TEST
 
 /* Poll a snapshot until its status is `want` (or 10 s pass). */
 static void wait_snapshot(const char *id, const char *key, const char *want)
@@ -2590,7 +2916,13 @@ static Suite *api_suite(void)
 	tcase_add_test(srv, test_server_delete_destroys_the_vm_and_rows);
 	tcase_add_test(srv, test_server_delete_during_boot_cancels_it);
 	tcase_add_test(srv, test_server_errors_use_the_detail_body);
-	tcase_add_test(srv, test_server_stop_start_are_501_for_now);
+	tcase_add_test(srv, test_server_stop_saves_and_start_restores_the_same_vm);
+	tcase_add_test(srv, test_server_stop_with_memory_resumes_it);
+	tcase_add_test(srv, test_server_stop_start_conflicts_and_delete_of_a_stopped_box);
+	tcase_add_test(srv, test_server_idle_ttl_stops_and_delete_after_stop_deletes);
+	tcase_add_test(srv, test_server_activity_postpones_the_idle_ttl);
+	tcase_add_test(srv, test_server_a_running_command_keeps_a_sandbox_from_its_idle_ttl);
+	tcase_add_test(srv, test_reconcile_finishes_or_rolls_back_stops_and_starts);
 	tcase_add_test(srv, test_server_quota_is_429);
 	tcase_add_test(srv, test_server_dataplane_routes_to_the_registered_handler);
 	tcase_add_test(srv, test_server_dataplane_of_a_booting_sandbox_is_not_ready);

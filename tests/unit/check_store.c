@@ -359,6 +359,57 @@ START_TEST(test_box_state_rename_patch_delete)
 }
 END_TEST
 
+START_TEST(test_box_transitions_stop_snapshot_and_activity_persist)
+{
+	struct store_box a, got;
+	struct store_usage u;
+	int64_t k = add_key("k", false);
+
+	make_box(&a, "life", k);
+	a.state = BOX_READY;
+	ck_assert_int_eq(store_box_insert(st, &a), 0);
+	/* a transition reads back as itself, though the column keeps its
+	 * CHECK set */
+	ck_assert_int_eq(store_box_set_state(st, a.id, BOX_STOPPING, NULL), 0);
+	ck_assert_int_eq(store_box_get(st, a.id, k, &got), 0);
+	ck_assert_int_eq(got.state, BOX_STOPPING);
+	ck_assert_int_eq(got.stopped_ms, 0);
+	ck_assert_ptr_null(got.stop_snapshot_id);
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_set_stop_snapshot(st, a.id, "snap-1", true), 0);
+	ck_assert_int_eq(store_box_set_state(st, a.id, BOX_STOPPED, NULL), 0);
+	ck_assert_int_eq(store_box_get(st, a.id, k, &got), 0);
+	ck_assert_int_eq(got.state, BOX_STOPPED);
+	ck_assert_int_gt(got.stopped_ms, 0);
+	ck_assert_str_eq(got.stop_snapshot_id, "snap-1");
+	ck_assert(got.stop_memory);
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_usage(st, &u), 0);
+	ck_assert_int_eq(u.sandboxes, 0); /* stopped: holds no VM */
+	ck_assert_int_eq(store_box_set_state(st, a.id, BOX_STARTING, NULL), 0);
+	ck_assert_int_eq(store_box_usage(st, &u), 0);
+	ck_assert_int_eq(u.sandboxes, 1);
+	ck_assert_int_eq(store_box_get(st, a.id, k, &got), 0);
+	ck_assert_int_eq(got.state, BOX_STARTING);
+	ck_assert_int_gt(got.stopped_ms, 0);
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_set_state(st, a.id, BOX_READY, NULL), 0);
+	ck_assert_int_eq(store_box_set_stop_snapshot(st, a.id, NULL, true), 0);
+	ck_assert_int_eq(store_box_touch(st, a.id, 1234), 0);
+	ck_assert_int_eq(store_box_touch(st, a.id, 1000), 0); /* never goes back */
+	ck_assert_int_eq(store_box_get(st, a.id, k, &got), 0);
+	ck_assert_int_eq(got.state, BOX_READY);
+	ck_assert_int_eq(got.stopped_ms, 0);
+	ck_assert_ptr_null(got.stop_snapshot_id);
+	ck_assert(!got.stop_memory);
+	ck_assert_int_eq(got.active_ms, 1234);
+	store_box_release(&got);
+	ck_assert_int_eq(store_box_touch(st, "no-such-id", 1), -ENOENT);
+	ck_assert_str_eq(box_state_to_string(BOX_STOPPING), "stopping");
+	ck_assert_int_eq(box_state_from_string("starting"), BOX_STARTING);
+}
+END_TEST
+
 START_TEST(test_box_usage_counts_only_live_sandboxes)
 {
 	struct store_box a, b, c;
@@ -527,7 +578,7 @@ START_TEST(test_store_migrates_a_version_1_database_and_keeps_its_rows)
 	sqlite3_close(db);
 
 	ck_assert_int_eq(store_open(dbpath, &st), 0);
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), STORE_SCHEMA_VERSION);
 	ck_assert_int_eq(store_box_get(st, "from-v1", STORE_OWNER_ANY, &got), 0);
 	ck_assert_str_eq(got.vm_name, "vm-v1");
 	ck_assert_int_eq(got.owner, 7);
@@ -748,6 +799,7 @@ static Suite *store_suite(void)
 	tcase_add_test(core, test_store_wal_lets_a_second_handle_see_commits);
 	tcase_add_test(core, test_box_insert_get_by_name_or_id);
 	tcase_add_test(core, test_box_owner_isolation);
+	tcase_add_test(core, test_box_transitions_stop_snapshot_and_activity_persist);
 	tcase_add_test(core, test_box_state_rename_patch_delete);
 	tcase_add_test(core, test_box_usage_counts_only_live_sandboxes);
 	tcase_add_test(core, test_commands_follow_their_sandbox);

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sbxd_ttl.c - the sandbox TTLs, enforced by a thread of the manager:
+ *   idle_ttl_seconds           a ready sandbox that saw no API call and ran
+ *                              no command for that long is stopped;
+ *   delete_after_stop_seconds  a sandbox stopped for that long is deleted.
+ * 0 disables either. Every check reads the rows (the store is the truth),
+ * so the TTLs hold across sbxd restarts.
+ *
+ * Activity (sbxd_mgr_touch()) is kept in memory per sandbox and written to
+ * its row (active_ms) at most every TOUCH_WRITE_MS, so a busy sandbox costs
+ * no database write per request; a restart loses at most that much of it.
+ * Running commands are the data plane's to know: the stop the idle TTL
+ * asks for is refused while one runs (sbxd_mgr_config.release_box).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "sbxd_mgr_int.h"
+
+#define TOUCH_WRITE_MS 5000
+
+static struct touch *touch_find(struct ttl *t, const char *id)
+{
+	for (struct touch *e = t->touches; e; e = e->next)
+		if (!strcmp(e->id, id))
+			return e;
+	return NULL;
+}
+
+void sbxd_mgr_touch(sbxd_mgr *m, const char *box_id)
+{
+	struct ttl *t = &m->ttl;
+	int64_t now = store_now_ms();
+	struct touch *e;
+	bool write = false;
+
+	if (!box_id || strlen(box_id) > STORE_ID_LEN)
+		return;
+	pthread_mutex_lock(&t->lock);
+	e = touch_find(t, box_id);
+	if (!e && (e = calloc(1, sizeof(*e)))) {
+		snprintf(e->id, sizeof(e->id), "%s", box_id);
+		e->next = t->touches;
+		t->touches = e;
+	}
+	if (e) {
+		e->seen_ms = now;
+		if (now - e->written_ms >= TOUCH_WRITE_MS) {
+			e->written_ms = now;
+			write = true;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (write)
+		(void)store_box_touch(m->c.st, box_id, now);
+}
+
+int64_t ttl_seen_ms(sbxd_mgr *m, const char *box_id)
+{
+	struct touch *e;
+	int64_t ms = 0;
+
+	pthread_mutex_lock(&m->ttl.lock);
+	e = touch_find(&m->ttl, box_id);
+	if (e)
+		ms = e->seen_ms;
+	pthread_mutex_unlock(&m->ttl.lock);
+	return ms;
+}
+
+/* Forget the activity of sandboxes that are gone. */
+static void touches_prune(struct ttl *t, const struct store_box *rows, size_t n)
+{
+	pthread_mutex_lock(&t->lock);
+	for (struct touch **pp = &t->touches; *pp;) {
+		bool found = false;
+
+		for (size_t i = 0; i < n && !found; i++)
+			found = !strcmp(rows[i].id, (*pp)->id);
+		if (found) {
+			pp = &(*pp)->next;
+		} else {
+			struct touch *e = *pp;
+
+			*pp = e->next;
+			free(e);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
+{
+	int64_t last;
+	int r;
+
+	if (b->state == BOX_READY && b->idle_ttl_seconds > 0) {
+		/* updated_ms: it became ready (or was changed) then */
+		last = max64(max64(b->active_ms, b->updated_ms), ttl_seen_ms(m, b->id));
+		if (now - last < b->idle_ttl_seconds * 1000 || sbxd_mgr_busy(m, b->id))
+			return;
+		if (m->c.box_busy && m->c.box_busy(m->c.notify_ud, b->id) == 1) {
+			sbxd_mgr_touch(m, b->id); /* a command runs: not idle */
+			return;
+		}
+		log_info("sandbox=%s id=%s idle for %lld s (idle_ttl_seconds %lld): stopping it",
+			 b->name, b->id, (long long)((now - last) / 1000),
+			 (long long)b->idle_ttl_seconds);
+		r = sbxd_mgr_stop(m, b->id, true, 0);
+		if (r < 0 && r != -EBUSY)
+			log_warn("sandbox=%s: cannot stop it: %s, ignoring", b->name, strerror(-r));
+		return;
+	}
+	if (b->state == BOX_STOPPED && b->delete_after_stop_seconds > 0 && b->stopped_ms > 0 &&
+	    now - b->stopped_ms >= b->delete_after_stop_seconds * 1000 &&
+	    !sbxd_mgr_busy(m, b->id)) {
+		log_info("sandbox=%s id=%s stopped for %lld s (delete_after_stop_seconds %lld): "
+			 "deleting it",
+			 b->name, b->id, (long long)((now - b->stopped_ms) / 1000),
+			 (long long)b->delete_after_stop_seconds);
+		r = sbxd_mgr_delete(m, b->id, 0);
+		if (r < 0 && r != -ENOENT)
+			log_warn("sandbox=%s: cannot delete it: %s, ignoring", b->name,
+				 strerror(-r));
+	}
+}
+
+static void ttl_tick(sbxd_mgr *m)
+{
+	struct store_box *rows = NULL;
+	size_t n = 0;
+	int64_t now = store_now_ms();
+
+	if (store_box_list(m->c.st, STORE_OWNER_ANY, &rows, &n) < 0) {
+		log_warn("ttl: cannot read the sandboxes: %s, ignoring", store_last_error());
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		ttl_check_row(m, &rows[i], now);
+	touches_prune(&m->ttl, rows, n);
+	store_boxes_free(rows, n);
+}
+
+static void *ttl_thread(void *arg)
+{
+	sbxd_mgr *m = arg;
+	struct ttl *t = &m->ttl;
+	unsigned ms = m->c.ttl_check_ms ? m->c.ttl_check_ms : 1000;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stopping) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&t->wake, &t->lock, &ts);
+		if (t->stopping)
+			break;
+		if (!t->armed)
+			continue;
+		pthread_mutex_unlock(&t->lock);
+		ttl_tick(m);
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int ttl_init(sbxd_mgr *m)
+{
+	struct ttl *t = &m->ttl;
+	int r;
+
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->wake, NULL);
+	if (!m->c.st)
+		return 0;
+	r = pthread_create(&t->thread, NULL, ttl_thread, m);
+	if (r != 0) {
+		pthread_cond_destroy(&t->wake);
+		pthread_mutex_destroy(&t->lock);
+		return -r;
+	}
+	t->running = true;
+	return 0;
+}
+
+void ttl_stop(sbxd_mgr *m)
+{
+	struct ttl *t = &m->ttl;
+	struct touch *e, *n;
+
+	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	if (t->running)
+		pthread_join(t->thread, NULL);
+	t->running = false;
+	for (e = t->touches; e; e = n) {
+		n = e->next;
+		free(e);
+	}
+	t->touches = NULL;
+	pthread_cond_destroy(&t->wake);
+	pthread_mutex_destroy(&t->lock);
+}
