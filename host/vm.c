@@ -333,9 +333,8 @@ static int check_snapshot_config(vm_driver *d, const struct vm_config *cfg)
 
 	for (; cfg->disk_layers && cfg->disk_layers[n]; n++) {
 		if (!snapshot_path_ok(cfg->disk_layers[n]) || access(cfg->disk_layers[n], R_OK) < 0)
-			return vm_fail(d, -EINVAL,
-				       "cannot start VM %s: disk layer %s: %s", cfg->name,
-				       cfg->disk_layers[n],
+			return vm_fail(d, -EINVAL, "cannot start VM %s: disk layer %s: %s",
+				       cfg->name, cfg->disk_layers[n],
 				       snapshot_path_ok(cfg->disk_layers[n])
 					   ? strerror(errno)
 					   : "not an absolute path without commas or control "

@@ -57,10 +57,9 @@ int vm_console_trim(const char *path, uint64_t max_bytes)
 	while (skip < (size_t)n && tail[skip] != '\n')
 		skip++;
 	skip = skip < (size_t)n ? skip + 1 : 0;
-	hl = snprintf(head, sizeof(head),
-		      "[sbx: console log over %llu bytes: %llu earlier bytes dropped]\n",
-		      (unsigned long long)max_bytes,
-		      (unsigned long long)(st.st_size - (n - (ssize_t)skip)));
+	hl = snprintf(
+	    head, sizeof(head), "[sbx: console log over %llu bytes: %llu earlier bytes dropped]\n",
+	    (unsigned long long)max_bytes, (unsigned long long)(st.st_size - (n - (ssize_t)skip)));
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, head, (size_t)hl, 0) != hl ||
 	    pwrite(fd, tail + skip, (size_t)n - skip, hl) != n - (ssize_t)skip)
 		return -errno;

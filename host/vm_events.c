@@ -99,10 +99,9 @@ int vm_driver_watch_stops(vm_driver *d, vm_stopped_fn fn, void *ud)
 		return -ENOMEM;
 	}
 	/* libvirt owns w from here: watch_free runs when the callback goes */
-	d->stop_watch = virConnectDomainEventRegisterAny(d->conn, NULL,
-							 VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-							 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
-							 w, watch_free);
+	d->stop_watch = virConnectDomainEventRegisterAny(
+	    d->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
+	    w, watch_free);
 	if (d->stop_watch < 0)
 		return vm_fail(d, -EIO, "cannot watch VM lifecycle events: libvirt: %s",
 			       vm_virt_error());

@@ -90,10 +90,10 @@ struct vm_xml_params {
 	unsigned memory_mib;
 	unsigned tb_cache_mib;
 	bool bench_channel;
-	const char *disk;		 /* the overlay the guest writes (NULL: VM_DIR/disk.qcow2) */
+	const char *disk;		/* the overlay the guest writes (NULL: VM_DIR/disk.qcow2) */
 	const char *const *disk_layers; /* frozen qcow2 layers under it, newest first */
-	bool disk_blank;		 /* no backing at all */
-	const char *ram_file;		 /* NULL: anonymous RAM */
+	bool disk_blank;		/* no backing at all */
+	const char *ram_file;		/* NULL: anonymous RAM */
 	bool ram_shared;
 	bool init_wait;
 	bool incoming; /* -incoming defer */

@@ -76,10 +76,10 @@ int vm_qmp(vm *v, const char *cmd, int fd, char **ret)
 
 static int set_ignore_shared(vm *v, bool on)
 {
-	_cleanup_free_ char *cmd = vmu_printf(
-	    "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-	    "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}",
-	    on ? "true" : "false");
+	_cleanup_free_ char *cmd =
+	    vmu_printf("{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+		       "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}",
+		       on ? "true" : "false");
 
 	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
 }
@@ -139,8 +139,9 @@ int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared)
 	if (r < 0)
 		return r;
 	r = vm_qmp(v,
-		   incoming ? "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}"
-			    : "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}",
+		   incoming
+		       ? "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}"
+		       : "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}",
 		   -1, NULL);
 	if (r < 0)
 		return r;
@@ -149,10 +150,10 @@ int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared)
 
 static int set_capability(vm *v, const char *cap, bool on)
 {
-	_cleanup_free_ char *cmd = vmu_printf(
-	    "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-	    "[{\"capability\":\"%s\",\"state\":%s}]}}",
-	    cap, on ? "true" : "false");
+	_cleanup_free_ char *cmd =
+	    vmu_printf("{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+		       "[{\"capability\":\"%s\",\"state\":%s}]}}",
+		       cap, on ? "true" : "false");
 
 	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
 }
@@ -378,8 +379,9 @@ static int new_overlay(vm *v, const char *layer, const char *overlay, uint64_t b
 {
 	_cleanup_free_ char *size = vmu_printf("%llu", (unsigned long long)bytes);
 	/* -u: do not open the backing file (QEMU has it open for writing). */
-	char *argv[] = {"qemu-img", "create", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
-			(char *)layer, (char *)overlay, size, NULL};
+	char *argv[] = {"qemu-img",	 "create", "-q",    "-u", "-f",
+			"qcow2",	 "-F",	   "qcow2", "-b", (char *)layer,
+			(char *)overlay, size,	   NULL};
 	char err[1024];
 	int r;
 
@@ -414,8 +416,9 @@ static int switch_overlay(vm *v, const char *overlay)
 	    VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
 		VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
 	if (!snap)
-		return vm_fail(v->d, -EIO, "VM %s: cannot switch to a new disk overlay: libvirt: %s",
-			       v->name, vm_virt_error());
+		return vm_fail(v->d, -EIO,
+			       "VM %s: cannot switch to a new disk overlay: libvirt: %s", v->name,
+			       vm_virt_error());
 	virDomainSnapshotFree(snap);
 	return 0;
 }
@@ -429,8 +432,10 @@ int vm_freeze_disk(vm *v, const char *layer_path)
 	int r;
 
 	if (!old_disk)
-		return vm_fail(v->d, -EIO, "VM %s: %s/vm.info has no disk (not started by this "
-					   "version of sbx?)", v->name, v->dir);
+		return vm_fail(v->d, -EIO,
+			       "VM %s: %s/vm.info has no disk (not started by this "
+			       "version of sbx?)",
+			       v->name, v->dir);
 	r = vm_get_info(v, &info);
 	if (r < 0)
 		return r;

@@ -254,8 +254,10 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	if (r < 0)
 		return snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
 	if (info.ram_shared) {
-		r = snap_err(-EINVAL, "cannot capture VM %s: its memory is a shared file (a "
-				      "zygote build?)", vm_name(v));
+		r = snap_err(-EINVAL,
+			     "cannot capture VM %s: its memory is a shared file (a "
+			     "zygote build?)",
+			     vm_name(v));
 		goto out;
 	}
 
@@ -321,7 +323,8 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		 * for the last dirty pages, the disk freeze and device state */
 		r = vm_capture_live(v, layer_path, stream_fd, &paused_ms);
 		if (r < 0) {
-			snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
+			snap_err(r, "cannot capture VM %s: %s", vm_name(v),
+				 vm_driver_last_error(d));
 			goto out_discard;
 		}
 	} else {
@@ -334,7 +337,8 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		paused = true;
 		r = vm_freeze_disk(v, layer_path);
 		if (r < 0)
-			snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
+			snap_err(r, "cannot capture VM %s: %s", vm_name(v),
+				 vm_driver_last_error(d));
 		if (vm_resume(v) < 0) {
 			log_error("vm=%s cannot resume after a capture: %s", vm_name(v),
 				  vm_driver_last_error(d));
@@ -366,16 +370,17 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	if (r < 0)
 		goto out_discard;
 	if (m->mem_mode == SNAP_MEM_SHARED_FILE) {
-		_cleanup_free_ char *ram = snap_blob_path(s, snap_manifest_part(m, SNAP_PART_RAM)->blob);
+		_cleanup_free_ char *ram =
+		    snap_blob_path(s, snap_manifest_part(m, SNAP_PART_RAM)->blob);
 
 		if (ram)
 			snapvm_drop_cache(ram);
 	}
 	log_info("snapshot %s of VM %s: %s%s, guest paused %lld ms", m->id, vm_name(v),
 		 snap_kind_to_string(m->kind),
-		 m->kind == SNAP_MEMORY ? (m->mem_mode == SNAP_MEM_STREAM ? " (stream)"
-									 : " (shared-file)")
-					: "",
+		 m->kind == SNAP_MEMORY
+		     ? (m->mem_mode == SNAP_MEM_STREAM ? " (stream)" : " (shared-file)")
+		     : "",
 		 paused_ms);
 	*ret = TAKE_PTR(m);
 	goto out;

@@ -72,7 +72,8 @@ int snapvm_fork(snap_store *s, vm_driver *d, const struct snapvm_fork *f, vm **r
 	ram_path = shared ? snap_blob_path(s, ram->blob) : NULL;
 	if (!state_path || (shared && !ram_path))
 		return -ENOMEM;
-	r = snapvm_decompress_memfd(state_path, shared ? STATE_MAX : ((uint64_t)m->memory_mib << 20) + STATE_MAX, &fd);
+	r = snapvm_decompress_memfd(
+	    state_path, shared ? STATE_MAX : ((uint64_t)m->memory_mib << 20) + STATE_MAX, &fd);
 	if (r < 0)
 		return snap_err(r, "snapshot %s: part %s (blobs/%s): %s", m->id,
 				shared ? "state" : "stream", shared ? st->blob : stream->blob,
@@ -141,8 +142,10 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 		if (r == 0)
 			r = snap_lock(s, false); /* the layers stay until vm.info names them */
 		if (r == 0) {
-			struct snapvm_fork f = {.m = z, .vm_name = o->vm_name,
-						.layers = layers, .disk_bytes = o->disk_bytes};
+			struct snapvm_fork f = {.m = z,
+						.vm_name = o->vm_name,
+						.layers = layers,
+						.disk_bytes = o->disk_bytes};
 			r = snapvm_fork(s, d, &f, &v);
 			snap_unlock(s);
 			if (r == 0 && o->disk_bytes && o->disk_bytes != z->disk_bytes &&
@@ -212,8 +215,10 @@ int snap_restore(snap_store *s, vm_driver *d, const char *id, const struct snap_
 		goto out;
 	}
 	if (m->kind == SNAP_ZYGOTE) {
-		r = snap_err(-EINVAL, "snapshot %s is a zygote (sbx's own boot cache): start "
-				      "sandboxes from its image instead", id);
+		r = snap_err(-EINVAL,
+			     "snapshot %s is a zygote (sbx's own boot cache): start "
+			     "sandboxes from its image instead",
+			     id);
 		goto out;
 	}
 	memory = m->kind == SNAP_MEMORY && o->restore_memory;

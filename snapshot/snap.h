@@ -54,16 +54,16 @@ typedef struct vm_driver vm_driver;
 typedef struct vm vm;
 
 #define SNAP_FORMAT_VERSION 1
-#define SNAP_ID_MAX 64	      /* ids are [a-z0-9][a-z0-9-]{0,63} */
-#define SNAP_MAX_PARTS 64     /* bound on parts/layers in a manifest */
+#define SNAP_ID_MAX 64	  /* ids are [a-z0-9][a-z0-9-]{0,63} */
+#define SNAP_MAX_PARTS 64 /* bound on parts/layers in a manifest */
 #define SNAP_MANIFEST_MAX (256 * 1024)
 
 enum snap_kind { SNAP_FS, SNAP_MEMORY, SNAP_ZYGOTE, _SNAP_KIND_MAX };
 enum snap_mem_mode { SNAP_MEM_NONE, SNAP_MEM_SHARED_FILE, SNAP_MEM_STREAM, _SNAP_MEM_MAX };
 enum snap_status { SNAP_BUILDING, SNAP_READY, SNAP_FAILED, _SNAP_STATUS_MAX };
-const char *snap_kind_to_string(enum snap_kind k);	/* "fs", "memory", "zygote" */
+const char *snap_kind_to_string(enum snap_kind k);	   /* "fs", "memory", "zygote" */
 const char *snap_mem_mode_to_string(enum snap_mem_mode m); /* "none", "shared-file", "stream" */
-const char *snap_status_to_string(enum snap_status s);	/* "building", "ready", "failed" */
+const char *snap_status_to_string(enum snap_status s);	   /* "building", "ready", "failed" */
 
 /* One part of a snapshot: a blob in STATE/snapshots/blobs. */
 enum snap_part_role {
@@ -77,10 +77,10 @@ const char *snap_part_role_to_string(enum snap_part_role r); /* "layer", "ram", 
 
 struct snap_part {
 	enum snap_part_role role;
-	char *blob;	   /* file name inside blobs/, [a-z0-9][a-z0-9.-]* */
-	uint64_t size;	   /* bytes of the file as stored */
-	char sha256[65];   /* lower-case hex of the file as stored; "" while building */
-	bool inherited;	   /* a layer that belongs to the parent snapshot too */
+	char *blob;	 /* file name inside blobs/, [a-z0-9][a-z0-9.-]* */
+	uint64_t size;	 /* bytes of the file as stored */
+	char sha256[65]; /* lower-case hex of the file as stored; "" while building */
+	bool inherited;	 /* a layer that belongs to the parent snapshot too */
 };
 
 struct snap_manifest {
@@ -108,8 +108,8 @@ struct snap_manifest {
 
 /* Opens (creating if needed) STATE/snapshots. */
 int snap_store_open(const char *state_dir, snap_store **ret);
-snap_store *snap_store_free(snap_store *s); /* NULL-safe */
-const char *snap_store_dir(const snap_store *s); /* STATE/snapshots */
+snap_store *snap_store_free(snap_store *s);	       /* NULL-safe */
+const char *snap_store_dir(const snap_store *s);       /* STATE/snapshots */
 const char *snap_store_state_dir(const snap_store *s); /* STATE */
 /* Absolute path of a blob (malloc'ed). */
 char *snap_blob_path(const snap_store *s, const char *blob);
@@ -136,8 +136,7 @@ int snap_manifest_parse(const char *json, size_t len, struct snap_manifest **ret
 			size_t errlen);
 char *snap_manifest_format(const struct snap_manifest *m); /* malloc'ed JSON */
 /* The part of a role (the first one; layers: use the parts array). */
-const struct snap_part *snap_manifest_part(const struct snap_manifest *m,
-					   enum snap_part_role role);
+const struct snap_part *snap_manifest_part(const struct snap_manifest *m, enum snap_part_role role);
 
 /* Locks of the store (flock on STATE/snapshots/.lock, and an rwlock between
  * the threads of this process). Not recursive: while holding one, do not

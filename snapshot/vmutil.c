@@ -151,8 +151,8 @@ int snapvm_decompress_memfd(const char *path, uint64_t max_bytes, int *ret_fd)
 			}
 			total += ob.pos;
 			if (total > max_bytes) {
-				r = snap_err(-EFBIG, "%s decompresses to more than %llu bytes", path,
-					     (unsigned long long)max_bytes);
+				r = snap_err(-EFBIG, "%s decompresses to more than %llu bytes",
+					     path, (unsigned long long)max_bytes);
 				goto out;
 			}
 			r = write_all(mfd, out, ob.pos);
@@ -196,7 +196,8 @@ int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (elapsed >= timeout_ms)
-			return snap_err(-ETIMEDOUT, "the agent of VM %s did not answer within %d s: %s",
+			return snap_err(-ETIMEDOUT,
+					"the agent of VM %s did not answer within %d s: %s",
 					vm_name(v), timeout_ms / 1000, agent_connect_last_error());
 		usleep(20 * 1000);
 	}

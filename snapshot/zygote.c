@@ -76,8 +76,9 @@ static int find_zygote(snap_store *s, const char *image, const char *digest, uns
 		const struct snap_manifest *m = l[i];
 
 		if (m->kind == SNAP_ZYGOTE && m->status == SNAP_READY &&
-		    !strcmp(m->image_dir, image) && !strcmp(m->image_digest ? m->image_digest : "", digest) &&
-		    m->vcpus == vcpus && m->memory_mib == memory_mib) {
+		    !strcmp(m->image_dir, image) &&
+		    !strcmp(m->image_digest ? m->image_digest : "", digest) && m->vcpus == vcpus &&
+		    m->memory_mib == memory_mib) {
 			*ret_id = strdup(m->id);
 			if (!*ret_id)
 				r = -ENOMEM;
@@ -139,8 +140,10 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	}
 	r = snapvm_agent_connect(v, SNAPVM_BOOT_WAIT_MS, &agent);
 	if (r == 0 && !agent_client_has_cap(agent, "root"))
-		r = snap_err(-EOPNOTSUPP, "the agent in %s cannot mount its root disk on request "
-					  "(no \"root\" capability): rebuild the image", image);
+		r = snap_err(-EOPNOTSUPP,
+			     "the agent in %s cannot mount its root disk on request "
+			     "(no \"root\" capability): rebuild the image",
+			     image);
 	agent = agent_client_free(agent);
 	if (r == 0 && (r = vm_get_info(v, &info)) == 0)
 		m->disk_bytes = info.disk_bytes;
@@ -182,7 +185,8 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 
 out_destroy:
 	if (v && vm_destroy(v) < 0)
-		log_warn("vm=%s cannot remove the failed zygote: %s", name, vm_driver_last_error(d));
+		log_warn("vm=%s cannot remove the failed zygote: %s", name,
+			 vm_driver_last_error(d));
 	vm_free(v);
 out_discard:
 	snapvm_discard(s, m->id);
@@ -235,9 +239,10 @@ int snap_from_image(snap_store *s, const char *id, const char *image_dir, const 
 	if (stat(rootfs, &st) < 0)
 		return snap_err(-errno, "image %s has no root disk (%s): %m", image, rootfs);
 	if (disk_bytes && disk_bytes < (uint64_t)st.st_size)
-		return snap_err(-EINVAL, "a disk of %llu bytes is smaller than the image's root "
-					 "disk (%llu bytes)", (unsigned long long)disk_bytes,
-				(unsigned long long)st.st_size);
+		return snap_err(-EINVAL,
+				"a disk of %llu bytes is smaller than the image's root "
+				"disk (%llu bytes)",
+				(unsigned long long)disk_bytes, (unsigned long long)st.st_size);
 	r = snap_image_digest(image, &digest);
 	if (r < 0)
 		return r;

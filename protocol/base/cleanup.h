@@ -40,18 +40,18 @@ static inline void cleanup_fclosep(FILE **f)
 #define _cleanup_close_ _cleanup_(cleanup_closep)
 #define _cleanup_fclose_ _cleanup_(cleanup_fclosep)
 
-#define TAKE_PTR(p)                                                            \
-	({                                                                     \
-		__typeof__(p) _tp_ = (p);                                      \
-		(p) = NULL;                                                    \
-		_tp_;                                                          \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _tp_ = (p);                                                          \
+		(p) = NULL;                                                                        \
+		_tp_;                                                                              \
 	})
 
-#define TAKE_FD(fd)                                                            \
-	({                                                                     \
-		int _tf_ = (fd);                                               \
-		(fd) = -EBADF;                                                 \
-		_tf_;                                                          \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _tf_ = (fd);                                                                   \
+		(fd) = -EBADF;                                                                     \
+		_tf_;                                                                              \
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -34,8 +34,8 @@ struct log_state {
  * program calls from main() - keep it simple: all TUs share through extern. */
 extern struct log_state log_state;
 
-#define LOG_DEFINE_STATE(id)                                                   \
-	struct log_state log_state = { .fd = 2, .level = LOG_LVL_INFO, .ident = id }
+#define LOG_DEFINE_STATE(id)                                                                       \
+	struct log_state log_state = {.fd = 2, .level = LOG_LVL_INFO, .ident = id}
 
 static inline void log_set_fd(int fd)
 {
@@ -47,10 +47,10 @@ static inline void log_set_level(enum log_level l)
 	log_state.level = l;
 }
 
-__attribute__((format(printf, 3, 0))) static inline int
-log_vemit(enum log_level l, int err, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static inline int log_vemit(enum log_level l, int err,
+								  const char *fmt, va_list ap)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 	char buf[2048];
 	int n;
 
@@ -64,12 +64,13 @@ log_vemit(enum log_level l, int err, const char *fmt, va_list ap)
 	if (n >= (int)sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2;
 	if (err)
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(err < 0 ? -err : err));
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s",
+			      strerror(err < 0 ? -err : err));
 	if (n >= (int)sizeof(buf) - 1)
 		n = (int)sizeof(buf) - 2;
 	if (log_state.sink) {
-		size_t pre = strlen(log_state.ident ? log_state.ident : "sbx") + 2 +
-			     strlen(names[l]) + 2;
+		size_t pre =
+		    strlen(log_state.ident ? log_state.ident : "sbx") + 2 + strlen(names[l]) + 2;
 
 		log_state.sink(l, buf + pre, (size_t)n - pre);
 		return err;
@@ -80,7 +81,7 @@ log_vemit(enum log_level l, int err, const char *fmt, va_list ap)
 }
 
 __attribute__((format(printf, 3, 4))) static inline int log_emit(enum log_level l, int err,
-								   const char *fmt, ...)
+								 const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

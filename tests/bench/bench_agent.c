@@ -94,8 +94,7 @@ static void on_error(agent_cmd *cmd, int err, const char *msg, void *ud)
 }
 
 static const struct agent_cmd_ops ops = {
-	.on_output = on_output, .on_exit = on_exit_, .on_error = on_error
-};
+    .on_output = on_output, .on_exit = on_exit_, .on_error = on_error};
 
 static int run_cmd(agent_client *c, const struct agent_exec_spec *spec, struct run *r)
 {
@@ -123,8 +122,11 @@ static int boot(const char *image, const char *name, bool bench_channel, vm **re
 		agent_client **ret_c)
 {
 	struct vm_config vc = {
-		.name = name, .image_dir = image, .vcpus = 2, .memory_mib = 512,
-		.bench_channel = bench_channel,
+	    .name = name,
+	    .image_dir = image,
+	    .vcpus = 2,
+	    .memory_mib = 512,
+	    .bench_channel = bench_channel,
 	};
 	char addr[PATH_MAX + 8];
 	int r;
@@ -148,8 +150,8 @@ static int boot(const char *image, const char *name, bool bench_channel, vm **re
 
 static void bench_cold_boot(const char *image)
 {
-	const char *argv[] = { "true", NULL };
-	struct agent_exec_spec spec = { .argv = argv };
+	const char *argv[] = {"true", NULL};
+	struct agent_exec_spec spec = {.argv = argv};
 	double t[3];
 	int n = 0;
 
@@ -177,8 +179,8 @@ static void bench_cold_boot(const char *image)
 
 static void bench_rtt(agent_client *c)
 {
-	const char *argv[] = { "true", NULL };
-	struct agent_exec_spec spec = { .argv = argv };
+	const char *argv[] = {"true", NULL};
+	struct agent_exec_spec spec = {.argv = argv};
 	double t[200];
 	struct run r;
 
@@ -197,7 +199,7 @@ static void bench_rtt(agent_client *c)
 
 static double bench_stdout(agent_client *c)
 {
-	struct agent_exec_spec spec = { .shell = "head -c 268435456 /dev/zero" };
+	struct agent_exec_spec spec = {.shell = "head -c 268435456 /dev/zero"};
 	struct run r;
 	double t0 = now_s();
 
@@ -210,15 +212,15 @@ static double bench_stdout(agent_client *c)
  * its socket. No agent, no framing: the channel's own ceiling. */
 static double bench_raw(agent_client *c, const char *sock)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	static uint8_t buf[1 << 20];
 	struct agent_exec_spec spec = {
-		.shell = "for p in /sys/class/virtio-ports/*; do "
-			 "[ \"$(cat $p/name)\" = sbx.bench ] && "
-			 "exec head -c 268435456 /dev/zero > /dev/$(basename $p); done; exit 9",
+	    .shell = "for p in /sys/class/virtio-ports/*; do "
+		     "[ \"$(cat $p/name)\" = sbx.bench ] && "
+		     "exec head -c 268435456 /dev/zero > /dev/$(basename $p); done; exit 9",
 	};
 	agent_cmd *cmd = NULL;
-	struct run r = { 0 };
+	struct run r = {0};
 	uint64_t got = 0;
 	double t0;
 	int fd;
@@ -244,9 +246,9 @@ static double bench_raw(agent_client *c, const char *sock)
 	}
 	while (got < STREAM_BYTES && !(r.done && r.exit.code != 0)) {
 		struct pollfd p[2] = {
-			{ .fd = fd, .events = POLLIN },
-			{ .fd = agent_client_fd(c),
-			  .events = POLLIN | (agent_client_wants_write(c) ? POLLOUT : 0) },
+		    {.fd = fd, .events = POLLIN},
+		    {.fd = agent_client_fd(c),
+		     .events = POLLIN | (agent_client_wants_write(c) ? POLLOUT : 0)},
 		};
 		if (poll(p, 2, 10000) <= 0)
 			break;
@@ -318,12 +320,12 @@ out:
 
 int main(void)
 {
-	const char *image_rel = getenv("SBX_TEST_IMAGE") ? getenv("SBX_TEST_IMAGE")
-							  : "build/images/default";
-	const char *state = getenv("SBX_BENCH_STATE") ? getenv("SBX_BENCH_STATE")
-						       : "build/test-state/bench";
+	const char *image_rel =
+	    getenv("SBX_TEST_IMAGE") ? getenv("SBX_TEST_IMAGE") : "build/images/default";
+	const char *state =
+	    getenv("SBX_BENCH_STATE") ? getenv("SBX_BENCH_STATE") : "build/test-state/bench";
 	char image[PATH_MAX], kernel[PATH_MAX + 16], name[64];
-	struct vm_driver_config dc = { .state_dir = state, .force_accel = -1 };
+	struct vm_driver_config dc = {.state_dir = state, .force_accel = -1};
 	vm *v = NULL;
 	agent_client *c = NULL;
 

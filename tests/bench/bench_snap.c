@@ -140,13 +140,14 @@ static void starts(const char *id, int n, double *t, vm **keep, const char **ret
 {
 	for (int i = 0; i < n; i++) {
 		char name[64];
-		struct snap_restore_opts o = {.vm_name = name, .restore_memory = true,
-					      .use_zygote = true};
+		struct snap_restore_opts o = {
+		    .vm_name = name, .restore_memory = true, .use_zygote = true};
 		vm *v = NULL;
 		double t0 = now_ms();
 		int r;
 
-		snprintf(name, sizeof(name), "b%s-%d-%d", id ? "fork" : "zyg", (int)getpid(), seq++);
+		snprintf(name, sizeof(name), "b%s-%d-%d", id ? "fork" : "zyg", (int)getpid(),
+			 seq++);
 		r = id ? snap_restore(st, drv, id, &o, &v, ret_how)
 		       : snap_start_image(st, drv, image, &o, &v, ret_how);
 		if (r < 0 || first_exec(v) < 0) {
@@ -315,7 +316,8 @@ int main(void)
 	t10 = parallel_forks(m->id, 10, forks);
 	mem10 = memory_kb(forks, 10, ram, &cache10);
 	printf("fork 1 sandbox: %.0f ms wall; 10 sandboxes at once: %.0f ms wall (%.0f ms each) "
-	       "[%s]\n", t1, t10, t10 / 10, accel);
+	       "[%s]\n",
+	       t1, t10, t10 / 10, accel);
 	printf("host memory (QEMU PSS + snapshot RAM file in page cache), %u MiB guests: 1 fork "
 	       "%ld MiB (%ld in page cache), 10 forks %ld MiB (%ld in page cache), ratio %.2f "
 	       "(10 independent guests would be 10.0) [%s]\n",

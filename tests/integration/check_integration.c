@@ -131,9 +131,9 @@ static void run_on_error(agent_cmd *cmd, int err, const char *msg, void *ud)
 }
 
 static const struct agent_cmd_ops run_ops = {
-	.on_output = run_on_output,
-	.on_exit = run_on_exit,
-	.on_error = run_on_error,
+    .on_output = run_on_output,
+    .on_exit = run_on_exit,
+    .on_error = run_on_error,
 };
 
 static void run_release(struct run *r)
@@ -155,7 +155,7 @@ static void pump_until(agent_client *c, const bool *flag, int timeout_ms)
 /* Run SHELL in the guest to completion, collecting its output. */
 static void run_shell(agent_client *c, const char *shell, struct run *r)
 {
-	struct agent_exec_spec spec = { .shell = shell };
+	struct agent_exec_spec spec = {.shell = shell};
 	agent_cmd *cmd = NULL;
 
 	memset(r, 0, sizeof(*r));
@@ -241,9 +241,9 @@ END_TEST
 START_TEST(test_missing_program_gives_clear_error)
 {
 	agent_client *c = connect_agent();
-	const char *argv[] = { "/no/such/program", NULL };
-	struct agent_exec_spec spec = { .argv = argv };
-	struct run r = { 0 };
+	const char *argv[] = {"/no/such/program", NULL};
+	struct agent_exec_spec spec = {.argv = argv};
+	struct run r = {0};
 	agent_cmd *cmd = NULL;
 
 	ck_assert_int_eq(agent_exec(c, &spec, &run_ops, &r, &cmd), 0);
@@ -295,9 +295,9 @@ START_TEST(test_16mib_stdin_hashes_right)
 	agent_client *c = connect_agent();
 	const size_t n = 16u << 20;
 	_cleanup_free_ uint8_t *data = malloc(n);
-	struct feeder f = { .len = n };
+	struct feeder f = {.len = n};
 	struct agent_cmd_ops ops = run_ops;
-	struct agent_exec_spec spec = { .shell = "sha256sum", .stdin_open = true };
+	struct agent_exec_spec spec = {.shell = "sha256sum", .stdin_open = true};
 	agent_cmd *cmd = NULL;
 	char hex[65];
 
@@ -327,7 +327,7 @@ START_TEST(test_64mib_file_round_trip_is_identical)
 	_cleanup_free_ uint8_t *data = malloc(n);
 	_cleanup_free_ uint8_t *back = malloc(n);
 	char src[] = "/tmp/sbx-it-srcXXXXXX", dst[] = "/tmp/sbx-it-dstXXXXXX";
-	struct agent_file_meta meta = { 0 };
+	struct agent_file_meta meta = {0};
 	int sfd, dfd, r;
 
 	ck_assert_ptr_nonnull(data);
@@ -394,8 +394,8 @@ static long agent_rss_kib(agent_client *c)
 START_TEST(test_slow_reader_keeps_agent_memory_bounded)
 {
 	agent_client *c = connect_agent();
-	struct agent_exec_spec spec = { .shell = "head -c 1073741824 /dev/zero", .manual_ack = true };
-	struct run r = { 0 };
+	struct agent_exec_spec spec = {.shell = "head -c 1073741824 /dev/zero", .manual_ack = true};
+	struct run r = {0};
 	agent_cmd *cmd = NULL;
 	long rss_before, rss, rss_max = 0;
 	uint64_t acked = 0;
@@ -453,15 +453,15 @@ START_TEST(test_20_commands_at_once_keep_their_output)
 		r[i].keep_output = true;
 		snprintf(sh, sizeof(sh),
 			 "for j in 1 2 3 4 5; do echo cmd%d-$j; sleep 0.1; done; exit %d", i, i);
-		struct agent_exec_spec spec = { .shell = sh };
+		struct agent_exec_spec spec = {.shell = sh};
 		ck_assert_int_eq(agent_exec(c, &spec, &run_ops, &r[i], &cmd[i]), 0);
 	}
 	for (int i = 0; i < 20; i++)
 		pump_until(c, &r[i].done, 180000);
 	for (int i = 0; i < 20; i++) {
 		char want[128];
-		snprintf(want, sizeof(want), "cmd%d-1\ncmd%d-2\ncmd%d-3\ncmd%d-4\ncmd%d-5\n", i, i, i,
-			 i, i);
+		snprintf(want, sizeof(want), "cmd%d-1\ncmd%d-2\ncmd%d-3\ncmd%d-4\ncmd%d-5\n", i, i,
+			 i, i, i);
 		ck_assert_msg(!r[i].failed, "%s", r[i].fail_msg);
 		ck_assert_str_eq(r[i].out.data, want);
 		ck_assert_int_eq(r[i].exit.code, i);
@@ -484,9 +484,9 @@ START_TEST(test_kill_ends_the_whole_process_group)
 	struct {
 		struct run r;
 		bool started;
-	} s = { 0 };
+	} s = {0};
 	struct agent_cmd_ops ops = run_ops;
-	struct agent_exec_spec spec = { .shell = "sleep 1000 & sleep 1000" };
+	struct agent_exec_spec spec = {.shell = "sleep 1000 & sleep 1000"};
 	agent_cmd *cmd = NULL;
 	struct run check;
 
@@ -519,8 +519,8 @@ END_TEST
 START_TEST(test_timeout_ends_a_hung_command_and_says_so)
 {
 	agent_client *c = connect_agent();
-	struct agent_exec_spec spec = { .shell = "sleep 1000", .timeout_ms = 1500 };
-	struct run r = { 0 };
+	struct agent_exec_spec spec = {.shell = "sleep 1000", .timeout_ms = 1500};
+	struct run r = {0};
 	agent_cmd *cmd = NULL;
 
 	ck_assert_int_eq(agent_exec(c, &spec, &run_ops, &r, &cmd), 0);
@@ -540,13 +540,13 @@ START_TEST(test_reattach_delivers_missed_output_once)
 {
 	agent_client *c = connect_agent();
 	struct agent_exec_spec spec = {
-		.shell = "for i in $(seq 1 60); do echo line-$i; sleep 0.05; done",
+	    .shell = "for i in $(seq 1 60); do echo line-$i; sleep 0.05; done",
 	};
-	struct run r = { 0 };
+	struct run r = {0};
 	agent_cmd *cmd = NULL;
 	uint32_t id;
 	uint64_t out, err;
-	struct buf want = { 0 };
+	struct buf want = {0};
 
 	r.keep_output = true;
 	ck_assert_int_eq(agent_exec(c, &spec, &run_ops, &r, &cmd), 0);
@@ -594,7 +594,7 @@ static int read_frame(int fd, struct proto_reader *rd, struct proto_msg *m, int 
 		size_t room;
 		uint8_t *p = proto_reader_space(rd, 65536, &room);
 		ck_assert_ptr_nonnull(p);
-		struct timeval tv = { 0, 200000 };
+		struct timeval tv = {0, 200000};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		ssize_t n = read(fd, p, room);
 		if (n > 0)
@@ -615,9 +615,9 @@ static void send_msg(int fd, struct proto_msg *m)
 
 START_TEST(test_garbage_gets_an_error_and_agent_keeps_serving)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct proto_reader rd;
-	struct proto_msg m = { 0 };
+	struct proto_msg m = {0};
 	bool got_error = false, got_pong = false;
 	int fd, r;
 
@@ -676,7 +676,8 @@ START_TEST(test_guest_out_of_memory_hurts_only_the_guest)
 		      r.err.data ? r.err.data : "");
 	run_release(&r);
 	/* now for real: grow until the kernel's OOM killer steps in */
-	run_shell(c, "python3 -c 'a = []\nwhile True: a.append(bytearray(16 << 20))'; echo status=$?",
+	run_shell(c,
+		  "python3 -c 'a = []\nwhile True: a.append(bytearray(16 << 20))'; echo status=$?",
 		  &r);
 	ck_assert_msg(strstr(r.out.data ? r.out.data : "", "status=137"), "stdout: %s",
 		      r.out.data ? r.out.data : "");
@@ -698,7 +699,8 @@ START_TEST(test_guest_disk_full_fails_inside_the_guest)
 	struct run r;
 
 	run_shell(c, "dd if=/dev/zero of=/root/fill bs=4M 2>&1; echo status=$?; sync", &r);
-	ck_assert_msg(strstr(r.out.data, "No space left on device") && strstr(r.out.data, "status=1"),
+	ck_assert_msg(strstr(r.out.data, "No space left on device") &&
+			  strstr(r.out.data, "status=1"),
 		      "dd said: %s", r.out.data);
 	run_release(&r);
 	snprintf(path, sizeof(path), "%s/disk.qcow2", vm_dir(g_vm));
@@ -740,7 +742,7 @@ END_TEST
 START_TEST(test_info_describes_the_guest)
 {
 	agent_client *c = connect_agent();
-	struct agent_info info = { 0 };
+	struct agent_info info = {0};
 	ck_assert_int_eq(agent_info(c, &info), 0);
 	ck_assert_ptr_nonnull(strstr(info.kernel, "amd64"));
 	ck_assert_uint_gt(info.mem_total, 100u << 20);
@@ -805,8 +807,8 @@ int main(void)
 {
 	const char *image = getenv("SBX_TEST_IMAGE");
 	char image_abs[PATH_MAX];
-	struct vm_driver_config dc = { .force_accel = -1, .console_max_bytes = 256 * 1024 };
-	struct vm_config vc = { 0 };
+	struct vm_driver_config dc = {.force_accel = -1, .console_max_bytes = 256 * 1024};
+	struct vm_config vc = {0};
 	char name[64];
 	SRunner *sr;
 	int failed, r;

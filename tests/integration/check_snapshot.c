@@ -148,7 +148,8 @@ static void sh_expect(const char *name, const char *shell, const char *want)
 
 static vm *restore(const char *id, const char *name, bool memory, const char **how)
 {
-	struct snap_restore_opts o = {.vm_name = name, .restore_memory = memory, .use_zygote = true};
+	struct snap_restore_opts o = {
+	    .vm_name = name, .restore_memory = memory, .use_zygote = true};
 	vm *v = NULL;
 	long long t0 = mono_ms();
 	int r = snap_restore(g_store, g_drv, id, &o, &v, how);
@@ -162,7 +163,8 @@ static vm *restore(const char *id, const char *name, bool memory, const char **h
 
 static char *capture_opts(const char *name, bool memory, bool stream_only)
 {
-	struct snap_capture_opts o = {.include_memory = memory, .name = "test",
+	struct snap_capture_opts o = {.include_memory = memory,
+				      .name = "test",
 				      .stream_only = stream_only,
 				      .agent_socket = vm_agent_socket(find_vm(name))};
 	struct snap_manifest *m = NULL;
@@ -175,7 +177,7 @@ static char *capture_opts(const char *name, bool memory, bool stream_only)
 		memory ? "memory" : "fs", mono_ms() - t0, snap_mem_mode_to_string(m->mem_mode));
 	ck_assert_int_eq(m->status, SNAP_READY);
 	ck_assert_int_eq(m->kind, memory ? SNAP_MEMORY : SNAP_FS);
-	ck_assert_int_eq(m->mem_mode, !memory	     ? SNAP_MEM_NONE
+	ck_assert_int_eq(m->mem_mode, !memory	    ? SNAP_MEM_NONE
 				      : stream_only ? SNAP_MEM_STREAM
 						    : SNAP_MEM_SHARED_FILE);
 	id = strdup(m->id);

@@ -171,10 +171,17 @@ START_TEST(test_outbuf_peek_min_reaches_past_a_mark_inside_a_character)
 
 	dp_outbuf_init(&b, 64, 0);
 	ck_assert_int_eq(dp_outbuf_append(&b, 0, (const uint8_t *)"a\xe2\x82", 3, 1, false), 3);
-	ck_assert_int_eq(dp_outbuf_append(&b, 3, (const uint8_t *)"\xac" "b", 2, 3, false), 2);
+	ck_assert_int_eq(dp_outbuf_append(&b, 3,
+					  (const uint8_t *)"\xac"
+							   "b",
+					  2, 3, false),
+			 2);
 	ck_assert_uint_eq(dp_outbuf_peek(&b, 1, out, sizeof(out), &seq), 2);
 	ck_assert_uint_eq(dp_outbuf_peek_min(&b, 1, out, sizeof(out), 4, &seq), 4);
-	ck_assert_mem_eq(out, "\xe2\x82\xac" "b", 4);
+	ck_assert_mem_eq(out,
+			 "\xe2\x82\xac"
+			 "b",
+			 4);
 	ck_assert_uint_eq(seq, 1);
 	/* never beyond what the buffer holds */
 	ck_assert_uint_eq(dp_outbuf_peek_min(&b, 3, out, sizeof(out), 4, &seq), 2);

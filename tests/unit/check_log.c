@@ -67,7 +67,8 @@ START_TEST(test_json_lines_carry_level_program_fields_and_message)
 	json_decref(j);
 
 	j = log_one_line(emit_binary);
-	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")), "sandbox=x guest said ?? and stopped");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
+			 "sandbox=x guest said ?? and stopped");
 	json_decref(j);
 
 	j = log_one_line(emit_errno);

@@ -755,7 +755,7 @@ START_TEST(test_console_log_past_the_cap_keeps_its_last_half)
 	buf[n] = '\0';
 	ck_assert_int_le(n, 1100);
 	ck_assert_msg(!strncmp(buf, "[sbx: console log over 2000 bytes: ", 35), "head: %.60s", buf);
-	ck_assert_ptr_nonnull(strstr(buf, "dropped]\nline "));   /* then whole lines */
+	ck_assert_ptr_nonnull(strstr(buf, "dropped]\nline ")); /* then whole lines */
 	ck_assert_ptr_nonnull(strstr(buf, "line 299 of the guest's console\n"));
 	ck_assert_ptr_null(strstr(buf, "line 000 "));
 	/* an appending writer (QEMU's O_APPEND) goes on at the new end */
