@@ -23,6 +23,7 @@
 #include "dp.h"
 #include "http_server.h"
 #include "log.h"
+#include "log_json.h"
 #include "sbxd_api.h"
 #include "sbxd_config.h"
 #include "sbxd_key.h"
@@ -160,6 +161,8 @@ static int resolve_config(const struct cli *c, struct sbxd_config *cfg)
 		log_set_level(LOG_LVL_WARN);
 	else if (!strcmp(cfg->log_level, "error"))
 		log_set_level(LOG_LVL_ERROR);
+	if (!strcmp(cfg->log_format, "json"))
+		log_json_enable();
 	return 0;
 fail:
 	fprintf(stderr, "sbxd: %s\n", err);
@@ -442,6 +445,11 @@ static void warn_if_no_keys(store *st, const char *state_dir)
 			 state_dir);
 }
 
+static void on_vm_stopped(void *ud, const char *name, const char *reason)
+{
+	sbxd_mgr_vm_stopped(ud, name, reason);
+}
+
 static int serve(const struct sbxd_config *cfg)
 {
 	_cleanup_(store_closep) store *st = NULL;
@@ -533,6 +541,11 @@ static int serve(const struct sbxd_config *cfg)
 	if (dp_new(api, st, &dplane) < 0)
 		goto out;
 	sbxd_api_set_dataplane(api, &dp_dataplane_ops, dplane);
+	/* a sandbox whose QEMU dies is reported failed with the reason */
+	if (vm_driver_watch_stops(drv, on_vm_stopped, mgr) < 0)
+		log_warn("cannot watch for VMs that stop on their own: %s (a crashed sandbox is "
+			 "noticed at its next use)",
+			 vm_driver_last_error(drv));
 	r = sbxd_mgr_reconcile(mgr);
 	if (r < 0) {
 		log_error("cannot compare the sandboxes with the running VMs: %s",
@@ -569,6 +582,7 @@ static int serve(const struct sbxd_config *cfg)
 		 r < 0 ? " after a server error" : "");
 	ret = r < 0 ? 1 : 0;
 out:
+	vm_driver_unwatch_stops(drv); /* its reports go to mgr */
 	mgr = sbxd_mgr_free(mgr);
 	srv = http_server_free(srv);
 	dplane = dp_free(dplane); /* after the server: its connections close first */

@@ -28,6 +28,7 @@ struct opt {
 
 static const char *const accel_choices[] = {"auto", "kvm", "tcg", NULL};
 static const char *const level_choices[] = {"error", "warn", "info", "debug", NULL};
+static const char *const format_choices[] = {"text", "json", NULL};
 
 #define STR(n, f)                                                                                  \
 	{                                                                                          \
@@ -52,6 +53,7 @@ static const struct opt opts[] = {
     STR("public-url", public_url),
     CHOICE("accel", accel, accel_choices),
     CHOICE("log-level", log_level, level_choices),
+    CHOICE("log-format", log_format, format_choices),
     UINT("default-vcpus", default_vcpus, 1, 64),
     UINT("max-vcpus", max_vcpus, 1, 64),
     UINT("default-mem-mib", default_mem_mib, 64, 1024 * 1024),
@@ -75,6 +77,7 @@ void sbxd_config_defaults(struct sbxd_config *c)
 	snprintf(c->state_dir, sizeof(c->state_dir), "%s", SBXD_DEFAULT_STATE_DIR);
 	snprintf(c->accel, sizeof(c->accel), "auto");
 	snprintf(c->log_level, sizeof(c->log_level), "info");
+	snprintf(c->log_format, sizeof(c->log_format), "text");
 	c->default_vcpus = 1;
 	c->max_vcpus = 4;
 	c->default_mem_mib = 512;

@@ -35,6 +35,7 @@ struct sbxd_config {
 	char public_url[512];	  /* "": http://<Host header of the request> */
 	char accel[8];		  /* auto, kvm, tcg */
 	char log_level[8];	  /* error, warn, info, debug */
+	char log_format[8];	  /* text, json (one JSON object per line) */
 	unsigned default_vcpus, max_vcpus;
 	unsigned default_mem_mib, max_mem_mib;
 	unsigned default_disk_gib, max_disk_gib; /* default 0: the image's size */

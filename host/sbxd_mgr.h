@@ -165,6 +165,10 @@ sbxd_mgr *sbxd_mgr_free(sbxd_mgr *m);
  * among them) are destroyed, rows whose VM is gone are marked failed,
  * interrupted deletions are finished. */
 int sbxd_mgr_reconcile(sbxd_mgr *m);
+/* A VM's QEMU stopped on its own (killed, crashed, powered off): its
+ * sandbox is marked failed with reason and its VM's files are freed on the
+ * manager's next tick. Safe from any thread (libvirt's event loop). */
+void sbxd_mgr_vm_stopped(sbxd_mgr *m, const char *vm_name, const char *reason);
 /* At start, after sbxd_mgr_reconcile(): snapshots that were building are
  * failed, interrupted deletions finished, ready ones without a manifest
  * failed; then the snapshot store's garbage is collected. */

@@ -65,6 +65,11 @@ struct ttl {
 	bool stopping;
 	bool armed; /* reconciled: rows can be trusted */
 	struct touch *touches;
+	/* VMs whose QEMU stopped on its own (sbxd_mgr_vm_stopped()), for the
+	 * next tick to mark their sandboxes failed */
+	char *stopped_vm[64];
+	char *stopped_why[64];
+	size_t n_stopped;
 };
 
 struct sbxd_mgr {

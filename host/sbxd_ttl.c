@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleanup.h"
 #include "log.h"
 #include "sbxd_mgr_int.h"
 
@@ -135,16 +136,82 @@ static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
 	}
 }
 
+void sbxd_mgr_vm_stopped(sbxd_mgr *m, const char *vm_name, const char *reason)
+{
+	struct ttl *t = &m->ttl;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->n_stopped < ARRAY_SIZE(t->stopped_vm)) {
+		t->stopped_vm[t->n_stopped] = strdup(vm_name);
+		t->stopped_why[t->n_stopped] = strdup(reason ? reason : "QEMU stopped");
+		if (t->stopped_vm[t->n_stopped] && t->stopped_why[t->n_stopped])
+			t->n_stopped++;
+		else {
+			free(t->stopped_vm[t->n_stopped]);
+			free(t->stopped_why[t->n_stopped]);
+		}
+	} else {
+		log_warn("vm=%s stopped (%s), but too many such reports are queued: its sandbox "
+			 "is noticed at its next use",
+			 vm_name, reason);
+	}
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* A ready sandbox whose VM stopped on its own: failed, with the reason;
+ * the data plane lets go of it and the VM's files are freed. Sandboxes in
+ * a job (stop, delete, capture...) are the job's business. */
+static void fail_stopped_vm(sbxd_mgr *m, const struct store_box *rows, size_t n,
+			    const char *vm_name, const char *why)
+{
+	char msg[512], err[512] = "";
+
+	for (size_t i = 0; i < n; i++) {
+		const struct store_box *b = &rows[i];
+
+		if (!b->vm_name || strcmp(b->vm_name, vm_name) || b->state != BOX_READY ||
+		    sbxd_mgr_busy(m, b->id))
+			continue;
+		snprintf(msg, sizeof(msg), "the sandbox's VM stopped: %s", why);
+		log_error("sandbox=%s id=%s vm=%s %s", b->name, b->id, vm_name, msg);
+		pthread_mutex_lock(&m->lock);
+		(void)store_box_set_state(m->c.st, b->id, BOX_FAILED, msg);
+		pthread_mutex_unlock(&m->lock);
+		if (m->c.release_box)
+			(void)m->c.release_box(m->c.notify_ud, b->id, false);
+		if (m->c.vm->destroy(m->c.vm_ctx, vm_name, err, sizeof(err)) < 0)
+			log_warn("sandbox=%s vm=%s cannot free the stopped VM: %s", b->name,
+				 vm_name, err);
+		return;
+	}
+}
+
 static void ttl_tick(sbxd_mgr *m)
 {
 	struct store_box *rows = NULL;
-	size_t n = 0;
+	size_t n = 0, n_stopped;
 	int64_t now = store_now_ms();
+	char *vms[64], *why[64];
+
+	pthread_mutex_lock(&m->ttl.lock);
+	n_stopped = m->ttl.n_stopped;
+	memcpy(vms, m->ttl.stopped_vm, n_stopped * sizeof(char *));
+	memcpy(why, m->ttl.stopped_why, n_stopped * sizeof(char *));
+	m->ttl.n_stopped = 0;
+	pthread_mutex_unlock(&m->ttl.lock);
 
 	if (store_box_list(m->c.st, STORE_OWNER_ANY, &rows, &n) < 0) {
 		log_warn("ttl: cannot read the sandboxes: %s, ignoring", store_last_error());
-		return;
+		n = 0;
 	}
+	for (size_t i = 0; i < n_stopped; i++) {
+		fail_stopped_vm(m, rows, n, vms[i], why[i]);
+		free(vms[i]);
+		free(why[i]);
+	}
+	if (!rows)
+		return;
 	for (size_t i = 0; i < n; i++)
 		ttl_check_row(m, &rows[i], now);
 	touches_prune(&m->ttl, rows, n);
@@ -217,6 +284,11 @@ void ttl_stop(sbxd_mgr *m)
 		free(e);
 	}
 	t->touches = NULL;
+	for (size_t i = 0; i < t->n_stopped; i++) {
+		free(t->stopped_vm[i]);
+		free(t->stopped_why[i]);
+	}
+	t->n_stopped = 0;
 	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->lock);
 }

@@ -156,6 +156,8 @@ int vm_destroy_by_name(vm_driver *d, const char *name);
  * is left for the caller's vm_destroy(). One watcher per driver. */
 typedef void (*vm_stopped_fn)(void *ud, const char *name, const char *reason);
 int vm_driver_watch_stops(vm_driver *d, vm_stopped_fn fn, void *ud);
+/* No more reports (before freeing what ud points to). NULL-safe. */
+void vm_driver_unwatch_stops(vm_driver *d);
 
 /* -- snapshots (vm_snap.c) ------------------------------------------------
  * The primitives snapshot/ builds on. Guest paused = vCPUs stopped. */

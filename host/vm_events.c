@@ -114,3 +114,9 @@ void vm_unwatch_stops(vm_driver *d)
 		(void)virConnectDomainEventDeregisterAny(d->conn, d->stop_watch);
 	d->stop_watch = -1;
 }
+
+void vm_driver_unwatch_stops(vm_driver *d)
+{
+	if (d)
+		vm_unwatch_stops(d);
+}

@@ -245,6 +245,42 @@ START_TEST(test_sbxd_sandboxes_survive_kill_9)
 		agent_answers(ids[i]);
 	}
 
+	/* kill -9 of one sandbox's QEMU: it is reported failed with the
+	 * reason and its VM's files go; the other one is untouched */
+	{
+		char pidfile[PATH_MAX], buf[32] = "", p[128];
+		FILE *f;
+		long qpid;
+		bool failed = false;
+
+		snprintf(pidfile, sizeof(pidfile), "%s/libvirt/run/qemu/sbx-%s.pid", state, ids[0]);
+		f = fopen(pidfile, "r");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+		fclose(f);
+		qpid = strtol(buf, NULL, 10);
+		ck_assert_int_gt(qpid, 1);
+		ck_assert_int_eq(kill((pid_t)qpid, SIGKILL), 0);
+		snprintf(p, sizeof(p), "/api/v2/sandboxes/boxes/%s/status", names[0]);
+		for (int i = 0; i < 200 && !failed; i++) {
+			ck_assert_int_eq(http(&r, "GET", p, NULL), 0);
+			failed = !strcmp(jstr(&r, "status"), "failed");
+			if (failed)
+				ck_assert_msg(
+				    strstr(jstr(&r, "status_message"), "QEMU exited unexpectedly"),
+				    "status_message: %s", jstr(&r, "status_message"));
+			resp_free(&r);
+			if (!failed)
+				sleep_ms(100);
+		}
+		ck_assert_msg(failed, "a sandbox whose QEMU was killed is not reported failed");
+		snprintf(path, sizeof(path), "%s/vms/%s", state, ids[0]);
+		for (int i = 0; i < 50 && path_exists(path); i++)
+			sleep_ms(100);
+		ck_assert_msg(!path_exists(path), "%s is left behind after its QEMU died", path);
+		agent_answers(ids[1]);
+	}
+
 	for (int i = 0; i < 2; i++) {
 		char p[128];
 
