@@ -266,6 +266,28 @@ static int take_pooled(sbxd_mgr *m, struct job *j)
 	return r;
 }
 
+/* Called with m->lock held when a boot or start job's work ended with r.
+ * A delete that arrived meanwhile owns the job now (it destroys the VM and
+ * anything the job made); a job cancelled by sbxd's shutdown leaves the row
+ * for the next start's reconcile. true: handled, and m->lock released. */
+static bool settle_interrupted(sbxd_mgr *m, struct job *j, int r)
+{
+	struct waiter *w;
+
+	if (j->cancel) {
+		pthread_mutex_unlock(&m->lock);
+		run_delete(m, j);
+		return true;
+	}
+	if (m->stopping && r == -ECANCELED) {
+		w = job_retire(m, j);
+		pthread_mutex_unlock(&m->lock);
+		notify_all(m, w, j->id, MGR_FAILED, "sbxd is shutting down");
+		return true;
+	}
+	return false;
+}
+
 /* Boot (start + wait for the agent), take a pooled VM, or adopt (wait
  * only). */
 static void run_boot(sbxd_mgr *m, struct job *j)
@@ -323,18 +345,8 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 	}
 
 	pthread_mutex_lock(&m->lock);
-	if (j->cancel) {
-		pthread_mutex_unlock(&m->lock);
-		run_delete(m, j); /* a delete arrived meanwhile: it owns the job now */
-		return;
-	}
-	if (m->stopping && r == -ECANCELED) {
-		/* Shutting down: leave the row and VM for the next start. */
-		w = job_retire(m, j);
-		pthread_mutex_unlock(&m->lock);
-		notify_all(m, w, j->id, MGR_FAILED, "sbxd is shutting down");
-		return;
-	}
+	if (settle_interrupted(m, j, r))
+		return; /* a delete arrived meanwhile, or shutdown: the next start sees to it */
 	if (r < 0) {
 		o = MGR_FAILED;
 		(void)store_box_set_state(m->c.st, j->id, BOX_FAILED, msg);
@@ -676,18 +688,8 @@ static void run_start(sbxd_mgr *m, struct job *j)
 			snprintf(msg, sizeof(msg), "%s", err[0] ? err : strerror(-r));
 	}
 	pthread_mutex_lock(&m->lock);
-	if (j->cancel) {
-		pthread_mutex_unlock(&m->lock);
-		run_delete(m, j); /* destroys the VM, removes the stop snapshot */
-		return;
-	}
-	if (m->stopping && r == -ECANCELED) {
-		/* Shutting down: the next start rolls it back to stopped. */
-		w = job_retire(m, j);
-		pthread_mutex_unlock(&m->lock);
-		notify_all(m, w, j->id, MGR_FAILED, "sbxd is shutting down");
-		return;
-	}
+	if (settle_interrupted(m, j, r))
+		return; /* deleted meanwhile, or shutdown: the next start rolls it back */
 	if (r < 0) {
 		char smsg[MGR_MSG_MAX + 192];
 
