@@ -167,8 +167,8 @@ static vm *vm_new(vm_driver *d, const char *name, virDomainPtr dom)
 	v->d = d;
 	v->name = strdup(name);
 	v->dir = vmu_printf("%s/%s", d->vms_dir, name);
-	v->agent_sock = vmu_printf("%s/%s/agent.sock", d->vms_dir, name);
-	v->bench_sock = vmu_printf("%s/%s/bench.sock", d->vms_dir, name);
+	v->agent_sock = vmu_printf("%s/vms/%s/agent.sock", d->sock_root, name);
+	v->bench_sock = vmu_printf("%s/vms/%s/bench.sock", d->sock_root, name);
 	v->console_log = vmu_printf("%s/%s/console.log", d->vms_dir, name);
 	if (!v->name || !v->dir || !v->agent_sock || !v->bench_sock || !v->console_log) {
 		vm_free(v);
@@ -369,6 +369,7 @@ static int check_snapshot_config(vm_driver *d, const struct vm_config *cfg)
 int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 {
 	_cleanup_free_ char *dir = NULL, *disk = NULL, *sock = NULL, *domname = NULL, *xml = NULL;
+	_cleanup_free_ char *sock_dir = NULL;
 	_cleanup_free_ char *kernel = NULL;
 	_cleanup_domain_ virDomainPtr dom = NULL;
 	char image[PATH_MAX];
@@ -419,10 +420,11 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 
 	dir = vmu_printf("%s/%s", d->vms_dir, cfg->name);
 	disk = vmu_printf("%s/disk.qcow2", dir ? dir : "");
-	sock = vmu_printf("%s/agent.sock", dir ? dir : "");
+	sock_dir = vmu_printf("%s/vms/%s", d->sock_root, cfg->name);
+	sock = vmu_printf("%s/agent.sock", sock_dir ? sock_dir : "");
 	domname = domain_name(cfg->name);
 	kernel = image_kernel(image);
-	if (!dir || !disk || !sock || !domname || !kernel)
+	if (!dir || !sock_dir || !disk || !sock || !domname || !kernel)
 		return -ENOMEM;
 	if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return vm_fail(d, -ENAMETOOLONG,
@@ -479,6 +481,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	xp.name = cfg->name;
 	xp.state_dir = d->state_dir;
 	xp.vm_dir = dir;
+	xp.sock_dir = sock_dir;
 	xp.image_dir = image;
 	xp.kernel = kernel;
 	xp.hostname = cfg->hostname ? cfg->hostname : cfg->name;

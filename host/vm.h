@@ -38,6 +38,12 @@ struct vm_driver_config {
 	 * could otherwise fill the host's disk): checked every 5 s, a log
 	 * past the cap keeps its last half. 0: VM_CONSOLE_MAX_DEFAULT. */
 	uint64_t console_max_bytes;
+	/* Where the short alias of the state directory is made (a symlink
+	 * RUN_DIR/DEV-INODE -> STATE_DIR): libvirt's monitor sockets and the
+	 * agent sockets are reached through it, as a Unix socket path has at
+	 * most 107 bytes. NULL: $SBX_RUN_DIR, else /run/sbx. If it cannot be
+	 * made, the state directory is used as it is. */
+	const char *run_dir;
 };
 #define VM_CONSOLE_MAX_DEFAULT (1024 * 1024)
 

@@ -236,6 +236,61 @@ static void warm_capabilities(vm_driver *d)
 	log_debug("uri=%s domain capabilities ready in %lld ms", d->uri, vmu_now_ms() - t0);
 }
 
+/*
+ * A Unix socket path has at most 107 bytes, and libvirt puts QEMU's
+ * monitor socket at ROOT/lib/qemu/domain-N-NAME/monitor.sock: a state
+ * directory deeper than ≈25 characters already breaks it. So sockets are
+ * reached through RUN_DIR/DEV-INODE, a symlink to the state directory,
+ * made (or corrected) here; the kernel follows it when binding. Returns
+ * the alias, or a copy of real when no alias is needed or possible.
+ */
+static char *short_root(const struct vm_driver_config *cfg, const char *real)
+{
+	const char *run = cfg->run_dir ? cfg->run_dir : getenv("SBX_RUN_DIR");
+	_cleanup_free_ char *alias = NULL;
+	char target[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int r;
+
+	if (!run || !*run)
+		run = "/run/sbx";
+	if (stat(real, &st) < 0)
+		return strdup(real);
+	alias = vmu_printf("%s/%llx-%llx", run, (unsigned long long)st.st_dev,
+			   (unsigned long long)st.st_ino);
+	if (!alias)
+		return NULL;
+	if (strlen(alias) >= strlen(real))
+		return strdup(real);
+	/* 0711: QEMU under a system libvirtd (its own user) walks through it */
+	r = vmu_mkdir_p(run, 0711);
+	if (r < 0) {
+		log_debug("cannot create %s (%s): sockets are made under %s", run, strerror(-r),
+			  real);
+		return strdup(real);
+	}
+	for (int tries = 0; tries < 3; tries++) {
+		n = readlink(alias, target, sizeof(target) - 1);
+		if (n >= 0) {
+			target[n] = '\0';
+			if (!strcmp(target, real))
+				return TAKE_PTR(alias);
+			/* a state directory that was removed left its inode here */
+			if (unlink(alias) < 0 && errno != ENOENT)
+				break;
+		} else if (errno != ENOENT) {
+			break;
+		}
+		if (symlink(real, alias) == 0)
+			return TAKE_PTR(alias);
+		if (errno != EEXIST)
+			break;
+	}
+	log_debug("cannot make %s a link to %s (%m): sockets are made under it", alias, real);
+	return strdup(real);
+}
+
 int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 {
 	_cleanup_free_ vm_driver *d = NULL;
@@ -261,8 +316,10 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 			       cfg->state_dir);
 	d->state_dir = strdup(real);
 	d->vms_dir = vmu_printf("%s/vms", real);
-	d->uri = cfg->uri ? strdup(cfg->uri) : vmu_printf("qemu:///embed?root=%s/libvirt", real);
-	if (!d->state_dir || !d->vms_dir || !d->uri) {
+	d->sock_root = short_root(cfg, real);
+	d->uri = cfg->uri ? strdup(cfg->uri)
+			  : vmu_printf("qemu:///embed?root=%s/libvirt", d->sock_root ? d->sock_root : "");
+	if (!d->state_dir || !d->vms_dir || !d->sock_root || !d->uri) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -348,6 +405,7 @@ vm_driver *vm_driver_free(vm_driver *d)
 	free(d->uri);
 	free(d->state_dir);
 	free(d->vms_dir);
+	free(d->sock_root);
 	free(d->qemu_log_dir);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

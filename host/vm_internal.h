@@ -36,6 +36,7 @@ struct vm_driver {
 	char *uri;
 	char *state_dir;    /* absolute, no trailing slash */
 	char *vms_dir;	    /* STATE/vms */
+	char *sock_root;    /* short alias of state_dir for Unix socket paths (or state_dir) */
 	char *qemu_log_dir; /* where libvirt writes NAME.log; NULL if not readable here */
 	bool embed;	    /* qemu:///embed: QEMU runs as root, files stay ours */
 	enum vm_accel accel;
@@ -81,6 +82,7 @@ struct vm_xml_params {
 	const char *name;
 	const char *state_dir;
 	const char *vm_dir;
+	const char *sock_dir; /* vm_dir through a short alias: where agent.sock is */
 	const char *image_dir;
 	const char *kernel; /* IMAGE/vmlinux if present (PVH boot), else IMAGE/vmlinuz */
 	const char *hostname;

@@ -188,11 +188,11 @@ char *vm_xml_domain(const struct vm_xml_params *p)
 			   "    <controller type='virtio-serial' index='0'>\n"
 			   "      <address type='virtio-mmio'/>\n    </controller>\n");
 	vmu_buf_printf(&b, "    <channel type='unix'>\n      <source mode='bind' path='");
-	add_path_attr(&b, p->vm_dir, "agent.sock");
+	add_path_attr(&b, p->sock_dir ? p->sock_dir : p->vm_dir, "agent.sock");
 	vmu_buf_printf(&b, "'/>\n      <target type='virtio' name='sbx.agent'/>\n    </channel>\n");
 	if (p->bench_channel) {
 		vmu_buf_printf(&b, "    <channel type='unix'>\n      <source mode='bind' path='");
-		add_path_attr(&b, p->vm_dir, "bench.sock");
+		add_path_attr(&b, p->sock_dir ? p->sock_dir : p->vm_dir, "bench.sock");
 		vmu_buf_printf(&b, "'/>\n      <target type='virtio' name='sbx.bench'/>\n"
 				   "    </channel>\n");
 	}

@@ -110,6 +110,19 @@ async function metric(name) {
   return line === undefined ? null : Number(line.split(" ").pop());
 }
 
+// The last lines sbxd logged, without the per-request lines: what a
+// failure message needs when CI shows only the test's output.
+function logTail(n = 20) {
+  let text = "";
+  try {
+    text = fs.readFileSync(LOG, "utf8");
+  } catch {
+    return `(no log at ${LOG})`;
+  }
+  const lines = text.split("\n").filter((l) => l && !l.includes('"msg":"request"'));
+  return lines.slice(-n).join("\n");
+}
+
 async function waitReady(want, seconds = 240) {
   let v = null;
   for (let i = 0; i < seconds * 4; i++) {
@@ -117,7 +130,7 @@ async function waitReady(want, seconds = 240) {
     if (v === want) return;
     await sleep(250);
   }
-  assert.fail(`sbx_pool_ready{source="${SOURCE}"} is ${v}, never ${want} (log: ${LOG})`);
+  assert.fail(`sbx_pool_ready{source="${SOURCE}"} is ${v}, never ${want}; sbxd said:\n${logTail()}`);
 }
 
 test("sbxd serve --pool-size 1 keeps a default sandbox ready; a create takes it at once, it never ran a command, the pool refills", BOOT, async () => {

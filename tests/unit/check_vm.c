@@ -35,6 +35,7 @@ LOG_DEFINE_STATE("check_vm");
 static char state_dir[PATH_MAX];
 static char image_dir[PATH_MAX];
 static bool own_state_dir;
+static char top_dir[PATH_MAX]; /* what to remove at the end when own_state_dir */
 
 static double now_s(void)
 {
@@ -231,7 +232,8 @@ static void assert_nothing_left(vm_driver *d, const char *name)
 
 START_TEST(test_vm_driver_opens_and_reports_an_accelerator)
 {
-	char conf[PATH_MAX + 64], *text = NULL;
+	char conf[PATH_MAX + 64], real[PATH_MAX], *text = NULL;
+	const char *root;
 	vm_driver *d = open_driver();
 	enum vm_accel a = vm_driver_accel(d);
 
@@ -243,6 +245,13 @@ START_TEST(test_vm_driver_opens_and_reports_an_accelerator)
 		vm_driver_accel_reason(d));
 	ck_assert_str_eq(vm_driver_state_dir(d), state_dir);
 	ck_assert_ptr_nonnull(strstr(vm_driver_uri(d), "qemu:///embed?root="));
+	/* the root is the short alias (or the state directory itself): the
+	 * same directory, short enough for libvirt's monitor socket paths */
+	root = strstr(vm_driver_uri(d), "root=") + 5;
+	snprintf(conf, sizeof(conf), "%s/libvirt", state_dir);
+	ck_assert_ptr_nonnull(realpath(root, real));
+	ck_assert_str_eq(real, conf);
+	ck_assert_uint_le(strlen(root), 60);
 
 	snprintf(conf, sizeof(conf), "%s/libvirt/etc/qemu.conf", state_dir);
 	ck_assert_int_ge(vmu_read_file(conf, 65536, &text), 0);
@@ -923,9 +932,18 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	} else {
+		/* deep on purpose: its socket paths would pass the 107 bytes of
+		 * a Unix socket path but for the driver's short alias */
 		snprintf(state_dir, sizeof(state_dir), "/tmp/sbx-check-vm-XXXXXX");
 		if (!mkdtemp(state_dir)) {
 			perror("check_vm: mkdtemp");
+			return 2;
+		}
+		snprintf(top_dir, sizeof(top_dir), "%s", state_dir);
+		strncat(state_dir, "/a-state-directory-as-deep-as-a-ci-checkout-of-the-project",
+			sizeof(state_dir) - strlen(state_dir) - 1);
+		if (mkdir(state_dir, 0711) < 0) {
+			perror("check_vm: mkdir");
 			return 2;
 		}
 		own_state_dir = true;
@@ -942,7 +960,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "check_vm: QEMU processes of %s are still running\n", state_dir);
 		failed++;
 	}
-	if (own_state_dir && vmu_rm_rf(state_dir) < 0)
-		fprintf(stderr, "check_vm: cannot remove %s\n", state_dir);
+	if (own_state_dir && vmu_rm_rf(top_dir) < 0)
+		fprintf(stderr, "check_vm: cannot remove %s\n", top_dir);
 	return failed ? 1 : 0;
 }
