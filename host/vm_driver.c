@@ -318,7 +318,8 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	d->vms_dir = vmu_printf("%s/vms", real);
 	d->sock_root = short_root(cfg, real);
 	d->uri = cfg->uri ? strdup(cfg->uri)
-			  : vmu_printf("qemu:///embed?root=%s/libvirt", d->sock_root ? d->sock_root : "");
+			  : vmu_printf("qemu:///embed?root=%s/libvirt",
+				       d->sock_root ? d->sock_root : "");
 	if (!d->state_dir || !d->vms_dir || !d->sock_root || !d->uri) {
 		r = -ENOMEM;
 		goto fail;
