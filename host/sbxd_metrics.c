@@ -186,3 +186,21 @@ char *sbxd_metrics_render(const struct metrics_sources *src, size_t *ret_len)
 	*ret_len = b.len;
 	return b.p;
 }
+
+/* Event counters: stubs until they are implemented (see sbxd_metrics.h). */
+void sbxd_metrics_observe(enum sbxd_hist h, double seconds)
+{
+	(void)h;
+	(void)seconds;
+}
+
+void sbxd_metrics_add_bytes(enum sbxd_bytes dir, uint64_t n)
+{
+	(void)dir;
+	(void)n;
+}
+
+void sbxd_metrics_count_error(const char *kind)
+{
+	(void)kind;
+}

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sbxd_mgr.h"
 #include "store.h"
@@ -34,6 +35,31 @@ void metrics_family(struct metrics_buf *b, const char *name, const char *type, c
  * Label values are escaped (\\, \", \n). */
 void metrics_sample(struct metrics_buf *b, const char *name, const char *const *labels,
 		    double value);
+
+/*
+ * Events counted by sbxd as they happen (thread-safe, lock-free: atomics;
+ * callable from any thread, before or without a render). Rendered as
+ * sbx_create_seconds / sbx_exec_start_seconds histograms,
+ * sbx_stream_bytes_total{direction} and sbx_errors_total{kind}.
+ */
+enum sbxd_hist {
+	SBXD_HIST_CREATE,     /* POST /boxes accepted → the sandbox is ready (any path) */
+	SBXD_HIST_EXEC_START, /* an execute request → the command runs in the guest */
+	SBXD_HIST_COUNT
+};
+enum sbxd_bytes {
+	SBXD_BYTES_STDOUT, /* command output sent to clients (stdout + pty) */
+	SBXD_BYTES_STDERR,
+	SBXD_BYTES_STDIN,    /* input from clients to commands */
+	SBXD_BYTES_UPLOAD,   /* file bytes written into sandboxes */
+	SBXD_BYTES_DOWNLOAD, /* file bytes read out of sandboxes */
+	SBXD_BYTES_COUNT
+};
+void sbxd_metrics_observe(enum sbxd_hist h, double seconds);
+void sbxd_metrics_add_bytes(enum sbxd_bytes dir, uint64_t n);
+/* One error answered to a client; kind is the API error type
+ * ("QuotaExceeded", "NotFound", "CommandTimeout"...), copied. */
+void sbxd_metrics_count_error(const char *kind);
 
 /* The whole exposition (malloc'ed, NUL-terminated; *ret_len its length),
  * or NULL on OOM. */

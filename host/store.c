@@ -113,6 +113,27 @@ static const char *const migrations[] = {
     "ALTER TABLE sandboxes ADD COLUMN stop_snapshot_id TEXT;"
     "ALTER TABLE sandboxes ADD COLUMN stop_memory INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE sandboxes ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;",
+
+    /* Version 4: quotas per API key (0: only the host's caps), a hard TTL
+     * per sandbox (0: none), and the audit log of commands (issue 5).
+     * Audit rows outlive their sandbox (no foreign key): they are removed
+     * by age, not by deleting the sandbox. */
+    "ALTER TABLE keys ADD COLUMN max_sandboxes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN max_mem_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sandboxes ADD COLUMN max_lifetime_seconds INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " sandbox_id TEXT NOT NULL,"
+    " sandbox_name TEXT NOT NULL,"
+    " key_name TEXT NOT NULL,"
+    " command_id TEXT NOT NULL,"
+    " command TEXT NOT NULL,"
+    " cwd TEXT,"
+    " started_ms INTEGER NOT NULL,"
+    " ended_ms INTEGER NOT NULL DEFAULT 0,"
+    " exit_code INTEGER,"
+    " outcome TEXT NOT NULL DEFAULT 'running');"
+    "CREATE INDEX audit_sandbox ON audit(sandbox_id, seq);",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

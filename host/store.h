@@ -24,7 +24,7 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_ID_LEN 36	     /* a UUID in its 8-4-4-4-12 text form */
 #define STORE_OWNER_ANY (-1) /* owner filter: an admin sees every row */
 
