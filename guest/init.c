@@ -316,6 +316,8 @@ static void remove_tree_at(int dfd, dev_t dev)
 	closedir(d);
 }
 
+static void grow_root(const char *dev);
+
 static const char *const api_mounts[] = {"/dev", "/proc", "/sys", "/run", "/tmp"};
 
 /* Undo a switch that failed before the root moved: the first n API mounts
@@ -394,7 +396,115 @@ int init_switch_root(const char *dev, const char *fstype, int wait_ms, bool flus
 	if (oldroot >= 0 && fstatfs(oldroot, &sfs) == 0 && fstat(oldroot, &st) == 0 &&
 	    (sfs.f_type == RAMFS_MAGIC_ || sfs.f_type == TMPFS_MAGIC_))
 		remove_tree_at(TAKE_FD(oldroot), st.st_dev);
+	grow_root(dev);
 	return 0;
+}
+
+/* ---- growing the root file system ------------------------------------------ */
+
+#ifndef EXT4_IOC_RESIZE_FS
+#define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+#endif
+#define EXT4_MAGIC_ 0xEF53
+#define EXT4_INCOMPAT_64BIT_ 0x80
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+__attribute__((format(printf, 3, 4))) static void grow_msg(char *msg, size_t len, const char *fmt,
+							   ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, len, fmt, ap);
+	va_end(ap);
+}
+
+int init_grow_fs(const char *dev, const char *mnt, char *msg, size_t msglen)
+{
+	_cleanup_close_ int devfd = -EBADF, mntfd = -EBADF;
+	uint8_t sb[1024];
+	struct statfs sfs;
+	uint64_t dev_bytes, old_blocks, new_blocks, bsize, per_page;
+	uint32_t log_bsize;
+
+	mntfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mntfd < 0 || fstatfs(mntfd, &sfs) < 0) {
+		grow_msg(msg, msglen, "cannot look at the file system on %s: %s", mnt,
+			 strerror(errno));
+		return -errno;
+	}
+	if (sfs.f_type != EXT4_MAGIC_) {
+		grow_msg(msg, msglen,
+			 "the file system on %s is not ext4 (type 0x%lx): not growing it to the "
+			 "size of %s",
+			 mnt, (unsigned long)sfs.f_type, dev);
+		return -EOPNOTSUPP;
+	}
+	devfd = open(dev, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (devfd < 0 || ioctl(devfd, BLKGETSIZE64, &dev_bytes) < 0) {
+		grow_msg(msg, msglen, "cannot read the size of %s: %s", dev, strerror(errno));
+		return -errno;
+	}
+	/* The superblock is read through the device's page cache, where the
+	 * mounted file system keeps its own copy: the two agree. */
+	if (pread(devfd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb)) {
+		grow_msg(msg, msglen, "cannot read the superblock of %s", dev);
+		return -EIO;
+	}
+	log_bsize = le32_at(sb + 0x18);
+	if ((sb[0x38] | sb[0x39] << 8) != EXT4_MAGIC_ || log_bsize > 6) {
+		grow_msg(msg, msglen, "%s holds no ext4 superblock: not growing it", dev);
+		return -EOPNOTSUPP;
+	}
+	bsize = 1024ULL << log_bsize;
+	old_blocks = le32_at(sb + 0x04);
+	if (le32_at(sb + 0x60) & EXT4_INCOMPAT_64BIT_)
+		old_blocks |= (uint64_t)le32_at(sb + 0x150) << 32;
+	new_blocks = dev_bytes / bsize;
+	/* like resize2fs: whole pages (a 1 KiB-block file system on 4 KiB pages) */
+	per_page = bsize < 4096 ? 4096 / bsize : 1;
+	new_blocks -= new_blocks % per_page;
+	if (!(le32_at(sb + 0x60) & EXT4_INCOMPAT_64BIT_) && new_blocks > UINT32_MAX)
+		new_blocks = UINT32_MAX - UINT32_MAX % per_page;
+	if (new_blocks <= old_blocks) {
+		grow_msg(msg, msglen, "the root file system already fills %s (%llu MiB)", dev,
+			 (unsigned long long)(old_blocks * bsize >> 20));
+		return 0;
+	}
+	if (ioctl(mntfd, EXT4_IOC_RESIZE_FS, &new_blocks) < 0) {
+		int err = errno;
+
+		grow_msg(msg, msglen,
+			 "cannot grow the root file system from %llu to %llu MiB (the size of %s): "
+			 "%s; it keeps its size",
+			 (unsigned long long)(old_blocks * bsize >> 20),
+			 (unsigned long long)(new_blocks * bsize >> 20), dev, strerror(err));
+		return -err;
+	}
+	grow_msg(msg, msglen, "grew the root file system from %llu to %llu MiB (the size of %s)",
+		 (unsigned long long)(old_blocks * bsize >> 20),
+		 (unsigned long long)(new_blocks * bsize >> 20), dev);
+	return 1;
+}
+
+/* After a switch: the disk may be bigger than the image's file system (a
+ * sandbox asked for more). Never fatal: the sandbox works at the old size. */
+static void grow_root(const char *dev)
+{
+	char msg[512];
+	uint64_t t0 = agent_now_ms();
+	int r = init_grow_fs(dev, "/", msg, sizeof(msg));
+
+	if (r > 0)
+		log_info("%s in %llu ms", msg, (unsigned long long)(agent_now_ms() - t0));
+	else if (r == 0)
+		log_info("%s", msg);
+	else
+		log_warn("%s", msg);
 }
 
 static void loopback_up(void)

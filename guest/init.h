@@ -37,7 +37,8 @@ void init_stage1(void);
 /*
  * Mount DEV (file system FSTYPE) read-write on /newroot, move /dev, /proc,
  * /sys, /run and /tmp into it, make it the root (MS_MOVE onto /, chroot) and
- * delete what is left of the initramfs. Waits up to wait_ms for DEV to
+ * delete what is left of the initramfs, then grow the file system to the
+ * size of DEV (init_grow_fs(); its failure is only logged). Waits up to wait_ms for DEV to
  * appear; with flush, first drops the cached blocks of DEV (BLKFLSBUF: a
  * zygote's kernel read the placeholder disk when it probed the device).
  *
@@ -51,6 +52,17 @@ void init_stage1(void);
  */
 int init_switch_root(const char *dev, const char *fstype, int wait_ms, bool flush, char *msg,
 		     size_t msglen);
+
+/*
+ * Grow the ext4 file system mounted on MNT to the size of its block device
+ * DEV (a sandbox's disk can be bigger than its image's file system): one
+ * EXT4_IOC_RESIZE_FS on the mounted file system, as resize2fs does online.
+ * Returns 1 when grown, 0 when it already fills DEV (or DEV is smaller),
+ * -EOPNOTSUPP when it is not ext4, another -errno when the resize failed
+ * (the file system keeps its size); msg says which for a person. Called by
+ * init_switch_root() on the new root, which only logs the outcome.
+ */
+int init_grow_fs(const char *dev, const char *mnt, char *msg, size_t msglen);
 
 /* Whether the agent runs on a root disk it switched into (at boot or by
  * init_switch_root()); false in the initramfs and for an ordinary process. */

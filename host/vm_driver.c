@@ -306,6 +306,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	pthread_mutex_init(&d->lock, NULL);
 	d->console_timer = -1;
 	d->stop_watch = -1;
+	d->io_error_watch = -1;
 
 	r = vmu_mkdir_p(cfg->state_dir, 0711);
 	if (r < 0)
@@ -375,6 +376,9 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	r = vm_console_watch(d, cfg->console_max_bytes);
 	if (r < 0)
 		goto fail;
+	r = vm_io_error_watch(d);
+	if (r < 0)
+		goto fail;
 	warm_capabilities(d);
 
 	/* the last error of this thread must not point at freed memory */
@@ -397,6 +401,7 @@ vm_driver *vm_driver_free(vm_driver *d)
 		return NULL;
 	vm_console_unwatch(d);
 	vm_unwatch_stops(d);
+	vm_io_error_unwatch(d);
 	if (d->conn)
 		virConnectClose(d->conn);
 	for (size_t i = 0; i < VM_MAX_STARTING; i++)

@@ -44,6 +44,7 @@ struct vm_driver {
 	unsigned long host_tsc_khz; /* passed to TCG guests; 0: unknown */
 	int console_timer;	    /* libvirt event loop timer id, -1: none */
 	int stop_watch;		    /* libvirt domain event callback id, -1: none */
+	int io_error_watch;	    /* the same, for disk I/O errors (host disk full) */
 	/* guarded by lock */
 	char last_error[VM_ERR_MAX];
 	char *starting[VM_MAX_STARTING]; /* names between mkdir and domain creation */
@@ -123,6 +124,10 @@ char *vm_info_disk(const char *dir);
 
 /* vm_events.c */
 void vm_unwatch_stops(vm_driver *d);
+/* Log every VM's disk I/O errors (rate-limited): "vm=NAME host disk full:
+ * ..." for ENOSPC. The guest gets the error (error_policy='report'). */
+int vm_io_error_watch(vm_driver *d);
+void vm_io_error_unwatch(vm_driver *d);
 
 /* vm_console.c: keep the console logs under STATE/vms/ small. */
 int vm_console_watch(vm_driver *d, uint64_t max_bytes);

@@ -63,10 +63,10 @@ static void add_disk(struct vmu_buf *b, const struct vm_xml_params *p)
 {
 	size_t n = 0;
 
-	vmu_buf_printf(b,
-		       "    <disk type='file' device='disk'>\n"
-		       "      <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap'/>\n"
-		       "      <source file='");
+	vmu_buf_printf(b, "    <disk type='file' device='disk'>\n"
+			  "      <driver name='qemu' type='qcow2' cache='unsafe' discard='unmap' "
+			  "error_policy='report' rerror_policy='report'/>\n"
+			  "      <source file='");
 	if (p->disk)
 		vmu_buf_add_escaped(b, p->disk);
 	else

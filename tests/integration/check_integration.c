@@ -40,6 +40,8 @@ static char g_state[256];
 static char g_sock[512];
 static vm_driver *g_drv;
 static vm *g_vm;
+static vm *g_big;	       /* case "disk": a disk 1 GiB bigger than the image */
+static uint64_t g_image_bytes; /* the image's rootfs.ext4 */
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -50,17 +52,22 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static agent_client *connect_agent(void)
+static agent_client *connect_agent_at(const char *sock)
 {
 	char addr[600];
 	agent_client *c = NULL;
 	int r;
 
-	snprintf(addr, sizeof(addr), "unix:%s", g_sock);
+	snprintf(addr, sizeof(addr), "unix:%s", sock);
 	r = agent_client_connect(addr, 60000, &c);
 	ck_assert_msg(r == 0, "cannot connect to the agent: %s", agent_connect_last_error());
 	agent_client_set_timeout(c, 120000);
 	return c;
+}
+
+static agent_client *connect_agent(void)
+{
+	return connect_agent_at(g_sock);
 }
 
 struct buf {
@@ -753,6 +760,45 @@ START_TEST(test_info_describes_the_guest)
 }
 END_TEST
 
+/* A disk bigger than the image: the agent grows the root file system to it
+ * when it mounts it (a cold boot here; check_snapshot does a zygote fork),
+ * says so on the console, and the space is usable. */
+START_TEST(test_bigger_disk_grows_the_root_file_system)
+{
+	agent_client *c = connect_agent_at(vm_agent_socket(g_big));
+	unsigned long long size = 0, avail = 0;
+	char tail[16384];
+	struct run r;
+
+	run_shell(c, "df -B1 --output=size,avail / | tail -n 1", &r);
+	ck_assert_int_eq(r.exit.code, 0);
+	ck_assert_int_eq(sscanf(r.out.data, "%llu %llu", &size, &avail), 2);
+	fprintf(stderr, "# image %llu bytes, disk %llu; df: size %llu avail %llu\n",
+		(unsigned long long)g_image_bytes,
+		(unsigned long long)(g_image_bytes + (1ULL << 30)), size, avail);
+	ck_assert_msg(size >= g_image_bytes + (900ULL << 20), "df / size %llu, image %llu", size,
+		      (unsigned long long)g_image_bytes);
+	run_release(&r);
+	run_shell(c,
+		  "cat /sys/block/vda/size; dd if=/dev/urandom of=/root/big bs=1M count=50 "
+		  "conv=fsync 2>/dev/null && stat -c %s /root/big && rm /root/big && echo ok",
+		  &r);
+	ck_assert_msg(r.exit.code == 0, "out: %s err: %s", r.out.data ? r.out.data : "",
+		      r.err.data ? r.err.data : "");
+	ck_assert_msg(strstr(r.out.data, "\n52428800\nok\n"), "out: %s", r.out.data);
+	run_release(&r);
+	agent_client_free(c);
+	ck_assert_int_ge(vm_console_tail(g_big, tail, sizeof(tail)), 0);
+	if (strstr(tail, "grew the root"))
+		fprintf(stderr, "# console: %.*s\n",
+			(int)strcspn(strstr(tail, "grew the root"), "\n"),
+			strstr(tail, "grew the root"));
+	ck_assert_msg(strstr(tail, "grew the root file system from 2048 to 3072 MiB") ||
+			  g_image_bytes != (2ULL << 30),
+		      "console: %s", tail);
+}
+END_TEST
+
 /* ---- set-up ------------------------------------------------------------------- */
 
 static pid_t g_main_pid;
@@ -765,6 +811,10 @@ static void cleanup_vm(void)
 	if (g_vm) {
 		vm_destroy(g_vm);
 		g_vm = vm_free(g_vm);
+	}
+	if (g_big) {
+		vm_destroy(g_big);
+		g_big = vm_free(g_big);
 	}
 	g_drv = vm_driver_free(g_drv);
 }
@@ -800,7 +850,19 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, test_guest_out_of_memory_hurts_only_the_guest);
 	tcase_add_test(tc, test_guest_disk_full_fails_inside_the_guest);
 	suite_add_tcase(s, tc);
+	tc = tcase_create("disk");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_bigger_disk_grows_the_root_file_system);
+	suite_add_tcase(s, tc);
 	return s;
+}
+
+/* Whether Check will run test case name ($CK_RUN_CASE selects one). */
+static bool case_runs(const char *name)
+{
+	const char *only = getenv("CK_RUN_CASE");
+
+	return !only || !*only || !strcmp(only, name);
 }
 
 int main(void)
@@ -810,6 +872,7 @@ int main(void)
 	struct vm_driver_config dc = {.force_accel = -1, .console_max_bytes = 256 * 1024};
 	struct vm_config vc = {0};
 	char name[64];
+	struct stat st;
 	SRunner *sr;
 	int failed, r;
 
@@ -836,21 +899,44 @@ int main(void)
 	atexit(cleanup_vm);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	snprintf(name, sizeof(name), "it-%d", (int)getpid());
-	vc.name = name;
-	vc.image_dir = image_abs;
-	vc.vcpus = 2;
-	vc.memory_mib = 512;
-	uint64_t t0 = now_ms();
-	r = vm_start(g_drv, &vc, &g_vm);
-	if (r < 0) {
-		fprintf(stderr, "check_integration: cannot start the test VM: %s\n",
-			vm_driver_last_error(g_drv));
+	snprintf(kernel, sizeof(kernel), "%s/rootfs.ext4", image_abs);
+	if (stat(kernel, &st) < 0) {
+		fprintf(stderr, "check_integration: no %s: %m\n", kernel);
 		return 1;
 	}
-	snprintf(g_sock, sizeof(g_sock), "%s", vm_agent_socket(g_vm));
-	printf("check_integration: VM %s started (%s) in %llu ms\n", name,
-	       vm_accel_to_string(vm_driver_accel(g_drv)), (unsigned long long)(now_ms() - t0));
+	g_image_bytes = (uint64_t)st.st_size;
+	vc.image_dir = image_abs;
+	vc.vcpus = 2;
+	uint64_t t0 = now_ms();
+	if (case_runs("vm")) {
+		snprintf(name, sizeof(name), "it-%d", (int)getpid());
+		vc.name = name;
+		vc.memory_mib = 512;
+		r = vm_start(g_drv, &vc, &g_vm);
+		if (r < 0) {
+			fprintf(stderr, "check_integration: cannot start the test VM: %s\n",
+				vm_driver_last_error(g_drv));
+			return 1;
+		}
+		snprintf(g_sock, sizeof(g_sock), "%s", vm_agent_socket(g_vm));
+		printf("check_integration: VM %s started (%s) in %llu ms\n", name,
+		       vm_accel_to_string(vm_driver_accel(g_drv)),
+		       (unsigned long long)(now_ms() - t0));
+	}
+	if (case_runs("disk")) {
+		snprintf(name, sizeof(name), "it-big-%d", (int)getpid());
+		vc.name = name;
+		vc.memory_mib = 256;
+		vc.disk_bytes = g_image_bytes + (1ULL << 30);
+		r = vm_start(g_drv, &vc, &g_big);
+		if (r < 0) {
+			fprintf(stderr, "check_integration: cannot start the big-disk VM: %s\n",
+				vm_driver_last_error(g_drv));
+			return 1;
+		}
+		printf("check_integration: VM %s (disk %llu bytes) started\n", name,
+		       (unsigned long long)vc.disk_bytes);
+	}
 	fflush(stdout);
 
 	sr = srunner_create(integration_suite());
@@ -860,8 +946,10 @@ int main(void)
 	srunner_free(sr);
 	if (failed) {
 		char tail[4096];
-		if (vm_console_tail(g_vm, tail, sizeof(tail)) >= 0)
+		if (g_vm && vm_console_tail(g_vm, tail, sizeof(tail)) >= 0)
 			fprintf(stderr, "--- console log tail ---\n%s\n", tail);
+		if (g_big && vm_console_tail(g_big, tail, sizeof(tail)) >= 0)
+			fprintf(stderr, "--- console log tail (big disk) ---\n%s\n", tail);
 	}
 	cleanup_vm();
 	return failed ? 1 : 0;

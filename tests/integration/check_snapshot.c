@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,7 +28,7 @@
 
 LOG_DEFINE_STATE("check_snapshot");
 
-static char g_state[64];
+static char g_state[256];
 static char g_image[PATH_MAX];
 static vm_driver *g_drv;
 static snap_store *g_store;
@@ -229,6 +232,41 @@ START_TEST(test_fresh_start_forks_the_zygote)
 	sh_expect("a2", "hostname; cat /proc/sys/kernel/random/boot_id >/dev/null && echo ok",
 		  "a2\nok");
 	drop_vm("a2");
+}
+END_TEST
+
+/* A fresh start with a disk 1 GiB bigger than the image: the fork's disk is
+ * resized (block resize) before FIXUP, and the agent grows the file system
+ * when it mounts it. */
+START_TEST(test_zygote_fork_grows_a_bigger_disk)
+{
+	struct snap_restore_opts o = {.vm_name = "big1", .use_zygote = true};
+	char path[PATH_MAX + 16], tail[16384], *out;
+	unsigned long long size = 0;
+	const char *how = NULL, *g;
+	struct stat st;
+	vm *v = NULL;
+
+	snprintf(path, sizeof(path), "%s/rootfs.ext4", g_image);
+	ck_assert_int_eq(stat(path, &st), 0);
+	o.disk_bytes = (uint64_t)st.st_size + (1ULL << 30);
+	ck_assert_msg(snap_start_image(g_store, g_drv, g_image, &o, &v, &how) == 0, "%s",
+		      snap_last_error());
+	keep_vm(v);
+	ck_assert_str_eq(how, "zygote-fork");
+	out = sh("big1", "df -B1 --output=size / | tail -n 1", NULL);
+	ck_assert_int_eq(sscanf(out, "%llu", &size), 1);
+	fprintf(stderr, "# big1: image %lld bytes, disk %llu, df / %llu\n", (long long)st.st_size,
+		(unsigned long long)o.disk_bytes, size);
+	ck_assert_msg(size >= (uint64_t)st.st_size + (900ULL << 20), "df / says %s", out);
+	free(out);
+	sh_expect("big1",
+		  "dd if=/dev/urandom of=/root/big bs=1M count=50 conv=fsync 2>/dev/null && "
+		  "stat -c %s /root/big",
+		  "52428800");
+	if (vm_console_tail(v, tail, sizeof(tail)) >= 0 && (g = strstr(tail, "grew the root")))
+		fprintf(stderr, "# big1 console: %.*s\n", (int)strcspn(g, "\n"), g);
+	drop_vm("big1");
 }
 END_TEST
 
@@ -437,7 +475,153 @@ static void cleanup(void)
 		}
 }
 
-int main(void)
+/* -- host disk full (a process of its own) --------------------------------- */
+
+/* Runs in `check_snapshot --host-disk-full DIR`, whose driver and store
+ * live on a small tmpfs at DIR (one process embeds one libvirt root): a VM
+ * is started, the tmpfs filled up to a few MiB, then a memory capture must
+ * fail cleanly (no snapshot left, the VM running) and a big write in the
+ * guest must fail there with an I/O error while the VM goes on answering. */
+START_TEST(test_host_disk_full_child)
+{
+	struct vm_config c = {.name = "full1", .image_dir = g_image, .vcpus = 1, .memory_mib = 256};
+	struct snap_capture_opts o = {.include_memory = true, .name = "full"};
+	struct snap_manifest *m = NULL, **list = NULL;
+	char filler[PATH_MAX + 16], *out;
+	struct statvfs sv;
+	size_t n = 99;
+	vm *v = NULL;
+	int fd, code, r;
+
+	ck_assert_msg(vm_start(g_drv, &c, &v) == 0, "%s", vm_driver_last_error(g_drv));
+	keep_vm(v);
+	sh_expect("full1", "echo up", "up");
+	/* leave 8 MiB */
+	snprintf(filler, sizeof(filler), "%s/filler", g_state);
+	ck_assert_int_eq(statvfs(g_state, &sv), 0);
+	fd = open(filler, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(
+	    posix_fallocate(fd, 0, (off_t)((uint64_t)sv.f_bavail * sv.f_frsize - (8ULL << 20))), 0);
+	close(fd);
+	ck_assert_int_eq(statvfs(g_state, &sv), 0);
+	fprintf(stderr, "# host space left: %llu KiB\n",
+		(unsigned long long)sv.f_bavail * sv.f_frsize >> 10);
+
+	/* a memory capture into the full store */
+	o.agent_socket = vm_agent_socket(v);
+	r = snap_capture(g_store, g_drv, v, &o, &m);
+	fprintf(stderr, "# capture into a full store: %d %s\n", r, r < 0 ? snap_last_error() : "");
+	ck_assert_msg(r < 0, "a capture into a full store succeeded");
+	ck_assert_msg(strstr(snap_last_error(), "No space left on device"), "capture: %s",
+		      snap_last_error());
+	ck_assert_int_eq(snap_list(g_store, &list, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	snap_list_free(list, n);
+	ck_assert_int_eq(vm_is_running(v), 1);
+	sh_expect("full1", "echo alive after the capture", "alive after the capture");
+
+	/* a guest write bigger than what the host has left */
+	out = sh("full1",
+		 "dd if=/dev/urandom of=/root/big bs=1M count=100 conv=fsync 2>&1; echo status=$?",
+		 &code);
+	fprintf(stderr, "# guest dd on a full host disk: %s\n", out);
+	ck_assert_msg(!strstr(out, "status=0") && (strstr(out, "Input/output error") ||
+						   strstr(out, "Read-only file system")),
+		      "dd said: %s", out);
+	free(out);
+	sh_expect("full1", "echo alive after the write", "alive after the write");
+	ck_assert_int_eq(vm_is_running(v), 1);
+	out = sh("full1", "dmesg | grep -c 'I/O error' || true", NULL);
+	fprintf(stderr, "# guest kernel I/O error lines: %s\n", out);
+	free(out);
+	ck_assert_int_eq(unlink(filler), 0);
+	drop_vm("full1");
+}
+END_TEST
+
+static int host_disk_full_child(const char *dir)
+{
+	struct vm_driver_config dc = {.force_accel = -1};
+	Suite *s = suite_create("snapshot-host-disk-full");
+	TCase *tc = tcase_create("hostfull");
+	SRunner *sr;
+	int failed;
+
+	snprintf(g_state, sizeof(g_state), "%s/state", dir);
+	mkdir(g_state, 0700);
+	dc.state_dir = g_state;
+	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
+		fprintf(stderr, "check_snapshot: %s %s\n", vm_driver_last_error(NULL),
+			snap_last_error());
+		return 1;
+	}
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, test_host_disk_full_child);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	cleanup();
+	g_store = snap_store_free(g_store);
+	g_drv = vm_driver_free(g_drv);
+	return failed ? 1 : 0;
+}
+
+/* The host's file system for the VM's overlay and the snapshot store is a
+ * 160 MiB tmpfs (mounted here, unmounted also on failure); the work runs in
+ * a child process (above), whose log must name the VM and "host disk
+ * full". */
+START_TEST(test_host_disk_full_is_an_io_error_in_the_guest)
+{
+	char dir[] = "/tmp/sbx-hostfull-XXXXXX", logp[64], buf[65536];
+	ssize_t len = 0;
+	pid_t pid;
+	int st = -1, fd;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "# skipped: mounting a tmpfs needs root\n");
+		return;
+	}
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=160m,mode=0700") < 0) {
+		rmdir(dir);
+		ck_abort_msg("cannot mount a tmpfs on %s: %s", dir, strerror(errno));
+	}
+	pid = fork();
+	if (pid == 0) {
+		fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execl("/proc/self/exe", "check_snapshot", "--host-disk-full", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	if (umount2(dir, 0) < 0) {
+		fprintf(stderr, "# cannot unmount %s (%s): detaching it\n", dir, strerror(errno));
+		(void)umount2(dir, MNT_DETACH);
+	}
+	(void)rmdir(dir);
+	fd = open(logp, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	buf[len > 0 ? len : 0] = '\0';
+	(void)unlink(logp);
+	fprintf(stderr, "--- host-disk-full child ---\n%s--- end ---\n", buf);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed (status 0x%x)", st);
+	ck_assert_msg(strstr(buf, "vm=full1 host disk full"), "no host-disk-full log line");
+}
+END_TEST
+
+int main(int argc, char **argv)
 {
 	const char *image = getenv("SBX_TEST_IMAGE");
 	struct vm_driver_config dc = {.force_accel = -1};
@@ -451,6 +635,8 @@ int main(void)
 		fprintf(stderr, "check_snapshot: no VM image: run 'make image'\n");
 		return 1;
 	}
+	if (argc == 3 && !strcmp(argv[1], "--host-disk-full"))
+		return host_disk_full_child(argv[2]);
 	snprintf(g_state, sizeof(g_state), "/tmp/sbx-snaptest-%d", (int)getpid());
 	mkdir(g_state, 0700);
 	dc.state_dir = g_state;
@@ -461,6 +647,7 @@ int main(void)
 	}
 	tcase_set_timeout(tc, 900);
 	tcase_add_test(tc, test_fresh_start_forks_the_zygote);
+	tcase_add_test(tc, test_zygote_fork_grows_a_bigger_disk);
 	tcase_add_test(tc, test_memory_capture_resumes_files_and_processes);
 	tcase_add_test(tc, test_fs_capture_is_a_fresh_start);
 	tcase_add_test(tc, test_forks_are_isolated_and_random);
@@ -468,6 +655,10 @@ int main(void)
 	tcase_add_test(tc, test_deleting_a_used_snapshot_keeps_the_fork);
 	tcase_add_test(tc, test_export_then_import_restores);
 	tcase_add_test(tc, test_stream_snapshot_restores_memory);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("hostfull");
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, test_host_disk_full_is_an_io_error_in_the_guest);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);

@@ -811,6 +811,8 @@ START_TEST(test_vm_xml_escapes_every_interpolated_string)
 	ck_assert_ptr_nonnull(strstr(xml, "<tb-cache unit='MiB'>64</tb-cache>"));
 	ck_assert_ptr_nonnull(strstr(xml, "machine='microvm'"));
 	ck_assert_ptr_nonnull(strstr(xml, "<domain type='qemu' xmlns:qemu="));
+	/* a full host disk is an I/O error in the guest, never a paused VM */
+	ck_assert_ptr_nonnull(strstr(xml, " error_policy='report' rerror_policy='report'/>"));
 	/* snapshot parts: the layer chain, RAM in a file, a deferred restore */
 	ck_assert_ptr_nonnull(strstr(xml, "<format type='qcow2'/><source file='/l/&apos;&lt;&amp;"
 					  "&gt;&quot;/layer-1.qcow2'>"));
