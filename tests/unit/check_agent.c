@@ -738,8 +738,11 @@ START_TEST(test_exit_waits_for_background_writers_then_kills_them)
 	tc_run_shell(&t, "sleep 1000 & echo started", &cmd, 15000);
 	ck_assert_str_eq((char *)cmd.out, "started\n");
 	ck_assert_int_eq(cmd.exit.code, 0);
+	/* it waited for the writer's grace period (2 s) ... */
 	ck_assert_uint_ge(ms_now() - start, 1500);
-	ck_assert_uint_lt(ms_now() - start, 8000);
+	/* ... then killed it: sleep 1000 did not hold the exit (that the
+	 * 15 s limit of tc_run_shell was not reached is the upper bound; no
+	 * tighter one: a loaded CI machine is slow) */
 	ck_assert_int_eq(group_alive(cmd.pid), 0);
 	tc_cmd_release(&cmd);
 	TEARDOWN();
