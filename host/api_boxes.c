@@ -558,6 +558,7 @@ void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		not_yet(a, r, ctx, "not implemented yet: download URLs");
 		return;
 	case ROUTE_BOX_SNAPSHOT:
+	case ROUTE_BOX_AUDIT:
 	case ROUTE_SNAPSHOTS:
 	case ROUTE_SNAPSHOT:
 	case ROUTE_SNAPSHOT_POOL:

@@ -62,6 +62,8 @@ void api_metrics(sbxd_api *a, http_req *r);
 
 /* api_boxes.c */
 void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx);
+/* api_audit.c: GET .../boxes/{name}/audit */
+void api_audit_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx);
 /* A job the request waited for settled. */
 void api_boxes_settled(sbxd_api *a, http_req *r, struct api_ctx *ctx, enum mgr_outcome o,
 		       const char *msg);

@@ -55,6 +55,7 @@ static const char *const route_names[_ROUTE_KIND_MAX] = {
     [ROUTE_BOX_SNAPSHOT] = "box-snapshot",
     [ROUTE_BOX_SERVICE_URL] = "box-service-url",
     [ROUTE_BOX_DOWNLOAD_URL] = "box-download-url",
+    [ROUTE_BOX_AUDIT] = "box-audit",
     [ROUTE_SNAPSHOTS] = "snapshots",
     [ROUTE_SNAPSHOT] = "snapshot",
     [ROUTE_SNAPSHOT_POOL] = "snapshot-pool",
@@ -122,6 +123,7 @@ static int route_box(const char *rest, struct api_route *r)
 	    {"snapshot", ROUTE_BOX_SNAPSHOT},
 	    {"service-url", ROUTE_BOX_SERVICE_URL},
 	    {"download-url", ROUTE_BOX_DOWNLOAD_URL},
+	    {"audit", ROUTE_BOX_AUDIT},
 	};
 
 	if (next_segment(&rest, r->target, sizeof(r->target)) < 0)
@@ -213,6 +215,7 @@ static unsigned route_methods(const struct api_route *r)
 	case ROUTE_HEALTHZ:
 	case ROUTE_METRICS:
 	case ROUTE_BOX_STATUS:
+	case ROUTE_BOX_AUDIT:
 		return M(API_GET);
 	case ROUTE_SNAPSHOT_POOL:
 		return M(API_GET) | M(API_PUT);

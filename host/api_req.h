@@ -59,6 +59,7 @@ enum api_route_kind {
 	ROUTE_BOX_SNAPSHOT,
 	ROUTE_BOX_SERVICE_URL,
 	ROUTE_BOX_DOWNLOAD_URL,
+	ROUTE_BOX_AUDIT,     /* .../audit (sbx extension) */
 	ROUTE_SNAPSHOTS,     /* {prefix}/snapshots */
 	ROUTE_SNAPSHOT,	     /* {prefix}/snapshots/{id} */
 	ROUTE_SNAPSHOT_POOL, /* {prefix}/snapshots/{id}/pool (sbx extension) */

@@ -616,6 +616,7 @@ void api_snapshots_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	case ROUTE_BOX_STOP:
 	case ROUTE_BOX_SERVICE_URL:
 	case ROUTE_BOX_DOWNLOAD_URL:
+	case ROUTE_BOX_AUDIT:
 	case ROUTE_DATAPLANE:
 	case _ROUTE_KIND_MAX:
 		break;

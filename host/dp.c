@@ -129,12 +129,11 @@ static void dp_on_body(void *ud, http_req *r, enum api_dp_op op, const struct sb
 {
 	struct dp *d = ud;
 
-	(void)who;
 	if (http_req_replied(r))
 		return;
 	switch (op) {
 	case DP_EXECUTE:
-		dp_exec_http(d, r, box);
+		dp_exec_http(d, r, box, who ? who->key_name : "");
 		return;
 	case DP_GLOB:
 		dp_search(d, r, box, false);
@@ -156,8 +155,7 @@ static int dp_on_upgrade(void *ud, http_req *r, const struct sbxd_dp_box *box,
 			 const struct sbxd_principal *who, const struct http_ws_ops **ret_ops,
 			 void **ret_ud)
 {
-	(void)who;
-	return dp_ws_upgrade(ud, r, box, ret_ops, ret_ud);
+	return dp_ws_upgrade(ud, r, box, who ? who->key_name : "", ret_ops, ret_ud);
 }
 
 const struct sbxd_dataplane_ops dp_dataplane_ops = {

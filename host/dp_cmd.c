@@ -56,6 +56,33 @@ static void cmd_enter_state(struct dp_cmd *c, enum dp_cmd_state s)
 	c->state = s;
 }
 
+void dp_audit_begin(struct dp_box *b, const char *id, const char *who, const char *command,
+		    const char *cwd)
+{
+	struct store_audit a = {
+	    .box_id = b->id,
+	    .box_name = b->name,
+	    .key_name = (char *)who,
+	    .command_id = (char *)id,
+	    .command = (char *)command,
+	    .cwd = (char *)cwd,
+	};
+	int r = store_audit_begin(b->dp->st, &a);
+
+	if (r < 0)
+		log_warn("sandbox=%s command=%s cannot write the audit log: %s, ignoring", b->name,
+			 id, r == -EIO ? store_last_error() : strerror(-r));
+}
+
+void dp_audit_end(struct dp_box *b, const char *id, int exit_code, const char *outcome)
+{
+	int r = store_audit_finish(b->dp->st, b->id, id, exit_code, outcome);
+
+	if (r < 0 && r != -ENOENT)
+		log_warn("sandbox=%s command=%s cannot write the audit log: %s, ignoring", b->name,
+			 id, r == -EIO ? store_last_error() : strerror(-r));
+}
+
 static void cmd_store(struct dp_cmd *c, const char *state, int code)
 {
 	int r = store_cmd_update(c->box->dp->st, c->box->id, c->id, state, c->agent_id, code);
@@ -63,6 +90,14 @@ static void cmd_store(struct dp_cmd *c, const char *state, int code)
 	if (r < 0)
 		log_warn("sandbox=%s command=%s cannot record state %s: %s, ignoring", c->box->name,
 			 c->id, state, r == -EIO ? store_last_error() : strerror(-r));
+	/* the audit log sees a command's end once */
+	if (!strcmp(state, "exited"))
+		dp_audit_end(c->box, c->id, code,
+			     c->timed_out   ? "timeout"
+			     : c->kill_sent ? "killed"
+					    : "exited");
+	else if (!strcmp(state, "failed"))
+		dp_audit_end(c->box, c->id, STORE_AUDIT_NO_CODE, "failed");
 }
 
 static void wake_all(struct dp_cmd *c)
@@ -412,7 +447,7 @@ static uint32_t ms_u32(int64_t s)
 	return (uint32_t)(s * 1000);
 }
 
-int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *id,
+int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *id, const char *who,
 		 struct dp_cmd **ret, char *err, size_t errlen)
 {
 	struct dp_exec_argv a = {0};
@@ -459,6 +494,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		dp_exec_argv_release(&a);
 		return -ENOMEM;
 	}
+	dp_audit_begin(b, id, who, p->command, a.cwd);
 	c->pty = p->pty;
 	c->stdin_open = p->pty || !p->close_stdin;
 	c->timeout_s = p->timeout_s;

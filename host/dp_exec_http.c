@@ -27,6 +27,7 @@ struct hx {
 	http_req *r;
 	agent_cmd *ac;
 	int64_t timeout_s;
+	char id[37]; /* made up: the audit log's command id */
 	char *out[2];
 	size_t len[2];
 	uint64_t dropped[2];
@@ -42,6 +43,7 @@ static void hx_free(void *p)
 	if (h->ac && !h->finished && agent_cmd_state(h->ac) == AGENT_CMD_RUNNING) {
 		(void)agent_cmd_signal(h->ac, SIGKILL); /* the client left */
 		dp_box_flush(h->box);
+		dp_audit_end(h->box, h->id, STORE_AUDIT_NO_CODE, "killed");
 	}
 	h->ac = agent_cmd_free(h->ac);
 	dp_box_unref(h->box);
@@ -100,6 +102,8 @@ static void hx_exit(agent_cmd *ac, const struct proto_exit *e, void *ud)
 
 	(void)ac;
 	h->finished = true;
+	dp_audit_end(h->box, h->id, e->signal ? 128 + e->signal : e->code,
+		     e->timed_out ? "timeout" : "exited");
 	if (e->timed_out) {
 		http_reply_error(h->r, 408, "CommandTimeout",
 				 "command timed out after %" PRId64 " seconds", h->timeout_s);
@@ -118,6 +122,7 @@ static void hx_error(agent_cmd *ac, int err, const char *msg, void *ud)
 
 	(void)ac;
 	h->finished = true;
+	dp_audit_end(h->box, h->id, STORE_AUDIT_NO_CODE, "failed");
 	if (err == -ECONNRESET || err == -ETIMEDOUT || err == -EPIPE)
 		http_reply_error(h->r, 502, "ConnectionError",
 				 "the connection to the sandbox's agent was lost: %s", msg);
@@ -132,7 +137,7 @@ static const struct agent_cmd_ops hx_ops = {
     .on_error = hx_error,
 };
 
-void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box)
+void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box, const char *who)
 {
 	struct dp_exec_params p = {0};
 	struct dp_exec_argv a = {0};
@@ -171,8 +176,12 @@ void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box)
 	    p.timeout_s > 0 && p.timeout_s < UINT32_MAX / 1000 ? (uint32_t)(p.timeout_s * 1000) : 0;
 	spec.window = DP_EXEC_WINDOW;
 	spec.keep_ms = 1000; /* not reconnectable: the agent may forget it soon */
+	if (sbxd_uuid4(h->id) < 0)
+		snprintf(h->id, sizeof(h->id), "http");
+	dp_audit_begin(h->box, h->id, who, p.command, a.cwd);
 	ret = agent_exec(ac, &spec, &hx_ops, h, &h->ac);
 	if (ret < 0) {
+		dp_audit_end(h->box, h->id, STORE_AUDIT_NO_CODE, "failed");
 		http_reply_error(r, 400, "CommandError", "cannot start the command: %s",
 				 agent_client_last_error(ac));
 		goto out;

@@ -39,6 +39,7 @@
 #include "dp_parse.h"
 #include "http_server.h"
 #include "sbxd_dataplane.h"
+#include "sbxd_key.h"
 
 #define DP_EXEC_WINDOW (256 * 1024)   /* agent -> sbxd, per output stream */
 #define DP_EXEC_RING (4u << 20)	      /* output the agent retains for replay */
@@ -151,8 +152,9 @@ struct dp_ws {
 	char err_type[32];   /* a fatal error to send, then close */
 	char err_msg[512];
 	bool has_err;
-	uint8_t *scratch; /* raw bytes of one frame */
-	uint8_t *obuf;	  /* LWS_PRE + one JSON frame */
+	char who[SBXD_KEY_NAME_MAX + 1]; /* the API key of the session */
+	uint8_t *scratch;		 /* raw bytes of one frame */
+	uint8_t *obuf;			 /* LWS_PRE + one JSON frame */
 	lws_sorted_usec_list_t sul;
 };
 
@@ -178,9 +180,14 @@ void dp_schedule(struct dp *d, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t
 /* ---- dp_cmd.c ---- */
 
 struct dp_cmd *dp_cmd_find(struct dp_box *b, const char *id);
-/* Start a new command (id may be NULL: one is made up). */
-int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *id,
+/* Start a new command (id may be NULL: one is made up) for the API key
+ * named who; it is in the audit log before it runs. */
+int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *id, const char *who,
 		 struct dp_cmd **ret, char *err, size_t errlen);
+/* The audit log's record of a command (see store_audit_begin). */
+void dp_audit_begin(struct dp_box *b, const char *id, const char *who, const char *command,
+		    const char *cwd);
+void dp_audit_end(struct dp_box *b, const char *id, int exit_code, const char *outcome);
 /* A command this box does not hold in memory but the store knows (sbxd
  * restarted): -ENOENT unknown, -ESTALE expired. */
 int dp_cmd_restore(struct dp_box *b, const char *id, struct dp_cmd **ret);
@@ -203,7 +210,7 @@ void dp_cmd_free(struct dp_cmd *c);
 
 /* ---- dp_ws.c ---- */
 
-int dp_ws_upgrade(struct dp *d, http_req *r, const struct sbxd_dp_box *box,
+int dp_ws_upgrade(struct dp *d, http_req *r, const struct sbxd_dp_box *box, const char *who,
 		  const struct http_ws_ops **ret_ops, void **ret_ud);
 /* The command has something new for this session. */
 void dp_ws_wake(struct dp_ws *w);
@@ -222,7 +229,7 @@ int dp_query_path(http_req *r, char *buf, size_t len);
 
 /* ---- dp_exec_http.c, dp_files.c, dp_search.c ---- */
 
-void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
+void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box, const char *who);
 void dp_upload_begin(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_download(struct dp *d, http_req *r, const struct sbxd_dp_box *box);
 void dp_search(struct dp *d, http_req *r, const struct sbxd_dp_box *box, bool grep);

@@ -183,7 +183,7 @@ static void ws_execute(struct dp_ws *w, struct dp_exec_params *p)
 		}
 	}
 	if (!c) {
-		r = dp_cmd_start(w->box, p, p->command_id, &c, err, sizeof(err));
+		r = dp_cmd_start(w->box, p, p->command_id, w->who, &c, err, sizeof(err));
 		if (r == -EEXIST)
 			c = ws_restore(w, p->command_id, true);
 		else if (r < 0)
@@ -502,7 +502,7 @@ static const struct http_ws_ops ws_ops = {
     .on_close = ws_on_close,
 };
 
-int dp_ws_upgrade(struct dp *d, http_req *r, const struct sbxd_dp_box *box,
+int dp_ws_upgrade(struct dp *d, http_req *r, const struct sbxd_dp_box *box, const char *who,
 		  const struct http_ws_ops **ret_ops, void **ret_ud)
 {
 	struct dp_ws *w;
@@ -513,6 +513,7 @@ int dp_ws_upgrade(struct dp *d, http_req *r, const struct sbxd_dp_box *box,
 	w = calloc(1, sizeof(*w));
 	if (w) {
 		w->dp = d;
+		snprintf(w->who, sizeof(w->who), "%s", who ? who : "");
 		w->scratch = malloc(DP_WS_MSG_MAX);
 		w->obuf = malloc(LWS_PRE + DP_WS_MSG_MAX);
 		w->box = dp_box_get(d, box);

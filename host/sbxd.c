@@ -211,6 +211,22 @@ static int open_store(const struct sbxd_config *cfg, store **ret)
 
 /* ---- sbxd key ---- */
 
+/* The audit log at start: commands that ran when sbxd died and no longer
+ * run are "lost"; rows older than SBXD_AUDIT_KEEP_DAYS go. */
+#define SBXD_AUDIT_KEEP_DAYS 30
+static void audit_housekeeping(store *st)
+{
+	int lost = store_audit_sweep(st);
+	int old = store_audit_prune(st, store_now_ms() - SBXD_AUDIT_KEEP_DAYS * 86400000LL);
+
+	if (lost < 0 || old < 0)
+		log_warn("audit log: cannot tidy up: %s, ignoring", store_last_error());
+	else if (lost || old)
+		log_info("audit log: %d command(s) whose end was not seen marked lost, %d entr%s "
+			 "older than %d days removed",
+			 lost, old, old == 1 ? "y" : "ies", SBXD_AUDIT_KEEP_DAYS);
+}
+
 static int key_create(const struct sbxd_config *cfg, const struct cli *c)
 {
 	_cleanup_(store_closep) store *st = NULL;
@@ -558,6 +574,7 @@ static int serve(const struct sbxd_config *cfg)
 			  store_last_error());
 		goto out;
 	}
+	audit_housekeeping(st);
 	/* Fast starts: the default image's zygote, built in the background
 	 * (a cold boot, once) so that the first creates rarely wait for it. */
 	{

@@ -1,7 +1,7 @@
 # host/sbxd.mk - sbxd: the HTTP/WebSocket API server, its SQLite store and
 # sandbox manager (libsbxd.a + $(O)/sbxd), and their unit suites.
 # Included from host/module.mk.
-SBXD_LIB_SRCS := host/store.c host/store_box.c host/store_snap.c host/sbxd_key.c host/sbxd_config.c \
+SBXD_LIB_SRCS := host/store.c host/store_box.c host/store_snap.c host/store_audit.c host/api_audit.c host/sbxd_key.c host/sbxd_config.c \
 	host/api_req.c host/api_render.c host/http_server.c host/http_req.c host/http_ws.c \
 	host/sbxd_api.c host/api_boxes.c host/api_snapshots.c host/sbxd_mgr.c host/sbxd_pool.c host/sbxd_ttl.c \
 	host/sbxd_metrics.c host/sbxd_image.c host/sbxd_vm.c
@@ -37,7 +37,8 @@ $(O)/sbxd: $(O)/host/sbxd.o $(LIBSBXD) $$(LIBSBXSNAP) $(O)/libsbxhost.a $(LIBPRO
 # server on loopback driven with libcurl over a fake VM backend).
 SBXD_TEST_CFLAGS := -Ihost $(SBXD_CFLAGS) $(call pc_cflags,check libcurl)
 SBXD_TEST_LIBS := $(call pc_libs,check libcurl)
-$(O)/tests/unit/check_store.o $(O)/tests/unit/check_api.o: CFLAGS += $(SBXD_TEST_CFLAGS)
+$(O)/tests/unit/check_store.o $(O)/tests/unit/check_api.o $(O)/tests/unit/check_audit.o: \
+	CFLAGS += $(SBXD_TEST_CFLAGS)
 
 $(O)/tests/check_store: $(O)/tests/unit/check_store.o $(LIBSBXD)
 	$(quiet) LD $@
@@ -47,7 +48,11 @@ $(O)/tests/check_api: $(O)/tests/unit/check_api.o $(LIBSBXD) $(O)/libsbxhost.a $
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SBXD_LINK) $(SBXD_TEST_LIBS)
 
-UNIT_BINS += $(O)/tests/check_store $(O)/tests/check_api
+$(O)/tests/check_audit: $(O)/tests/unit/check_audit.o $(LIBSBXD)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SBXD_LINK) $(SBXD_TEST_LIBS)
+
+UNIT_BINS += $(O)/tests/check_store $(O)/tests/check_api $(O)/tests/check_audit
 
 # VM suite: sbxd restarted under kill -9 with two sandboxes (boots real
 # microVMs; needs $(O)/sbxd and the default image).

@@ -307,6 +307,9 @@ static void on_request(void *ud, http_req *r)
 	case ROUTE_SNAPSHOT_POOL:
 		api_snapshots_dispatch(a, r, ctx);
 		return;
+	case ROUTE_BOX_AUDIT:
+		api_audit_dispatch(a, r, ctx);
+		return;
 	case ROUTE_HEALTHZ:
 	case ROUTE_METRICS:
 	case ROUTE_BOXES:

@@ -246,3 +246,40 @@ int store_cmd_update(store *s, const char *box_id, const char *id, const char *s
 int store_cmd_list(store *s, const char *box_id, struct store_cmd **ret, size_t *ret_n);
 void store_cmd_release(struct store_cmd *c);
 void store_cmds_free(struct store_cmd *c, size_t n);
+
+/* ---- the audit log (store_audit.c) ---- */
+
+#define STORE_AUDIT_TEXT_MAX (64 * 1024) /* a longer command is stored cut, marked */
+#define STORE_AUDIT_NO_CODE INT32_MIN	 /* exit_code when there is none */
+
+struct store_audit {
+	int64_t seq; /* increasing, never reused */
+	char *box_id, *box_name;
+	char *key_name; /* the API key that ran it */
+	char *command_id;
+	char *command;		      /* as the client sent it */
+	char *cwd;		      /* NULL: the sandbox's default */
+	int64_t started_ms, ended_ms; /* ended_ms 0: not ended */
+	int exit_code;		      /* STORE_AUDIT_NO_CODE: none (running, lost, failed) */
+	char *outcome;		      /* running, exited, timeout, killed, failed, lost */
+};
+
+/* Records a command sbxd accepted (before it runs): outcome "running".
+ * Only box_id, box_name, key_name, command_id, command, cwd and
+ * started_ms (0: now) are read. */
+int store_audit_begin(store *s, const struct store_audit *a);
+/* Ends the newest running row of that command; -ENOENT if none. */
+int store_audit_finish(store *s, const char *box_id, const char *command_id, int exit_code,
+		       const char *outcome);
+/* At start: marks "lost" the running rows whose command no longer runs
+ * as far as the store knows (sbxd died while it ran, or its sandbox went);
+ * commands still running are reattached and finish their row. Returns
+ * how many. */
+int store_audit_sweep(store *s);
+/* Deletes ended rows started before before_ms; returns how many. */
+int store_audit_prune(store *s, int64_t before_ms);
+/* Rows of a sandbox with seq > after, oldest first, at most limit. */
+int store_audit_list(store *s, const char *box_id, int64_t after, unsigned limit,
+		     struct store_audit **ret, size_t *ret_n);
+void store_audit_release(struct store_audit *a);
+void store_audits_free(struct store_audit *v, size_t n);

@@ -99,6 +99,14 @@ static const struct sbx_command commands[] = {
      "        ahead of time (0: none)\n\n"
      "SNAPSHOT is an id or a name. Start a sandbox from one with\n"
      "'sbx create --snapshot SNAPSHOT [--restore-memory]'.\n"},
+    {"audit", sbx_cmd_audit, "[--json] NAME",
+     "List the commands run in a sandbox: when, by which API key, how long,\n"
+     "and how they ended.",
+     "OUTCOME is exited, timeout (killed by its timeout), killed (by a client,\n"
+     "its idle timeout or kill-on-disconnect), failed (could not run), lost\n"
+     "(sbxd stopped while it ran and could not see its end) or running.\n"
+     "The log outlives the sandbox's commands; sbxd keeps it 30 days.\n\n"
+     "      --json            the entries as the API gives them\n"},
     {"config", sbx_cmd_config, "[show | set NAME VALUE | unset NAME]",
      "Show where sbx finds sbxd and its key, or change the config file.",
      "NAME is endpoint or api_key. 'sbx config set api_key -' reads the key from\n"

@@ -65,3 +65,4 @@ int sbx_cmd_shell(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_cp(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_config(const struct sbx_command *cmd, int argc, char **argv);
 int sbx_cmd_snapshot(const struct sbx_command *cmd, int argc, char **argv); /* sbx_snapshots.c */
+int sbx_cmd_audit(const struct sbx_command *cmd, int argc, char **argv);    /* sbx_audit.c */

@@ -2,7 +2,7 @@
 # HTTP, libwebsockets for the command stream, jansson for JSON), its unit
 # suite and its end-to-end test. Included from tools/module.mk.
 SBX_LIB_SRCS := tools/sbx_util.c tools/sbx_config.c tools/sbx_text.c tools/sbx_http.c \
-	tools/sbx_frame.c tools/sbx_ws.c tools/sbx_boxes.c tools/sbx_exec.c tools/sbx_cp.c \
+	tools/sbx_frame.c tools/sbx_ws.c tools/sbx_boxes.c tools/sbx_audit.c tools/sbx_exec.c tools/sbx_cp.c \
 	tools/sbx_snapshots.c
 SBX_LIB_OBJS := $(SBX_LIB_SRCS:%.c=$(O)/%.o)
 SBX_PKGS := libcurl libwebsockets jansson

@@ -236,6 +236,18 @@ rc=$?
 expect "exec streams 3 MB of output intact" \
 	eval 'rc_is 0 && [ "$(wc -c <"$WORK/big")" = 3000001 ] && [ "$(tr -d a <"$WORK/big")" = "" ] && err_has done'
 
+# ---- audit: exactly the 8 commands above, in order, with their ends ----
+run audit cli-a
+audit_got=$(awk 'NR > 1 { printf "%s:%s:%s ", $3, $4, $6 }' "$WORK/out")
+audit_want="cli:7:exited cli:0:exited cli:0:exited cli:0:exited cli:0:exited cli:137:exited cli:137:timeout cli:0:exited "
+expect "audit lists exactly the commands run, by key, with exit codes and outcomes" \
+	eval 'rc_is 0 && [ "$audit_got" = "$audit_want" ] || { echo "# audit: got  $audit_got"; echo "# audit: want $audit_want"; false; }'
+run audit --json cli-a
+expect "audit --json has the command text and the working directory" \
+	eval 'rc_is 0 && grep -q "\"cwd\": \"/tmp\"" "$WORK/out" && grep -q "exit 7" "$WORK/out"'
+run audit no-such-box
+expect "audit of an unknown sandbox fails clearly" eval 'rc_is 1 && err_has "no sandbox named"'
+
 run exec cli-c -- true
 expect "exec waits for a sandbox that is still starting" eval 'rc_is 0'
 
