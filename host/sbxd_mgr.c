@@ -1295,7 +1295,7 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 int sbxd_mgr_reconcile(sbxd_mgr *m)
 {
 	struct store_box *rows = NULL;
-	char **names = NULL;
+	char **names = NULL, **stale = NULL;
 	size_t n = 0;
 	int r;
 
@@ -1321,6 +1321,23 @@ int sbxd_mgr_reconcile(sbxd_mgr *m)
 		log_info("vm=%s: no sandbox owns it: destroying it", *p);
 		if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
 			log_warn("vm=%s: %s, ignoring", *p, err);
+	}
+	/* Directories of VMs that no longer exist (a helper VM of a capture,
+	 * a start or a destroy that a kill -9 cut short), owned by no row. */
+	if (m->c.vm->list_stale && m->c.vm->list_stale(m->c.vm_ctx, &stale) == 0) {
+		for (char **p = stale; *p; p++) {
+			char err[MGR_MSG_MAX];
+			bool owned = false;
+
+			for (size_t i = 0; i < n && !owned; i++)
+				owned = !strcmp(rows[i].vm_name, *p);
+			if (owned)
+				continue;
+			log_info("vm=%s: removing the directory of a VM that no longer exists", *p);
+			if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
+				log_warn("vm=%s: %s, ignoring", *p, err);
+		}
+		m->c.vm->free_list(stale);
 	}
 	log_info("reconciled %zu sandbox row(s) with the VMs found", n);
 	pthread_mutex_lock(&m->ttl.lock);

@@ -87,6 +87,9 @@ struct sbxd_vm_ops {
 	/* Names of the VMs that exist; NULL-terminated, freed with free_list. */
 	int (*list)(void *ctx, char ***ret_names);
 	void (*free_list)(char **names);
+	/* Optional: names of VM directories without a VM (what a process
+	 * killed while it made or removed a VM leaves); freed with free_list. */
+	int (*list_stale)(void *ctx, char ***ret_names);
 	int (*is_running)(void *ctx, const char *vm_name); /* 1, 0 or -errno */
 	/* "unix:PATH" (or "vsock:CID:PORT") of the VM's agent channel. */
 	int (*agent_address)(void *ctx, const char *vm_name, char *buf, size_t len);

@@ -297,6 +297,13 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 		snprintf(err, errlen, "%s", vm_driver_last_error(d));
 		return r;
 	}
+	/* Nothing of ours pauses a VM we wait for: if it is paused, sbxd was
+	 * killed in the middle of capturing it (the agent could never answer). */
+	r = vm_recover_paused(v);
+	if (r > 0)
+		log_warn("vm=%s was left paused by an interrupted capture: resumed", vm_name);
+	else if (r < 0)
+		log_warn("vm=%s: %s, ignoring", vm_name, vm_driver_last_error(d));
 	w.v = v;
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	r = agent_client_connect_opts(addr, &o, &c);
@@ -340,6 +347,13 @@ static int vb_list(void *ctx, char ***ret)
 	sbxd_vm_backend *b = ctx;
 
 	return vm_list(b->d, ret);
+}
+
+static int vb_list_stale(void *ctx, char ***ret)
+{
+	sbxd_vm_backend *b = ctx;
+
+	return vm_list_stale(b->d, ret);
 }
 
 static void vb_free_list(char **names)
@@ -582,6 +596,7 @@ const struct sbxd_vm_ops sbxd_vm_libvirt_ops = {
     .wait_agent = vb_wait_agent,
     .destroy = vb_destroy,
     .list = vb_list,
+    .list_stale = vb_list_stale,
     .free_list = vb_free_list,
     .is_running = vb_is_running,
     .agent_address = vb_agent_address,

@@ -14,6 +14,7 @@
  *    leaves nothing behind (domain, overlay, socket, directory, QEMU log).
  * The driver itself (connection, event loop, errors) is in vm_driver.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -644,6 +645,62 @@ int vm_list(vm_driver *d, char ***ret)
 		return r;
 	}
 	qsort(names, n, sizeof(char *), cmp_str);
+	*ret = names;
+	return 0;
+}
+
+int vm_list_stale(vm_driver *d, char ***ret)
+{
+	char **doms = NULL;
+	DIR *dir;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
+
+	*ret = NULL;
+	r = vm_list(d, &doms);
+	if (r < 0)
+		return r;
+	dir = opendir(d->vms_dir);
+	if (!dir) {
+		vm_strv_free(doms);
+		return vm_fail(d, -errno, "cannot list %s: %m", d->vms_dir);
+	}
+	r = 0;
+	while (r == 0 && (e = readdir(dir))) {
+		bool has = false;
+		char **nn;
+
+		if (!vm_name_is_valid(e->d_name))
+			continue;
+		for (char **p = doms; p && *p && !has; p++)
+			has = !strcmp(*p, e->d_name);
+		if (has)
+			continue;
+		nn = realloc(names, (n + 2) * sizeof(*names));
+		if (!nn) {
+			r = -ENOMEM;
+			break;
+		}
+		names = nn;
+		names[n] = strdup(e->d_name);
+		if (!names[n]) {
+			r = -ENOMEM;
+			break;
+		}
+		names[++n] = NULL;
+	}
+	closedir(dir);
+	vm_strv_free(doms);
+	if (r < 0) {
+		vm_strv_free(names);
+		return r;
+	}
+	if (!names)
+		names = calloc(1, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
 	*ret = names;
 	return 0;
 }

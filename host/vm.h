@@ -135,6 +135,10 @@ int vm_lookup(vm_driver *d, const char *name, vm **ret);
 /* Names of the sbx VMs libvirt knows, running or not. *ret is a NULL-ended
  * array owned by the caller (free each string and the array). */
 int vm_list(vm_driver *d, char ***ret);
+/* Names of the directories STATE/vms/NAME that have no VM (no domain):
+ * left by a process killed while it started or destroyed one. Same
+ * ownership as vm_list(); vm_destroy_by_name() removes them. */
+int vm_list_stale(vm_driver *d, char ***ret);
 
 const char *vm_name(const vm *v);
 const char *vm_agent_socket(const vm *v); /* Unix socket of the sbx.agent channel */
@@ -169,6 +173,11 @@ void vm_driver_unwatch_stops(vm_driver *d);
  * The primitives snapshot/ builds on. Guest paused = vCPUs stopped. */
 int vm_pause(vm *v);
 int vm_resume(vm *v);
+/* A VM left paused by a process that died mid-capture (a migration waiting
+ * at pre-switchover, or completed, or a disk freeze): cancel any migration
+ * and resume the guest. 1: it was paused and runs again; 0: it was not
+ * paused; <0: error (message in vm_driver_last_error). */
+int vm_recover_paused(vm *v);
 int vm_get_info(vm *v, struct vm_info *ret); /* vm_info_release() it */
 /* Freeze the root disk: the current overlay becomes the read-only file
  * layer_path (same filesystem; QEMU flushes it first) and the VM goes on

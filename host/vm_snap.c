@@ -222,6 +222,26 @@ int vm_resume(vm *v)
 	return 0;
 }
 
+int vm_recover_paused(vm *v)
+{
+	int state, reason;
+
+	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
+		return vm_fail(v->d, -EIO, "cannot read the state of VM %s: libvirt: %s", v->name,
+			       vm_virt_error());
+	if (state != VIR_DOMAIN_PAUSED)
+		return 0;
+	/* a capture's migration may still wait at pre-switchover, or have
+	 * completed (the source then stays paused): end it, then run on */
+	(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
+	(void)set_capability(v, "pause-before-switchover", false);
+	if (virDomainResume(v->dom) < 0)
+		return vm_fail(v->d, -EIO,
+			       "VM %s was left paused and cannot be resumed: libvirt: %s", v->name,
+			       vm_virt_error());
+	return 1;
+}
+
 int vm_save_state(vm *v, int fd, bool ignore_shared)
 {
 	int state, reason;

@@ -34,4 +34,6 @@ UNIT_BINS += $(O)/tests/check_sbx
 # End to end against a real sbxd and real microVMs (needs $(O)/sbxd and
 # the default image); prints a Check-style summary line.
 EXTRA_TEST_STEPS += tests/integration/sbx_cli.sh
+# kill -9 of sbxd during create, exec, snapshot, stop, delete (docs/sbxd.md)
+EXTRA_TEST_STEPS += tests/integration/crash_loop.sh
 test-bins: $(O)/sbx
