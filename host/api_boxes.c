@@ -55,6 +55,30 @@ static int load_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, struct store_
 	return 0;
 }
 
+/* The caller's key's own quota, after the host's caps. The create runs on
+ * the HTTP loop's one thread, so count and insert cannot interleave. */
+static int check_key_quota(sbxd_api *a, struct api_ctx *ctx, const struct api_resources *res,
+			   struct api_error *e)
+{
+	struct store_usage use;
+	struct store_key k;
+	int r;
+
+	r = store_key_get(a->st, ctx->who.key_id, &k);
+	if (r == -ENOENT)
+		return 0; /* no key (an open server): the host's caps only */
+	if (r < 0)
+		return r;
+	if (k.max_sandboxes || k.max_mem_bytes) {
+		r = store_box_usage_of(a->st, k.id, &use);
+		if (r == 0)
+			r = api_check_key_quota(k.name, k.max_sandboxes, k.max_mem_bytes,
+						use.sandboxes, use.mem_bytes, res, e);
+	}
+	store_key_release(&k);
+	return r;
+}
+
 static void reply_box(sbxd_api *a, http_req *r, int status, const char *id)
 {
 	struct store_box b;
@@ -251,7 +275,8 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		goto out;
 	}
 	if (store_box_usage(a->st, &use) < 0 ||
-	    api_check_quota(&a->limits, use.sandboxes, use.mem_bytes, &res, &e) < 0) {
+	    api_check_quota(&a->limits, use.sandboxes, use.mem_bytes, &res, &e) < 0 ||
+	    check_key_quota(a, ctx, &res, &e) < 0) {
 		if (!e.status)
 			api_error_set(&e, 500, "InternalError", "cannot count sandboxes: %s",
 				      store_last_error());

@@ -754,6 +754,28 @@ int api_check_quota(const struct api_limits *l, unsigned used_sandboxes, uint64_
 	return 0;
 }
 
+int api_check_key_quota(const char *key, unsigned max_sandboxes, uint64_t max_mem,
+			unsigned used_sandboxes, uint64_t used_mem, const struct api_resources *res,
+			struct api_error *e)
+{
+	/* "sandbox" + "limit" / "memory": the langsmith client derives its
+	 * quotaType (sandbox_count, memory) from these words */
+	if (max_sandboxes && used_sandboxes + 1 > max_sandboxes)
+		return api_error_set(e, 429, "QuotaExceeded",
+				     "sandbox count limit reached: API key '%s' may have %u "
+				     "running sandbox(es) and has %u; delete or stop one, or ask "
+				     "the operator to raise the key's limit",
+				     key, max_sandboxes, used_sandboxes);
+	if (max_mem && used_mem + res->mem_bytes > max_mem)
+		return api_error_set(e, 429, "QuotaExceeded",
+				     "memory quota exceeded: API key '%s' may use %llu MiB, its "
+				     "sandboxes use %llu MiB and this one asks for %llu MiB",
+				     key, (unsigned long long)(max_mem / MIB),
+				     (unsigned long long)(used_mem / MIB),
+				     (unsigned long long)(res->mem_bytes / MIB));
+	return 0;
+}
+
 /* ---- snapshots ---- */
 
 bool api_snapshot_name_is_valid(const char *name)

@@ -171,6 +171,11 @@ int api_resolve_resources(const struct api_limits *l, const struct api_create_re
 			  struct api_resources *ret, struct api_error *e);
 /* Check totals: 429 when one more sandbox of size res would exceed
  * max_sandboxes or max_total_mem_bytes given what is in use. */
+/* The same for one API key's quota (0: none) and its usage; key is its
+ * name, for the message. */
+int api_check_key_quota(const char *key, unsigned max_sandboxes, uint64_t max_mem,
+			unsigned used_sandboxes, uint64_t used_mem, const struct api_resources *res,
+			struct api_error *e);
 int api_check_quota(const struct api_limits *l, unsigned used_sandboxes, uint64_t used_mem,
 		    const struct api_resources *res, struct api_error *e);
 

@@ -51,6 +51,7 @@ struct cli {
 	int nset;
 	const char *key_name;
 	bool admin;
+	const char *quota_sandboxes, *quota_mem_mib; /* sbxd key create|set */
 	const char *pos[4];
 	int npos;
 	bool help;
@@ -61,7 +62,10 @@ static const char usage_text[] =
     "                  [--config FILE] [--image DIR] [--public-url URL]\n"
     "                  [--max-vcpus N] [--max-mem-mib N] [--max-disk-gib N]\n"
     "                  [--pool-size N] [--snapshot-pools SNAPSHOT:N,...] ...\n"
-    "       sbxd key create [--name NAME] [--admin] [--state-dir DIR]\n"
+    "       sbxd key create [--name NAME] [--admin] [--max-sandboxes N] [--max-mem-mib M]\n"
+    "                       [--state-dir DIR]\n"
+    "       sbxd key set NAME [--max-sandboxes N] [--max-mem-mib M] [--state-dir DIR]\n"
+    "                       (a key's quota: running sandboxes, their memory; 0: none)\n"
     "       sbxd key list [--state-dir DIR]\n"
     "       sbxd key revoke NAME [--state-dir DIR]\n"
     "       sbxd config [--config FILE] [...]   (print the settings in effect)\n"
@@ -118,6 +122,10 @@ static int parse_cli(int argc, char **argv, int first, bool is_key, struct cli *
 			c->config_path = value;
 		} else if (is_key && !strcmp(name, "name")) {
 			c->key_name = value;
+		} else if (is_key && !strcmp(name, "max-sandboxes")) {
+			c->quota_sandboxes = value;
+		} else if (is_key && !strcmp(name, "max-mem-mib")) {
+			c->quota_mem_mib = value;
 		} else if (sbxd_config_has(name)) {
 			if (c->nset >= MAX_FLAG_SETTINGS)
 				return usage_error("too many options at '%s'", a);
@@ -227,10 +235,97 @@ static void audit_housekeeping(store *st)
 			 lost, old, old == 1 ? "y" : "ies", SBXD_AUDIT_KEEP_DAYS);
 }
 
+/* --max-sandboxes / --max-mem-mib of a key command; with keep, an absent
+ * flag keeps the value in *ret. 0 or 2 (usage error, said). */
+static int parse_quota(const struct cli *c, unsigned *ret_sandboxes, uint64_t *ret_mem)
+{
+	const char *v[2] = {c->quota_sandboxes, c->quota_mem_mib};
+	const char *flag[2] = {"--max-sandboxes", "--max-mem-mib"};
+	unsigned long long max[2] = {100000, 64ULL * 1024 * 1024};
+	unsigned long long n[2];
+
+	for (int i = 0; i < 2; i++) {
+		char *end;
+
+		if (!v[i])
+			continue;
+		errno = 0;
+		n[i] = strtoull(v[i], &end, 10);
+		if (errno || end == v[i] || *end || v[i][0] == '-' || n[i] > max[i]) {
+			fprintf(stderr, "sbxd: %s needs a whole number from 0 (no limit) to %llu\n",
+				flag[i], max[i]);
+			return 2;
+		}
+	}
+	if (v[0])
+		*ret_sandboxes = (unsigned)n[0];
+	if (v[1])
+		*ret_mem = (uint64_t)n[1] << 20;
+	return 0;
+}
+
+static void quota_text(unsigned sandboxes, uint64_t mem, char *buf, size_t len)
+{
+	char s[24] = "no limit", m[32] = "no limit";
+
+	if (sandboxes)
+		snprintf(s, sizeof(s), "%u", sandboxes);
+	if (mem)
+		snprintf(m, sizeof(m), "%llu MiB", (unsigned long long)(mem >> 20));
+	snprintf(buf, len, "sandboxes %s, memory %s", s, m);
+}
+
+static int key_set(const struct sbxd_config *cfg, const struct cli *c, const char *name)
+{
+	_cleanup_(store_closep) store *st = NULL;
+	unsigned sandboxes = 0;
+	uint64_t mem = 0;
+	struct store_key *k = NULL;
+	size_t n = 0;
+	char text[96];
+	bool found = false;
+	int r;
+
+	if (!c->quota_sandboxes && !c->quota_mem_mib)
+		return usage_error("%s", "key set needs --max-sandboxes N and/or --max-mem-mib M");
+	if (open_store(cfg, &st) < 0)
+		return 1;
+	if (store_key_list(st, &k, &n) < 0) {
+		fprintf(stderr, "sbxd: cannot read the keys: %s\n", store_last_error());
+		return 1;
+	}
+	for (size_t i = 0; i < n && !found; i++) {
+		if (strcmp(k[i].name, name))
+			continue;
+		found = true;
+		sandboxes = k[i].max_sandboxes;
+		mem = k[i].max_mem_bytes;
+	}
+	store_keys_free(k, n);
+	if (!found) {
+		fprintf(stderr, "sbxd: there is no key named '%s' (see: sbxd key list)\n", name);
+		return 1;
+	}
+	if ((r = parse_quota(c, &sandboxes, &mem)))
+		return r;
+	r = store_key_set_quota(st, name, sandboxes, mem);
+	if (r < 0) {
+		fprintf(stderr, "sbxd: cannot set the quota: %s\n",
+			r == -ENOENT ? "the key is gone" : store_last_error());
+		return 1;
+	}
+	quota_text(sandboxes, mem, text, sizeof(text));
+	fprintf(stderr, "Key '%s': %s (a running sbxd applies it to the next create).\n", name,
+		text);
+	return 0;
+}
+
 static int key_create(const struct sbxd_config *cfg, const struct cli *c)
 {
 	_cleanup_(store_closep) store *st = NULL;
 	char key[SBXD_KEY_LEN + 1], hash[SBXD_KEY_HASH_LEN + 1], name[SBXD_KEY_NAME_MAX + 1];
+	unsigned q_sandboxes = 0;
+	uint64_t q_mem = 0;
 	int r;
 
 	if (c->key_name && !sbxd_key_name_is_valid(c->key_name)) {
@@ -242,6 +337,8 @@ static int key_create(const struct sbxd_config *cfg, const struct cli *c)
 	}
 	if (open_store(cfg, &st) < 0)
 		return 1;
+	if ((r = parse_quota(c, &q_sandboxes, &q_mem)))
+		return r;
 	if (c->key_name)
 		snprintf(name, sizeof(name), "%s", c->key_name);
 	else if (store_key_default_name(st, name, sizeof(name)) < 0)
@@ -257,6 +354,8 @@ static int key_create(const struct sbxd_config *cfg, const struct cli *c)
 			name);
 		return 1;
 	}
+	if (r == 0 && (q_sandboxes || q_mem))
+		r = store_key_set_quota(st, name, q_sandboxes, q_mem);
 	if (r < 0)
 		goto fail_store;
 	fprintf(stderr,
@@ -291,14 +390,21 @@ static int key_list(const struct sbxd_config *cfg)
 			cfg->state_dir);
 		return 0;
 	}
-	printf("%-24s %-6s %-24s %s\n", "NAME", "ADMIN", "CREATED", "STATUS");
+	printf("%-24s %-6s %-24s %-9s %-9s %s\n", "NAME", "ADMIN", "CREATED", "MAX-SBX", "MAX-MEM",
+	       "STATUS");
 	for (size_t i = 0; i < n; i++) {
-		char created[40], revoked[40];
+		char created[40], revoked[40], qs[16] = "-", qm[24] = "-";
 
 		api_format_time(k[i].created_ms, created, sizeof(created));
 		api_format_time(k[i].revoked_ms, revoked, sizeof(revoked));
-		printf("%-24s %-6s %-24s %s%s\n", k[i].name, k[i].admin ? "yes" : "no", created,
-		       k[i].revoked_ms ? "revoked " : "valid", k[i].revoked_ms ? revoked : "");
+		if (k[i].max_sandboxes)
+			snprintf(qs, sizeof(qs), "%u", k[i].max_sandboxes);
+		if (k[i].max_mem_bytes)
+			snprintf(qm, sizeof(qm), "%lluMiB",
+				 (unsigned long long)(k[i].max_mem_bytes >> 20));
+		printf("%-24s %-6s %-24s %-9s %-9s %s%s\n", k[i].name, k[i].admin ? "yes" : "no",
+		       created, qs, qm, k[i].revoked_ms ? "revoked " : "valid",
+		       k[i].revoked_ms ? revoked : "");
 	}
 	store_keys_free(k, n);
 	return 0;
@@ -360,7 +466,12 @@ static int cmd_key(int argc, char **argv)
 			return usage_error("%s", "key revoke needs exactly one key NAME");
 		return key_revoke(&cfg, c.pos[0]);
 	}
-	return usage_error("unknown key command '%s' (create, list or revoke)", sub);
+	if (!strcmp(sub, "set")) {
+		if (c.npos != 1)
+			return usage_error("%s", "key set needs exactly one key NAME");
+		return key_set(&cfg, &c, c.pos[0]);
+	}
+	return usage_error("unknown key command '%s' (create, list, set or revoke)", sub);
 }
 
 /* ---- sbxd serve ---- */

@@ -334,6 +334,27 @@ int store_schema_version(store *s)
 
 /* ---- keys ---- */
 
+int store_key_set_quota(store *s, const char *name, unsigned max_sandboxes, uint64_t max_mem_bytes)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	STORE_LOCK(s);
+	int r, rc;
+
+	if (max_mem_bytes > INT64_MAX)
+		return -EINVAL;
+	r = store_prepare(s, "UPDATE keys SET max_sandboxes = ?, max_mem_bytes = ? WHERE name = ?",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, max_sandboxes);
+	sqlite3_bind_int64(st, 2, (int64_t)max_mem_bytes);
+	store_bind_text(st, 3, name);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, rc);
+	return sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
 static int key_from_row(sqlite3_stmt *st, struct store_key *ret)
 {
 	bool oom = false;
@@ -343,6 +364,8 @@ static int key_from_row(sqlite3_stmt *st, struct store_key *ret)
 	    .admin = sqlite3_column_int(st, 2) != 0,
 	    .created_ms = sqlite3_column_int64(st, 3),
 	    .revoked_ms = sqlite3_column_int64(st, 4),
+	    .max_sandboxes = (unsigned)sqlite3_column_int64(st, 5),
+	    .max_mem_bytes = (uint64_t)sqlite3_column_int64(st, 6),
 	};
 
 	if (oom || !k.name) {
@@ -353,7 +376,7 @@ static int key_from_row(sqlite3_stmt *st, struct store_key *ret)
 	return 0;
 }
 
-#define KEY_COLS "id, name, admin, created_ms, revoked_ms"
+#define KEY_COLS "id, name, admin, created_ms, revoked_ms, max_sandboxes, max_mem_bytes"
 
 int store_key_create(store *s, const char *name, const char *hash, bool admin, int64_t *ret_id)
 {

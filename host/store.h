@@ -62,7 +62,9 @@ struct store_key {
 	char *name;
 	bool admin;
 	int64_t created_ms;
-	int64_t revoked_ms; /* 0: valid */
+	int64_t revoked_ms;	/* 0: valid */
+	unsigned max_sandboxes; /* quota of the key; 0: only the host's caps */
+	uint64_t max_mem_bytes; /* 0: only the host's caps */
 };
 
 struct store_box {
@@ -173,6 +175,8 @@ int store_key_get(store *s, int64_t id, struct store_key *ret);
 int store_key_list(store *s, struct store_key **ret, size_t *ret_n);
 /* -ENOENT unknown name, -EALREADY already revoked. */
 int store_key_revoke(store *s, const char *name);
+/* Sets a key's quota (0: none): -ENOENT unknown name. */
+int store_key_set_quota(store *s, const char *name, unsigned max_sandboxes, uint64_t max_mem_bytes);
 /* The next free "key-N" name, for keys created without one. */
 int store_key_default_name(store *s, char *buf, size_t len);
 void store_key_release(struct store_key *k);
@@ -201,6 +205,8 @@ int store_box_patch(store *s, const char *id, const struct store_box_patch *p);
 /* Removes the row and its commands. */
 int store_box_delete(store *s, const char *id);
 int store_box_usage(store *s, struct store_usage *ret);
+/* The same for the sandboxes of one key (owner id). */
+int store_box_usage_of(store *s, int64_t owner, struct store_usage *ret);
 void store_box_release(struct store_box *b);
 void store_boxes_free(struct store_box *b, size_t n);
 

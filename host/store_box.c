@@ -370,17 +370,24 @@ int store_box_delete(store *s, const char *id)
 
 int store_box_usage(store *s, struct store_usage *ret)
 {
+	return store_box_usage_of(s, STORE_OWNER_ANY, ret);
+}
+
+/* What holds a VM (or is about to): stopped sandboxes cost disk only. */
+int store_box_usage_of(store *s, int64_t owner, struct store_usage *ret)
+{
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	STORE_LOCK(s);
 	int r, rc;
 
 	r = store_prepare(s,
 			  "SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(mem_bytes), 0)"
-			  " FROM sandboxes WHERE state IN ('provisioning', 'ready', 'deleting')"
-			  " OR transition = 'starting'",
+			  " FROM sandboxes WHERE (state IN ('provisioning', 'ready', 'deleting')"
+			  " OR transition = 'starting') AND (?1 < 0 OR owner = ?1)",
 			  &st);
 	if (r < 0)
 		return r;
+	sqlite3_bind_int64(st, 1, owner);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW)
 		return store_fail(s, rc);

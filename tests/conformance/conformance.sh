@@ -74,9 +74,10 @@ cleanup() {
 # Interrupted (Ctrl-C, or run-all.sh stopped): end node, sbxd and the VMs.
 trap 'echo "conformance: interrupted"; cleanup; exit 130' INT TERM HUP
 
-KEY_A=$(h_key A) && KEY_B=$(h_key B) && KEY_ADMIN=$(h_key admin --admin) ||
+KEY_A=$(h_key A) && KEY_B=$(h_key B) && KEY_ADMIN=$(h_key admin --admin) &&
+	KEY_QUOTA=$(h_key quota --max-sandboxes 1) ||
 	fail_early "sbxd key create failed (log: $LOG)"
-case "$KEY_A$KEY_B$KEY_ADMIN" in *" "* | "") fail_early "unexpected output of sbxd key create" ;; esac
+case "$KEY_A$KEY_B$KEY_ADMIN$KEY_QUOTA" in *" "* | "") fail_early "unexpected output of sbxd key create" ;; esac
 
 h_start || { cleanup; fail_early "sbxd did not start (log: $LOG)"; }
 echo "conformance: sbxd $H_ENDPOINT (pid $H_PID, state $STATE, log $LOG)"
@@ -91,7 +92,7 @@ rm -f "$TAP"
 env -u LANGCHAIN_ENDPOINT -u LANGCHAIN_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN_TRACING_V2 \
 	NODE_PATH="$NM/node_modules" \
 	LANGSMITH_ENDPOINT="$H_ENDPOINT" LANGSMITH_API_KEY="$KEY_A" \
-	SBX_TEST_KEY_B="$KEY_B" SBX_TEST_NODE_MODULES="$NM/node_modules" \
+	SBX_TEST_KEY_B="$KEY_B" SBX_TEST_KEY_QUOTA="$KEY_QUOTA" SBX_TEST_NODE_MODULES="$NM/node_modules" \
 	SBX_TEST_SBXD="$SBXD" SBX_TEST_IMAGE="$IMAGE" SBX_TEST_POOL_STATE="$POOL_STATE" \
 	node --test --test-concurrency=1 \
 	--test-reporter=spec --test-reporter-destination=stdout \

@@ -247,6 +247,42 @@ START_TEST(test_key_revoke_refuses_the_key_and_keeps_the_row)
 }
 END_TEST
 
+START_TEST(test_key_quota_and_usage_per_owner)
+{
+	int64_t a = add_key("qa", false), b = add_key("qb", false);
+	struct store_box x, y, z;
+	struct store_usage u;
+	struct store_key k;
+
+	ck_assert_int_eq(store_key_get(st, a, &k), 0);
+	ck_assert_uint_eq(k.max_sandboxes, 0);
+	ck_assert_uint_eq(k.max_mem_bytes, 0);
+	store_key_release(&k);
+	ck_assert_int_eq(store_key_set_quota(st, "qa", 2, 3ull << 30), 0);
+	ck_assert_int_eq(store_key_set_quota(st, "nope", 1, 0), -ENOENT);
+	ck_assert_int_eq(store_key_get(st, a, &k), 0);
+	ck_assert_uint_eq(k.max_sandboxes, 2);
+	ck_assert_uint_eq(k.max_mem_bytes, 3ull << 30);
+	store_key_release(&k);
+
+	make_box(&x, "ux", a);
+	make_box(&y, "uy", a);
+	make_box(&z, "uz", b);
+	ck_assert_int_eq(store_box_insert(st, &x), 0);
+	ck_assert_int_eq(store_box_insert(st, &y), 0);
+	ck_assert_int_eq(store_box_insert(st, &z), 0);
+	/* a stopped sandbox holds no VM: it does not count */
+	ck_assert_int_eq(store_box_set_state(st, y.id, BOX_STOPPED, NULL), 0);
+	ck_assert_int_eq(store_box_usage_of(st, a, &u), 0);
+	ck_assert_uint_eq(u.sandboxes, 1);
+	ck_assert_uint_eq(u.mem_bytes, 512ull << 20);
+	ck_assert_int_eq(store_box_usage_of(st, b, &u), 0);
+	ck_assert_uint_eq(u.sandboxes, 1);
+	ck_assert_int_eq(store_box_usage(st, &u), 0);
+	ck_assert_uint_eq(u.sandboxes, 2);
+}
+END_TEST
+
 START_TEST(test_key_default_name_skips_taken_names)
 {
 	char name[64];
@@ -813,6 +849,7 @@ static Suite *store_suite(void)
 
 	tcase_add_checked_fixture(keys, setup, teardown);
 	tcase_add_test(keys, test_key_generate_has_prefix_length_and_alphabet);
+	tcase_add_test(keys, test_key_quota_and_usage_per_owner);
 	tcase_add_test(keys, test_key_hash_is_hex_sha256);
 	tcase_add_test(keys, test_base32_matches_rfc4648_vectors);
 	tcase_add_test(keys, test_uuid4_is_valid_and_random);
