@@ -31,8 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dp_int.h"
+#include "sbxd_metrics.h"
 #include "log.h"
 #include "sbxd_key.h"
 
@@ -46,6 +48,14 @@ static const char *const cmd_state_names[_DP_CMD_STATE_MAX] = {
 const char *dp_cmd_state_to_string(enum dp_cmd_state s)
 {
 	return (unsigned)s < _DP_CMD_STATE_MAX ? cmd_state_names[s] : "unknown";
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static void cmd_enter_state(struct dp_cmd *c, enum dp_cmd_state s)
@@ -158,6 +168,7 @@ static void on_started(agent_cmd *ac, void *ud)
 	} else {
 		c->agent_id = agent_cmd_id(ac);
 		c->pid = agent_cmd_pid(ac);
+		sbxd_metrics_observe(SBXD_HIST_EXEC_START, (double)(mono_us() - c->start_us) / 1e6);
 		cmd_enter_state(c, DP_CMD_RUNNING);
 		cmd_store(c, "running", 0);
 		log_debug("sandbox=%s command=%s started: agent cmd %" PRIu32 " pid %d",
@@ -180,6 +191,7 @@ static void on_output(agent_cmd *ac, int stream, uint64_t off, const uint8_t *da
 	int s = stream == PROTO_STDERR;
 	long r;
 
+	sbxd_metrics_add_bytes(s ? SBXD_BYTES_STDERR : SBXD_BYTES_STDOUT, len);
 	if (c->drain) {
 		/* nobody reads: keep the agent going so that the exit arrives */
 		if (off + len > 1)
@@ -494,6 +506,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		dp_exec_argv_release(&a);
 		return -ENOMEM;
 	}
+	c->start_us = mono_us();
 	dp_audit_begin(b, id, who, p->command, a.cwd);
 	c->pty = p->pty;
 	c->stdin_open = p->pty || !p->close_stdin;
@@ -680,6 +693,8 @@ ssize_t dp_cmd_write_stdin(struct dp_cmd *c, const void *data, size_t len)
 	if (!c->ac || c->attaching)
 		return -EAGAIN;
 	r = agent_cmd_write_stdin(c->ac, data, len);
+	if (r > 0)
+		sbxd_metrics_add_bytes(SBXD_BYTES_STDIN, (uint64_t)r);
 	dp_box_flush(c->box);
 	if (r == -ENOTCONN)
 		return -EAGAIN;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "dp_int.h"
+#include "sbxd_metrics.h"
 #include "dp_utf8.h"
 #include "log.h"
 
@@ -62,6 +63,8 @@ static void hx_output(agent_cmd *ac, int stream, uint64_t off, const uint8_t *da
 
 	(void)ac;
 	(void)off;
+	if (ac)
+		sbxd_metrics_add_bytes(s ? SBXD_BYTES_STDERR : SBXD_BYTES_STDOUT, len);
 	if (h->len[s] + take > DP_HTTP_OUT_MAX)
 		take = DP_HTTP_OUT_MAX - h->len[s];
 	h->dropped[s] += len - take;

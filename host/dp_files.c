@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "dp_int.h"
+#include "sbxd_metrics.h"
 #include "dp_multipart.h"
 #include "log.h"
 
@@ -146,6 +147,7 @@ static ssize_t ul_source(void *ud, uint8_t *buf, size_t cap)
 		return -EAGAIN;
 	}
 	n = ring_get(&u->q, buf, cap);
+	sbxd_metrics_add_bytes(SBXD_BYTES_UPLOAD, n);
 	if (u->q.len < UL_LOW)
 		ul_pause(u, false);
 	return (ssize_t)n;
@@ -408,6 +410,7 @@ static int dl_sink(void *ud, uint64_t offset, const uint8_t *data, size_t len)
 	(void)offset;
 	if (ring_put(&l->q, data, len) < 0)
 		return -ENOBUFS; /* beyond our window: the client library refuses first */
+	sbxd_metrics_add_bytes(SBXD_BYTES_DOWNLOAD, len);
 	dl_reply_plain(l);
 	http_req_kick(l->r);
 	return 0;

@@ -123,6 +123,7 @@ struct dp_cmd {
 	uint64_t total[2]; /* EXIT's stream lengths */
 	int exit_code;
 	bool timed_out;
+	uint64_t start_us; /* CLOCK_MONOTONIC when it was asked for */
 	char err_type[32];
 	char err_msg[512];
 	struct dp_ws *clients;

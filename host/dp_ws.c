@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "dp_int.h"
+#include "sbxd_metrics.h"
 #include "dp_utf8.h"
 #include "log.h"
 
@@ -42,6 +43,7 @@ static void ws_fatal(struct dp_ws *w, const char *type, const char *fmt, ...)
 
 	if (w->has_err || w->want_close)
 		return;
+	sbxd_metrics_count_error(type);
 	snprintf(w->err_type, sizeof(w->err_type), "%s", type);
 	va_start(ap, fmt);
 	vsnprintf(w->err_msg, sizeof(w->err_msg), fmt, ap);

@@ -30,6 +30,7 @@
 #include "api_render.h"
 #include "cleanup.h"
 #include "http_server_int.h"
+#include "sbxd_metrics.h"
 #include "log.h"
 
 #define WRITE_CHUNK (64 * 1024)
@@ -373,6 +374,7 @@ int http_reply_error(http_req *r, int status, const char *type, const char *fmt,
 	_cleanup_free_ char *body = NULL;
 	va_list ap;
 
+	sbxd_metrics_count_error(type);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

@@ -37,7 +37,8 @@ $(O)/sbxd: $(O)/host/sbxd.o $(LIBSBXD) $$(LIBSBXSNAP) $(O)/libsbxhost.a $(LIBPRO
 # server on loopback driven with libcurl over a fake VM backend).
 SBXD_TEST_CFLAGS := -Ihost $(SBXD_CFLAGS) $(call pc_cflags,check libcurl)
 SBXD_TEST_LIBS := $(call pc_libs,check libcurl)
-$(O)/tests/unit/check_store.o $(O)/tests/unit/check_api.o $(O)/tests/unit/check_audit.o: \
+$(O)/tests/unit/check_store.o $(O)/tests/unit/check_api.o $(O)/tests/unit/check_audit.o \
+	$(O)/tests/unit/check_metrics.o: \
 	CFLAGS += $(SBXD_TEST_CFLAGS)
 
 $(O)/tests/check_store: $(O)/tests/unit/check_store.o $(LIBSBXD)
@@ -52,7 +53,12 @@ $(O)/tests/check_audit: $(O)/tests/unit/check_audit.o $(LIBSBXD)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SBXD_LINK) $(SBXD_TEST_LIBS)
 
-UNIT_BINS += $(O)/tests/check_store $(O)/tests/check_api $(O)/tests/check_audit
+$(O)/tests/check_metrics: $(O)/tests/unit/check_metrics.o $(LIBSBXD)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SBXD_LINK) $(SBXD_TEST_LIBS)
+
+UNIT_BINS += $(O)/tests/check_store $(O)/tests/check_api $(O)/tests/check_audit \
+	$(O)/tests/check_metrics
 
 # VM suite: sbxd restarted under kill -9 with two sandboxes (boots real
 # microVMs; needs $(O)/sbxd and the default image).

@@ -30,6 +30,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "sbxd_key.h"
+#include "sbxd_metrics.h"
 #include "sbxd_mgr_int.h"
 
 enum job_kind {
@@ -357,6 +358,8 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 	pthread_mutex_unlock(&m->lock);
 
 	if (o == MGR_READY) {
+		if (j->kind == JOB_BOOT)
+			sbxd_metrics_observe(SBXD_HIST_CREATE, mgr_mono_s() - t0);
 		log_info("sandbox=%s id=%s vm=%s ready after %.2f s (%s%s%s)", j->name, j->id,
 			 j->vm_name, mgr_mono_s() - t0, how, j->snapshot_id ? " of snapshot " : "",
 			 j->snapshot_id ? j->snapshot_id : "");

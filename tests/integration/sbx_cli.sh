@@ -248,6 +248,17 @@ expect "audit --json has the command text and the working directory" \
 run audit no-such-box
 expect "audit of an unknown sandbox fails clearly" eval 'rc_is 1 && err_has "no sandbox named"'
 
+# ---- /metrics counted what ran above ----
+curl -fsS "$SBX_ENDPOINT/metrics" >"$WORK/metrics" 2>"$WORK/err"
+rc=$?
+metric() { awk -v k="$1" '$1 == k { print int($2) }' "$WORK/metrics"; }
+expect "/metrics counts the 3 MB of stdout, the execs and the creates, and the NotFound errors" \
+	eval 'rc_is 0 && [ "$(metric "sbx_stream_bytes_total{direction=\"stdout\"}")" -ge 3000000 ] &&
+		[ "$(metric sbx_exec_start_seconds_count)" -ge 8 ] &&
+		[ "$(metric "sbx_exec_start_seconds_bucket{le=\"+Inf\"}")" = "$(metric sbx_exec_start_seconds_count)" ] &&
+		[ "$(metric sbx_create_seconds_count)" -ge 2 ] &&
+		[ "$(metric "sbx_errors_total{kind=\"NotFound\"}")" -ge 1 ]'
+
 run exec cli-c -- true
 expect "exec waits for a sandbox that is still starting" eval 'rc_is 0'
 
