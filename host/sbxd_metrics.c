@@ -11,7 +11,7 @@
  *   sbx_create_seconds, sbx_exec_start_seconds   histograms
  *   sbx_stream_bytes_total{direction}            stdout stderr stdin upload download
  *   sbx_errors_total{kind}   errors answered, by API error type ("other":
- *                            a kind that is not [A-Za-z0-9_]{1,30} or past 32 kinds)
+ *                            a kind that is not [A-Za-z0-9_]{1,31} or past 32 kinds)
  */
 #include <stdarg.h>
 #include <stdatomic.h>

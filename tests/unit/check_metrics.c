@@ -47,6 +47,7 @@ static void check_format(const char *text)
 	char fam[64][80];
 	int nfam = 0;
 	char *copy = strdup(text), *save = NULL;
+	double prev_bucket = -1, inf_bucket = -1;
 
 	ck_assert_ptr_nonnull(copy);
 	ck_assert_int_eq(
@@ -68,11 +69,24 @@ static void check_format(const char *text)
 			for (int i = 0; i < nfam; i++)
 				ck_assert_msg(strcmp(fam[i], fam[nfam]), "family twice: %s", l);
 			ck_assert_int_lt(++nfam, 64);
+			prev_bucket = inf_bucket = -1;
 			continue;
 		}
 		ck_assert_msg(regexec(&sample, l, 0, NULL, 0) == 0, "bad sample line: '%s'", l);
 		ck_assert_msg(nfam > 0 && !strncmp(l, fam[nfam - 1], strlen(fam[nfam - 1])),
 			      "sample before its TYPE: %s", l);
+		if (strstr(l, "_bucket{")) {
+			double v = strtod(strrchr(l, ' ') + 1, NULL);
+
+			ck_assert_msg(v >= prev_bucket, "buckets decrease: %s", l);
+			prev_bucket = v;
+			if (strstr(l, "le=\"+Inf\""))
+				inf_bucket = v;
+		} else if (strstr(l, "_count ")) {
+			ck_assert_msg(inf_bucket >= 0, "_count without a +Inf bucket: %s", l);
+			ck_assert_msg(strtod(strrchr(l, ' ') + 1, NULL) == inf_bucket,
+				      "+Inf != _count: %s", l);
+		}
 	}
 	regfree(&sample);
 	regfree(&type);
@@ -142,6 +156,7 @@ START_TEST(test_error_kinds_bad_names_and_overflow_go_to_other)
 	sbxd_metrics_count_error("");
 	sbxd_metrics_count_error(NULL);
 	sbxd_metrics_count_error("AKindNameThatIsLongerThan31Chars");
+	sbxd_metrics_count_error("AKindNameThatIs31CharsLongExact"); /* fits */
 	for (int i = 0; i < 40; i++) {
 		snprintf(kind, sizeof(kind), "Kind%d", i);
 		sbxd_metrics_count_error(kind);
@@ -149,6 +164,7 @@ START_TEST(test_error_kinds_bad_names_and_overflow_go_to_other)
 	t = render();
 	check_format(t);
 	ck_assert(value_of(t, "sbx_errors_total{kind=\"Kind0\"}") == 1);
+	ck_assert(value_of(t, "sbx_errors_total{kind=\"AKindNameThatIs31CharsLongExact\"}") == 1);
 	/* 32 slots: the 40 kinds cannot all have one */
 	ck_assert(value_of(t, "sbx_errors_total{kind=\"Kind39\"}") == -1);
 	ck_assert_msg(value_of(t, "sbx_errors_total{kind=\"other\"}") >= 4 + 8, "%s", t);
