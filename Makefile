@@ -99,4 +99,4 @@ format-check:
 clean:
 	rm -rf $(O) build-asan build-fuzz $(CLEAN_EXTRA)
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O) -name '*.d' -type f -not -path '$(O)/images/*' 2>/dev/null)

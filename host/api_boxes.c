@@ -255,6 +255,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	const char *body = http_req_body(r, &len);
 	bool from_snapshot = false, restore = false, pooled = false;
 	uint64_t waiter = 0;
+	int64_t lifetime = 0;
 	int ret;
 
 	if (api_parse_create(body, len, &q, &e) < 0) {
@@ -270,6 +271,8 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	} else {
 		ret = api_resolve_resources(&a->limits, &q, &res, &e);
 	}
+	if (ret == 0)
+		ret = api_resolve_lifetime(&a->limits, &q, &lifetime, &e);
 	if (ret < 0) {
 		http_reply_api_error(r, &e);
 		goto out;
@@ -284,6 +287,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		goto out;
 	}
 	ret = new_row(a, ctx, &q, &res, &b);
+	b.max_lifetime_seconds = lifetime;
 	if (ret == 0 && from_snapshot) {
 		/* run_config layers: the snapshot's, then the sandbox's own */
 		if (snap.run_config && q.run_config)

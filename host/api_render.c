@@ -69,6 +69,10 @@ json_t *api_box_json(const struct store_box *b, const char *dataplane_url)
 	r |= json_object_set_new(o, "idle_ttl_seconds", json_integer(b->idle_ttl_seconds));
 	r |= json_object_set_new(o, "delete_after_stop_seconds",
 				 json_integer(b->delete_after_stop_seconds));
+	r |= json_object_set_new(o, "max_lifetime_seconds", json_integer(b->max_lifetime_seconds));
+	r |= set_time(o, "expires_at",
+		      b->max_lifetime_seconds > 0 ? b->created_ms + b->max_lifetime_seconds * 1000
+						  : 0);
 	r |= set_str_or_null(o, "snapshot_id", b->snapshot_id);
 	r |= json_object_set_new(o, "vcpus", json_integer(b->vcpus));
 	r |= json_object_set_new(o, "mem_bytes", json_integer((json_int_t)b->mem_bytes));

@@ -584,7 +584,8 @@ static int get_object(json_t *o, const char *key, char **ret, struct api_error *
 	return dump_compact(v, ret, e);
 }
 
-/* idle_ttl_seconds / delete_after_stop_seconds: 0 (off) or seconds. The
+/* idle_ttl_seconds, delete_after_stop_seconds, max_lifetime_seconds: 0 (off)
+ * or seconds. The
  * langsmith client accepts whole minutes only; sbxd takes any second (for
  * tests, and for clients that want less). */
 static int get_ttl(json_t *o, const char *key, int64_t *ret, struct api_error *e)
@@ -610,6 +611,7 @@ int api_parse_create(const char *body, size_t len, struct api_create_req *ret, s
 	    .restore_memory = -1,
 	    .idle_ttl_seconds = -1,
 	    .delete_after_stop_seconds = -1,
+	    .max_lifetime_seconds = -1,
 	};
 	int wait = 1, rr = 0;
 	json_t *v;
@@ -631,6 +633,7 @@ int api_parse_create(const char *body, size_t len, struct api_create_req *ret, s
 	    (rr = get_bool(o, "restore_memory", &r.restore_memory, e)) < 0 ||
 	    (rr = get_ttl(o, "idle_ttl_seconds", &r.idle_ttl_seconds, e)) < 0 ||
 	    (rr = get_ttl(o, "delete_after_stop_seconds", &r.delete_after_stop_seconds, e)) < 0 ||
+	    (rr = get_ttl(o, "max_lifetime_seconds", &r.max_lifetime_seconds, e)) < 0 ||
 	    (rr = get_int(o, "vcpus", 1, 1024, &r.vcpus, e)) < 0 ||
 	    (rr = get_int(o, "mem_bytes", 1, INT64_MAX / 2, &r.mem_bytes, e)) < 0 ||
 	    (rr = get_int(o, "fs_capacity_bytes", 1, INT64_MAX / 2, &r.fs_capacity_bytes, e)) < 0 ||
@@ -732,6 +735,25 @@ int api_resolve_resources(const struct api_limits *l, const struct api_create_re
 		res.fs_capacity_bytes = d;
 	}
 	*ret = res;
+	return 0;
+}
+
+int api_resolve_lifetime(const struct api_limits *l, const struct api_create_req *r, int64_t *ret,
+			 struct api_error *e)
+{
+	int64_t cap = l->max_lifetime_seconds;
+
+	if (r->max_lifetime_seconds < 0) {
+		*ret = cap;
+		return 0;
+	}
+	if (cap > 0 && (r->max_lifetime_seconds == 0 || r->max_lifetime_seconds > cap))
+		return api_error_set(e, 422, "ValidationError",
+				     "max_lifetime_seconds: this server deletes every sandbox at "
+				     "most %lld seconds after it was created; ask for %lld or "
+				     "less, or leave max_lifetime_seconds out",
+				     (long long)cap, (long long)cap);
+	*ret = r->max_lifetime_seconds;
 	return 0;
 }
 

@@ -134,6 +134,7 @@ struct api_create_req {
 	int restore_memory;		   /* -1: unset */
 	int64_t idle_ttl_seconds;	   /* -1: unset */
 	int64_t delete_after_stop_seconds; /* -1: unset */
+	int64_t max_lifetime_seconds;	   /* -1: unset; 0: no hard TTL */
 	int64_t vcpus;			   /* 0: unset */
 	int64_t mem_bytes;		   /* 0: unset */
 	int64_t fs_capacity_bytes;	   /* 0: unset */
@@ -157,6 +158,7 @@ struct api_limits {
 	uint64_t default_disk_bytes, min_disk_bytes, max_disk_bytes;
 	unsigned max_sandboxes;
 	uint64_t max_total_mem_bytes; /* 0: none */
+	int64_t max_lifetime_seconds; /* hard TTL cap and default; 0: none */
 };
 
 /* The resources a sandbox gets, after defaults and bounds. */
@@ -169,6 +171,10 @@ struct api_resources {
 /* Fill defaults and check per-sandbox bounds: 422 over a bound. */
 int api_resolve_resources(const struct api_limits *l, const struct api_create_req *r,
 			  struct api_resources *ret, struct api_error *e);
+/* The hard TTL a sandbox gets: the request's within the operator's cap
+ * (which is also the default); 422 over the cap. */
+int api_resolve_lifetime(const struct api_limits *l, const struct api_create_req *r, int64_t *ret,
+			 struct api_error *e);
 /* Check totals: 429 when one more sandbox of size res would exceed
  * max_sandboxes or max_total_mem_bytes given what is in use. */
 /* The same for one API key's quota (0: none) and its usage; key is its

@@ -17,6 +17,17 @@
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+/* The field a message word names: the same names as the access log's
+ * (request_id), and "id" is always a sandbox's in this project's logs. */
+static const char *field_name(const char *key)
+{
+	if (!strcmp(key, "request"))
+		return "request_id";
+	if (!strcmp(key, "id"))
+		return "sandbox_id";
+	return key;
+}
+
 /* "key=value" with key [a-z_]{1,32}: the words a message starts with */
 static size_t add_leading_fields(json_t *o, const char *msg, size_t len)
 {
@@ -39,8 +50,8 @@ static size_t add_leading_fields(json_t *o, const char *msg, size_t len)
 		memcpy(key, msg + i, k - i);
 		key[k - i] = '\0';
 		/* "msg", "level", ... are ours; a message cannot overwrite them */
-		if (!json_object_get(o, key))
-			json_object_set_new(o, key, json_stringn(msg + v, e - v));
+		if (!json_object_get(o, field_name(key)))
+			json_object_set_new(o, field_name(key), json_stringn(msg + v, e - v));
 		fields++;
 		i = e < len ? e + 1 : e;
 	}

@@ -4,11 +4,14 @@
  * "ident: level: message" text, for log collectors.
  *
  *   {"time":"2026-11-23T21:03:04.120Z","level":"info","program":"sbxd",
- *    "sandbox":"web-1","id":"3f2a...","msg":"sandbox=web-1 id=3f2a... ready (zygote-fork)"}
+ *    "sandbox":"web-1","sandbox_id":"3f2a...",
+ *    "msg":"sandbox=web-1 id=3f2a... ready (zygote-fork)"}
  *
  * The leading key=value words of a message (this project's convention:
  * "sandbox=NAME id=ID vm=NAME request=N ...") also become fields, so that
- * logs can be filtered by sandbox or request without parsing the text.
+ * logs can be filtered by sandbox or request without parsing the text;
+ * "request" and "id" are named request_id and sandbox_id as in the access
+ * log's lines.
  */
 #pragma once
 

@@ -554,6 +554,7 @@ static void limits_from_config(const struct sbxd_config *cfg, uint64_t image_byt
 		l->max_disk_bytes = l->default_disk_bytes;
 	l->max_sandboxes = cfg->max_sandboxes;
 	l->max_total_mem_bytes = (uint64_t)cfg->max_total_mem_mib * mib;
+	l->max_lifetime_seconds = cfg->max_lifetime_seconds;
 }
 
 static void warn_if_no_keys(store *st, const char *state_dir)

@@ -62,6 +62,7 @@ static const struct opt opts[] = {
     UINT("max-disk-gib", max_disk_gib, 1, 64 * 1024),
     UINT("max-sandboxes", max_sandboxes, 1, 100000),
     UINT("max-total-mem-mib", max_total_mem_mib, 0, 64 * 1024 * 1024),
+    UINT("max-lifetime-seconds", max_lifetime_seconds, 0, 10u * 365 * 86400),
     UINT("boot-timeout", boot_timeout_s, 5, 3600),
     STR("images-dir", images_dir),
     UINT("pool-size", pool_size, 0, 1000),

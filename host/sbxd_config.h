@@ -40,12 +40,13 @@ struct sbxd_config {
 	unsigned default_mem_mib, max_mem_mib;
 	unsigned default_disk_gib, max_disk_gib; /* default 0: the image's size */
 	unsigned max_sandboxes;
-	unsigned max_total_mem_mib; /* 0: no limit */
-	unsigned boot_timeout_s;    /* how long a VM's agent may take to answer */
-	char images_dir[PATH_MAX];  /* "": the directory holding image_dir */
-	unsigned pool_size;	    /* prewarmed sandboxes of the default image */
-	char snapshot_pools[1024];  /* "SNAPSHOT:N,...": pools of snapshots */
-	unsigned max_pool_size;	    /* most VMs one snapshot's pool may keep */
+	unsigned max_total_mem_mib;    /* 0: no limit */
+	unsigned max_lifetime_seconds; /* hard TTL cap and default; 0: none */
+	unsigned boot_timeout_s;       /* how long a VM's agent may take to answer */
+	char images_dir[PATH_MAX];     /* "": the directory holding image_dir */
+	unsigned pool_size;	       /* prewarmed sandboxes of the default image */
+	char snapshot_pools[1024];     /* "SNAPSHOT:N,...": pools of snapshots */
+	unsigned max_pool_size;	       /* most VMs one snapshot's pool may keep */
 };
 
 void sbxd_config_defaults(struct sbxd_config *c);

@@ -3,8 +3,10 @@
  * sbxd_ttl.c - the sandbox TTLs, enforced by a thread of the manager:
  *   idle_ttl_seconds           a ready sandbox that saw no API call and ran
  *                              no command for that long is stopped;
- *   delete_after_stop_seconds  a sandbox stopped for that long is deleted.
- * 0 disables either. Every check reads the rows (the store is the truth),
+ *   delete_after_stop_seconds  a sandbox stopped for that long is deleted;
+ *   max_lifetime_seconds       a sandbox that old is deleted, whatever its
+ *                              state, once no job (stop, capture...) holds it.
+ * 0 disables each. Every check reads the rows (the store is the truth),
  * so the TTLs hold across sbxd restarts.
  *
  * Activity (sbxd_mgr_touch()) is kept in memory per sandbox and written to
@@ -105,6 +107,20 @@ static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
 	int64_t last;
 	int r;
 
+	if (b->max_lifetime_seconds > 0 && b->created_ms > 0 &&
+	    now - b->created_ms >= b->max_lifetime_seconds * 1000) {
+		if (sbxd_mgr_busy(m, b->id))
+			return; /* a job holds it: the next check deletes it */
+		log_info("sandbox=%s id=%s created %lld s ago reached its max_lifetime_seconds "
+			 "(%lld): deleting it",
+			 b->name, b->id, (long long)((now - b->created_ms) / 1000),
+			 (long long)b->max_lifetime_seconds);
+		r = sbxd_mgr_delete(m, b->id, 0);
+		if (r < 0 && r != -ENOENT)
+			log_warn("sandbox=%s: cannot delete it: %s, ignoring", b->name,
+				 strerror(-r));
+		return;
+	}
 	if (b->state == BOX_READY && b->idle_ttl_seconds > 0) {
 		/* updated_ms: it became ready (or was changed) then */
 		last = max64(max64(b->active_ms, b->updated_ms), ttl_seen_ms(m, b->id));

@@ -96,6 +96,9 @@ struct store_box {
 	char *stop_snapshot_id;
 	bool stop_memory;
 	int64_t active_ms; /* last API call or command seen (0: none) */
+	/* Hard TTL: deleted this long after created_ms, whatever its state
+	 * (0: never). */
+	int64_t max_lifetime_seconds;
 };
 
 struct store_cmd {

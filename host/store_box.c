@@ -53,7 +53,7 @@ enum box_state box_state_from_string(const char *s)
 	"vm_name, snapshot_id, persistent, preserve_memory_on_stop, idle_ttl_seconds, "            \
 	"delete_after_stop_seconds, labels, run_config, proxy_config, mount_config, "              \
 	"access_delegation, created_ms, updated_ms, stopped_ms, transition, stop_snapshot_id, "    \
-	"stop_memory, active_ms"
+	"stop_memory, active_ms, max_lifetime_seconds"
 
 static int box_from_row(sqlite3_stmt *st, struct store_box *ret)
 {
@@ -95,6 +95,7 @@ static int box_from_row(sqlite3_stmt *st, struct store_box *ret)
 	b.stop_snapshot_id = store_col_dup(st, 24, &oom);
 	b.stop_memory = sqlite3_column_int(st, 25) != 0;
 	b.active_ms = sqlite3_column_int64(st, 26);
+	b.max_lifetime_seconds = sqlite3_column_int64(st, 27);
 	if (oom || !b.name || !b.image || !b.vm_name) {
 		store_box_release(&b);
 		return -ENOMEM;
@@ -114,7 +115,7 @@ int store_box_insert(store *s, const struct store_box *b)
 		return -EINVAL;
 	r = store_prepare(s,
 			  "INSERT INTO sandboxes (" BOX_COLS ") VALUES "
-			  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			  &st);
 	if (r < 0)
 		return r;
@@ -145,6 +146,7 @@ int store_box_insert(store *s, const struct store_box *b)
 	store_bind_text(st, 25, b->stop_snapshot_id);
 	sqlite3_bind_int(st, 26, b->stop_memory);
 	sqlite3_bind_int64(st, 27, b->active_ms);
+	sqlite3_bind_int64(st, 28, b->max_lifetime_seconds);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return store_fail(s, rc);

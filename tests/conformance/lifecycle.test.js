@@ -6,7 +6,8 @@
 //
 // The tests run in order and share two sandboxes, to boot as few VMs as
 // TCG allows: "conf-life-fs" (stopped without memory) and "conf-life-mem"
-// (preserve_memory_on_stop). Every test name starts with "lifecycle" so
+// (preserve_memory_on_stop); the hard TTL has its own, "conf-life-hard".
+// Every test name starts with "lifecycle" so
 // that CONFORMANCE_FILTER=lifecycle runs just them.
 "use strict";
 
@@ -131,6 +132,52 @@ test("lifecycle: with preserve_memory_on_stop a background process started befor
   assert.ok(await running(memBox, SLEEP), "the process survived stop and start");
 });
 
+// Start `cmd` (which prints a line first) without waiting, then go away the
+// way a client does: leave the output loop, which closes its WebSocket.
+async function startAndDisconnect(sb, cmd, options) {
+  const h = await sb.run(cmd, { wait: false, ...options });
+  for await (const _ of h) break;
+  assert.ok(h.commandId, "the command was started");
+  return h.commandId;
+}
+
+async function waitGone(sb, cmd, seconds) {
+  for (let i = 0; i < seconds * 2; i++) {
+    if (!(await running(sb, cmd))) return;
+    await sleep(500);
+  }
+  assert.fail(`'${cmd}' still runs ${seconds} s after its client left`);
+}
+
+test("lifecycle: kill_on_disconnect kills a command when its client leaves; idle_timeout_seconds kills an unattached one after that long, -1 never", BOOT, async () => {
+  need(fsBox, FS);
+  const KOD = "sleep 4241", IDLE = "sleep 4242", NEVER = "sleep 4243";
+
+  let t0 = Date.now();
+  await startAndDisconnect(fsBox, `echo go; exec ${KOD}`, { killOnDisconnect: true });
+  await waitGone(fsBox, KOD, 15);
+  console.log(`# kill_on_disconnect: gone ${Date.now() - t0} ms after the client left`);
+
+  const never = await startAndDisconnect(fsBox, `echo go; exec ${NEVER}`, { idleTimeout: -1 });
+  t0 = Date.now();
+  const idle = await startAndDisconnect(fsBox, `echo go; exec ${IDLE}`, { idleTimeout: 6 });
+  assert.ok(await running(fsBox, IDLE), "an unattached command runs until its idle timeout");
+  await waitGone(fsBox, IDLE, 40);
+  const after = Date.now() - t0;
+  console.log(`# idle_timeout_seconds 6: gone ${after} ms after the client left`);
+  assert.ok(after >= 5000, `killed after ${after} ms, before its idle timeout of 6 s`);
+  // its end is still retrievable (ttl_seconds), as a kill
+  const res = await (await fsBox.reconnect(idle)).result;
+  assert.notEqual(res.exit_code, 0);
+  assert.equal(res.stdout, "go\n");
+  // idle_timeout -1: never killed for lack of a client; a reconnect may kill it
+  assert.ok(await running(fsBox, NEVER), "idle_timeout -1 keeps an unattached command");
+  const h = await fsBox.reconnect(never);
+  for await (const _ of h) h.kill(); // at the replayed "go": the socket is open
+  assert.notEqual((await h.result).exit_code, 0);
+  assert.equal(await running(fsBox, NEVER), false, "a killed command is gone");
+});
+
 test("lifecycle: a running command keeps a sandbox alive past its idle TTL; then it is stopped", BOOT, async () => {
   need(memBox, MEM);
   const cmd = await memBox.run("sleep 8", { wait: false });
@@ -158,6 +205,37 @@ test("lifecycle: idle_ttl_seconds stops an idle sandbox, delete_after_stop_secon
   need(memBox, MEM);
   await client.deleteSandbox(MEM);
   await assert.rejects(client.getSandbox(MEM), LangSmithResourceNotFoundError);
+});
+
+test("lifecycle: max_lifetime_seconds deletes a sandbox at that age, whatever runs in it", BOOT, async () => {
+  const HARD = "conf-life-hard", LIFE = 60;
+  const t0 = Date.now();
+  const r = await api("POST", "/boxes", { name: HARD, timeout: 240, idle_ttl_seconds: 0, max_lifetime_seconds: LIFE });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  assert.equal(r.json.max_lifetime_seconds, LIFE);
+  const expires = Date.parse(r.json.expires_at);
+  assert.ok(Math.abs(expires - Date.parse(r.json.created_at) - LIFE * 1000) < 1000, `expires_at ${r.json.expires_at}`);
+  // over the client's own TTL rules: sbxd says which field
+  const bad = await api("POST", "/boxes", { name: "conf-life-bad", max_lifetime_seconds: -1 });
+  assert.equal(bad.status, 422);
+  assert.match(JSON.stringify(bad.json), /max_lifetime_seconds/);
+
+  const sb = await client.getSandbox(HARD);
+  const boot = Date.now() - t0;
+  console.log(`# hard-TTL sandbox ready after ${boot} ms`);
+  if (boot > (LIFE - 15) * 1000) {
+    console.log("# booted too slowly to run a command before its end; checking the deletion only");
+  } else {
+    // a command that is attached and busy does not postpone a hard TTL
+    await sb.run("echo go; exec sleep 4244", { wait: false });
+    assert.equal(await status(HARD), "ready");
+  }
+  await waitStatus(HARD, 404, LIFE + 60);
+  const gone = Date.now() - t0;
+  console.log(`# deleted ${gone} ms after create (max_lifetime_seconds ${LIFE})`);
+  assert.ok(gone >= (LIFE - 1) * 1000, `deleted after ${gone} ms, before its lifetime`);
+  assert.equal(qemuOf(sb.id), "", "its QEMU is gone");
+  await assert.rejects(client.getSandbox(HARD), LangSmithResourceNotFoundError);
 });
 
 after(async () => {

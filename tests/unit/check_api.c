@@ -391,6 +391,64 @@ START_TEST(test_quota_messages_name_what_ran_out)
 }
 END_TEST
 
+START_TEST(test_key_quota_messages_name_the_key_and_what_ran_out)
+{
+	struct api_resources res = {.vcpus = 1, .mem_bytes = 512ull << 20};
+	struct api_error e;
+
+	/* 0: no quota of its own */
+	ck_assert_int_eq(api_check_key_quota("ci", 0, 0, 1000, 1ull << 40, &res, &e), 0);
+	ck_assert_int_eq(api_check_key_quota("ci", 2, 0, 1, 0, &res, &e), 0);
+	ck_assert_int_eq(api_check_key_quota("ci", 2, 0, 2, 0, &res, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 429);
+	ck_assert_str_eq(e.type, "QuotaExceeded");
+	ck_assert_ptr_nonnull(strstr(e.message, "sandbox count limit"));
+	ck_assert_ptr_nonnull(strstr(e.message, "'ci' may have 2"));
+	/* exactly at the memory quota is allowed; one MiB over is not */
+	ck_assert_int_eq(api_check_key_quota("ci", 0, 1024ull << 20, 1, 512ull << 20, &res, &e), 0);
+	ck_assert_int_eq(api_check_key_quota("ci", 0, 1024ull << 20, 1, 513ull << 20, &res, &e),
+			 -EINVAL);
+	ck_assert_int_eq(e.status, 429);
+	ck_assert_ptr_nonnull(strstr(e.message, "memory"));
+	ck_assert_ptr_nonnull(strstr(e.message, "1024 MiB"));
+}
+END_TEST
+
+START_TEST(test_lifetime_default_cap_and_bounds)
+{
+	struct api_create_req q;
+	struct api_limits l = test_limits;
+	struct api_error e;
+	int64_t v = -7;
+
+	ck_assert_int_eq(create("{}", &q, &e), 0);
+	ck_assert_int_eq(q.max_lifetime_seconds, -1);
+	ck_assert_int_eq(api_resolve_lifetime(&l, &q, &v, &e), 0);
+	ck_assert_int_eq(v, 0); /* no cap, none asked: none */
+	api_create_req_release(&q);
+	ck_assert_int_eq(create("{\"max_lifetime_seconds\":30}", &q, &e), 0);
+	ck_assert_int_eq(q.max_lifetime_seconds, 30);
+	ck_assert_int_eq(api_resolve_lifetime(&l, &q, &v, &e), 0);
+	ck_assert_int_eq(v, 30);
+	l.max_lifetime_seconds = 60;
+	ck_assert_int_eq(api_resolve_lifetime(&l, &q, &v, &e), 0);
+	ck_assert_int_eq(v, 30);
+	q.max_lifetime_seconds = -1; /* left out: the cap */
+	ck_assert_int_eq(api_resolve_lifetime(&l, &q, &v, &e), 0);
+	ck_assert_int_eq(v, 60);
+	q.max_lifetime_seconds = 61;
+	ck_assert_int_eq(api_resolve_lifetime(&l, &q, &v, &e), -EINVAL);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_ptr_nonnull(strstr(e.message, "at most 60 seconds"));
+	q.max_lifetime_seconds = 0; /* "never" is over any cap */
+	ck_assert_int_eq(api_resolve_lifetime(&l, &q, &v, &e), -EINVAL);
+	api_create_req_release(&q);
+	ck_assert_int_eq(create("{\"max_lifetime_seconds\":-5}", &q, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.message, "max_lifetime_seconds"));
+	ck_assert_int_eq(create("{\"max_lifetime_seconds\":\"60\"}", &q, &e), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_update_parse_and_run_config_merge)
 {
 	struct api_update_req u;
@@ -1973,6 +2031,63 @@ START_TEST(test_server_idle_ttl_stops_and_delete_after_stop_deletes)
 }
 END_TEST
 
+START_TEST(test_server_max_lifetime_deletes_ready_and_stopped_sandboxes)
+{
+	struct resp r;
+	char snap[64];
+	double t0;
+	long st = 0;
+
+	t0 = now_s();
+	ck_assert_int_eq(create_box(t.alice,
+				    "{\"name\":\"short\",\"idle_ttl_seconds\":0,"
+				    "\"max_lifetime_seconds\":2}",
+				    &r),
+			 201);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "max_lifetime_seconds")), 2);
+	ck_assert_ptr_nonnull(strstr(jstr(&r, "expires_at"), "T"));
+	resp_free(&r);
+	ck_assert_int_eq(create_box(t.alice,
+				    "{\"name\":\"parked\",\"idle_ttl_seconds\":0,"
+				    "\"max_lifetime_seconds\":2}",
+				    &r),
+			 201);
+	resp_free(&r);
+	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"long\",\"idle_ttl_seconds\":0}", &r),
+			 201);
+	ck_assert(json_is_null(json_object_get(r.json, "expires_at")));
+	resp_free(&r);
+	ck_assert_int_eq(
+	    http(&r, "POST", "/api/v2/sandboxes/boxes/parked/stop", key_hdr(t.alice), "{}"), 200);
+	resp_free(&r);
+	wait_status("parked", t.alice, "stopped");
+	stop_snapshot_of("parked", snap, sizeof(snap));
+	ck_assert(fake_has_snap(snap));
+	/* activity does not postpone a hard TTL */
+	for (int i = 0; i < 100 && st != 404; i++) {
+		st =
+		    http(&r, "GET", "/api/v2/sandboxes/boxes/short/status", key_hdr(t.alice), NULL);
+		resp_free(&r);
+		sleep_ms(50);
+	}
+	ck_assert_int_eq(st, 404);
+	ck_assert(now_s() - t0 > 1.9);
+	for (int i = 0; i < 100; i++) {
+		st = http(&r, "GET", "/api/v2/sandboxes/boxes/parked", key_hdr(t.alice), NULL);
+		resp_free(&r);
+		if (st == 404)
+			break;
+		sleep_ms(50);
+	}
+	ck_assert_int_eq(st, 404);
+	ck_assert(!fake_has_snap(snap)); /* its stop snapshot went with it */
+	ck_assert_int_eq(
+	    http(&r, "GET", "/api/v2/sandboxes/boxes/long/status", key_hdr(t.alice), NULL), 200);
+	ck_assert_str_eq(jstr(&r, "status"), "ready");
+	resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_server_activity_postpones_the_idle_ttl)
 {
 	struct resp r;
@@ -2889,6 +3004,8 @@ static Suite *api_suite(void)
 	tcase_add_test(val, test_create_bounds_labels_and_body_size);
 	tcase_add_test(val, test_resources_defaults_rounding_and_bounds);
 	tcase_add_test(val, test_quota_messages_name_what_ran_out);
+	tcase_add_test(val, test_key_quota_messages_name_the_key_and_what_ran_out);
+	tcase_add_test(val, test_lifetime_default_cap_and_bounds);
 	tcase_add_test(val, test_update_parse_and_run_config_merge);
 	tcase_add_test(val, test_snapshot_bodies_are_checked);
 	tcase_add_test(val, test_metrics_escape_label_values);
@@ -2921,6 +3038,7 @@ static Suite *api_suite(void)
 	tcase_add_test(srv, test_server_stop_start_conflicts_and_delete_of_a_stopped_box);
 	tcase_add_test(srv, test_server_idle_ttl_stops_and_delete_after_stop_deletes);
 	tcase_add_test(srv, test_server_activity_postpones_the_idle_ttl);
+	tcase_add_test(srv, test_server_max_lifetime_deletes_ready_and_stopped_sandboxes);
 	tcase_add_test(srv, test_server_a_running_command_keeps_a_sandbox_from_its_idle_ttl);
 	tcase_add_test(srv, test_reconcile_finishes_or_rolls_back_stops_and_starts);
 	tcase_add_test(srv, test_server_quota_is_429);

@@ -39,6 +39,11 @@ static void emit_ready(void)
 	log_info("sandbox=web-1 id=3f2a vm=3f2a ready in %d ms (zygote-fork) \"quoted\"", 712);
 }
 
+static void emit_request(void)
+{
+	log_error("request=44d0548c00000002 cannot store a new sandbox: disk I/O error");
+}
+
 static void emit_binary(void)
 {
 	log_warn("sandbox=x guest said \xff\xfe and stopped");
@@ -58,12 +63,18 @@ START_TEST(test_json_lines_carry_level_program_fields_and_message)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "program")), "check_log");
 	ck_assert_str_eq(json_string_value(json_object_get(j, "sandbox")), "web-1");
-	ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "3f2a");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "sandbox_id")), "3f2a");
+	ck_assert_ptr_null(json_object_get(j, "id"));
 	ck_assert_str_eq(json_string_value(json_object_get(j, "vm")), "3f2a");
 	ck_assert_ptr_null(json_object_get(j, "ready")); /* fields end at the first plain word */
 	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
 			 "sandbox=web-1 id=3f2a vm=3f2a ready in 712 ms (zygote-fork) \"quoted\"");
 	ck_assert_uint_eq(strlen(json_string_value(json_object_get(j, "time"))), 24);
+	json_decref(j);
+
+	j = log_one_line(emit_request); /* named as in the access log */
+	ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "44d0548c00000002");
+	ck_assert_ptr_null(json_object_get(j, "request"));
 	json_decref(j);
 
 	j = log_one_line(emit_binary);

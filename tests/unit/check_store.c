@@ -304,8 +304,10 @@ START_TEST(test_box_insert_get_by_name_or_id)
 
 	make_box(&b, "alpha", k);
 	b.labels = (char *)"{\"a\":\"b\"}";
+	b.max_lifetime_seconds = 3600;
 	ck_assert_int_eq(store_box_insert(st, &b), 0);
 	ck_assert_int_eq(store_box_get(st, "alpha", k, &got), 0);
+	ck_assert_int_eq(got.max_lifetime_seconds, 3600);
 	ck_assert_str_eq(got.id, b.id);
 	ck_assert_int_eq(got.state, BOX_PROVISIONING);
 	ck_assert_str_eq(got.labels, "{\"a\":\"b\"}");
