@@ -1295,6 +1295,24 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 	}
 }
 
+/* Destroy each VM of vms (NULL ended, may be NULL) that no row names. */
+static void destroy_unowned(sbxd_mgr *m, char **vms, const struct store_box *rows, size_t n,
+			    const char *what)
+{
+	for (char **p = vms; p && *p; p++) {
+		char err[MGR_MSG_MAX];
+		bool owned = false;
+
+		for (size_t i = 0; i < n && !owned; i++)
+			owned = !strcmp(rows[i].vm_name, *p);
+		if (owned)
+			continue;
+		log_info("vm=%s: %s", *p, what);
+		if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
+			log_warn("vm=%s: %s, ignoring", *p, err);
+	}
+}
+
 int sbxd_mgr_reconcile(sbxd_mgr *m)
 {
 	struct store_box *rows = NULL;
@@ -1312,34 +1330,13 @@ int sbxd_mgr_reconcile(sbxd_mgr *m)
 	}
 	for (size_t i = 0; i < n; i++)
 		reconcile_row(m, &rows[i], strv_has(names, rows[i].vm_name));
-	for (char **p = names; p && *p; p++) {
-		char err[MGR_MSG_MAX];
-		bool owned = false;
-
-		for (size_t i = 0; i < n && !owned; i++)
-			owned = !strcmp(rows[i].vm_name, *p);
-		if (owned)
-			continue;
-		/* Pool VMs of an earlier run land here too: never trusted. */
-		log_info("vm=%s: no sandbox owns it: destroying it", *p);
-		if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
-			log_warn("vm=%s: %s, ignoring", *p, err);
-	}
+	/* Pool VMs of an earlier run land here too: never trusted. */
+	destroy_unowned(m, names, rows, n, "no sandbox owns it: destroying it");
 	/* Directories of VMs that no longer exist (a helper VM of a capture,
 	 * a start or a destroy that a kill -9 cut short), owned by no row. */
 	if (m->c.vm->list_stale && m->c.vm->list_stale(m->c.vm_ctx, &stale) == 0) {
-		for (char **p = stale; *p; p++) {
-			char err[MGR_MSG_MAX];
-			bool owned = false;
-
-			for (size_t i = 0; i < n && !owned; i++)
-				owned = !strcmp(rows[i].vm_name, *p);
-			if (owned)
-				continue;
-			log_info("vm=%s: removing the directory of a VM that no longer exists", *p);
-			if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
-				log_warn("vm=%s: %s, ignoring", *p, err);
-		}
+		destroy_unowned(m, stale, rows, n,
+				"removing the directory of a VM that no longer exists");
 		m->c.vm->free_list(stale);
 	}
 	log_info("reconciled %zu sandbox row(s) with the VMs found", n);

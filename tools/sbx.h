@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <getopt.h>
 #include <stdio.h>
 
 /* Exit codes of sbx itself. exec and shell pass the command's code
@@ -48,6 +49,17 @@ struct sbx_command {
 void sbx_usage(const struct sbx_command *cmd, FILE *f);
 __attribute__((format(printf, 2, 3))) int sbx_usage_error(const struct sbx_command *cmd,
 							  const char *fmt, ...);
+
+/* The options commands share; shortopts and opts say which one takes:
+ * j --json, q --quiet, M --memory, f --force, t: --timeout 1-3600 (s),
+ * v --verbose (arg_verbose), h --help. 0: go on with the operands from
+ * optind; < 0: return *code (help printed, or a usage error). */
+struct sbx_flags {
+	bool json, quiet, memory, force;
+	long timeout;
+};
+int sbx_parse_flags(const struct sbx_command *cmd, int argc, char **argv, const char *shortopts,
+		    const struct option *opts, struct sbx_flags *f, int *code);
 
 /* Parse a whole number in [min, max]: 0 or -EINVAL. */
 int sbx_parse_long(const char *s, long min, long max, long *ret);

@@ -42,20 +42,11 @@ int sbx_cmd_audit(const struct sbx_command *cmd, int argc, char **argv)
 	_cleanup_free_ char *esc = NULL;
 	json_t *all = NULL;
 	json_int_t after = 0;
-	bool json = false;
-	int opt, ret = SBX_EXIT_FAIL;
+	struct sbx_flags f = {0};
+	int ret = SBX_EXIT_FAIL;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		if (opt == 'j')
-			json = true;
-		else if (opt == 'h') {
-			sbx_usage(cmd, stdout);
-			return SBX_EXIT_OK;
-		} else
-			return sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-	}
+	if (sbx_parse_flags(cmd, argc, argv, "jh", opts, &f, &ret) < 0)
+		return ret;
 	if (argc - optind != 1)
 		return sbx_usage_error(cmd, "give one sandbox name");
 	if (sbx_http_need_key() < 0)
@@ -97,7 +88,7 @@ int sbx_cmd_audit(const struct sbx_command *cmd, int argc, char **argv)
 		if (!after)
 			break;
 	}
-	if (json) {
+	if (f.json) {
 		char *text = json_dumps(all, JSON_INDENT(2));
 
 		if (text)

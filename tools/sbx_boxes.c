@@ -274,25 +274,14 @@ int sbx_cmd_ls(const struct sbx_command *cmd, int argc, char **argv)
 					     {0}};
 	struct column cols[] = {{"NAME", 4},  {"STATUS", 6}, {"CREATED", 7},
 				{"VCPUS", 5}, {"MEMORY", 6}, {"DISK", 4}};
-	bool json = false, quiet = false;
+	struct sbx_flags f = {0};
 	struct sbx_resp r;
 	json_t *list, *box;
 	size_t i;
-	int opt;
+	int code;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "jqh", opts, NULL)) != -1) {
-		if (opt == 'j')
-			json = true;
-		else if (opt == 'q')
-			quiet = true;
-		else if (opt == 'h') {
-			sbx_usage(cmd, stdout);
-			return SBX_EXIT_OK;
-		} else
-			return sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-	}
+	if (sbx_parse_flags(cmd, argc, argv, "jqh", opts, &f, &code) < 0)
+		return code;
 	if (optind < argc)
 		return sbx_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	if (sbx_http_need_key() < 0 || sbx_api_call("GET", "/boxes", NULL, 60, &r) < 0)
@@ -305,7 +294,7 @@ int sbx_cmd_ls(const struct sbx_command *cmd, int argc, char **argv)
 	list = json_object_get(r.json, "sandboxes");
 	if (!list)
 		list = json_object_get(r.json, "items");
-	if (json) {
+	if (f.json) {
 		json_t *empty = json_array();
 
 		print_json(list ? list : empty);
@@ -315,7 +304,7 @@ int sbx_cmd_ls(const struct sbx_command *cmd, int argc, char **argv)
 	}
 	/* two passes: widths, then rows */
 	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1 && !quiet)
+		if (pass == 1 && !f.quiet)
 			printf("%-*s  %-*s  %-*s  %*s  %*s  %*s\n", cols[0].width, cols[0].title,
 			       cols[1].width, cols[1].title, cols[2].width, cols[2].title,
 			       cols[3].width, cols[3].title, cols[4].width, cols[4].title,
@@ -333,7 +322,7 @@ int sbx_cmd_ls(const struct sbx_command *cmd, int argc, char **argv)
 			sbx_format_bytes(jint(box, "mem_bytes"), cells[4], sizeof(cells[4]));
 			sbx_format_bytes(jint(box, "fs_capacity_bytes"), cells[5],
 					 sizeof(cells[5]));
-			if (quiet) {
+			if (f.quiet) {
 				if (pass == 1)
 					printf("%s\n", cells[0]);
 				continue;
@@ -361,33 +350,22 @@ int sbx_cmd_status(const struct sbx_command *cmd, int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	_cleanup_free_ char *esc = NULL, *path = NULL;
-	bool json = false;
+	struct sbx_flags f = {0};
 	struct sbx_resp r;
 	json_t *box = NULL;
 	const char *msg;
-	int opt;
+	int code;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "jvh", opts, NULL)) != -1) {
-		if (opt == 'j')
-			json = true;
-		else if (opt == 'v')
-			arg_verbose++;
-		else if (opt == 'h') {
-			sbx_usage(cmd, stdout);
-			return SBX_EXIT_OK;
-		} else
-			return sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-	}
+	if (sbx_parse_flags(cmd, argc, argv, "jvh", opts, &f, &code) < 0)
+		return code;
 	if (argc - optind != 1)
 		return sbx_usage_error(cmd, "give one sandbox name");
 	if (sbx_http_need_key() < 0)
 		return sbx_error_print(SBX_EXIT_FAIL);
-	if (json || arg_verbose) {
+	if (f.json || arg_verbose) {
 		if (sbx_box_get(argv[optind], &box) < 0)
 			return sbx_error_print(SBX_EXIT_FAIL);
-		if (json)
+		if (f.json)
 			print_json(box);
 		else
 			print_details(box);
@@ -471,20 +449,11 @@ int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
-	bool force = false;
-	int opt, code = SBX_EXIT_OK;
+	struct sbx_flags f = {0};
+	int code = SBX_EXIT_OK;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-		if (opt == 'f')
-			force = true;
-		else if (opt == 'h') {
-			sbx_usage(cmd, stdout);
-			return SBX_EXIT_OK;
-		} else
-			return sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-	}
+	if (sbx_parse_flags(cmd, argc, argv, "fh", opts, &f, &code) < 0)
+		return code;
 	if (optind >= argc)
 		return sbx_usage_error(cmd, "give at least one sandbox name");
 	if (sbx_http_need_key() < 0)
@@ -501,7 +470,7 @@ int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv)
 		rc = sbx_api_call("DELETE", path, NULL, DELETE_TIMEOUT_S, &r);
 		if (rc < 0)
 			return sbx_error_print(SBX_EXIT_FAIL); /* sbxd is gone: stop here */
-		if (r.status == 404 && force) {
+		if (r.status == 404 && f.force) {
 			sbx_resp_release(&r);
 			continue;
 		}

@@ -114,74 +114,27 @@ static int snapshot_get(const char *ref, json_t **ret)
 	return rc;
 }
 
-static int parse_common(const struct sbx_command *cmd, int argc, char **argv, const char *shortopts,
-			const struct option *opts, bool *json, bool *quiet, bool *memory,
-			bool *force, long *timeout, int *code)
-{
-	int opt;
-	long n;
-
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			*json = true;
-			break;
-		case 'q':
-			*quiet = true;
-			break;
-		case 'M':
-			*memory = true;
-			break;
-		case 'f':
-			*force = true;
-			break;
-		case 't':
-			if (sbx_parse_long(optarg, 1, 3600, &n) < 0) {
-				*code = sbx_usage_error(cmd, "--timeout wants 1 to 3600 seconds");
-				return -EINVAL;
-			}
-			*timeout = n;
-			break;
-		case 'v':
-			arg_verbose++;
-			break;
-		case 'h':
-			sbx_usage(cmd, stdout);
-			*code = SBX_EXIT_OK;
-			return -ECANCELED;
-		default:
-			*code = sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
 static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"memory", no_argument, NULL, 'M'},	       {"json", no_argument, NULL, 'j'},
 	    {"timeout", required_argument, NULL, 't'}, {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},	       {0}};
-	bool json = false, quiet = false, memory = false, force = false;
-	long timeout = SNAPSHOT_WAIT_DEFAULT_S;
+	struct sbx_flags f = {.timeout = SNAPSHOT_WAIT_DEFAULT_S};
 	_cleanup_free_ char *esc = NULL, *path = NULL, *id = NULL;
 	struct sbx_resp r = {0};
 	json_t *body, *s = NULL;
 	time_t deadline;
 	int code = SBX_EXIT_FAIL, rc;
 
-	if (parse_common(cmd, argc, argv, "Mjt:vh", opts, &json, &quiet, &memory, &force, &timeout,
-			 &code) < 0)
+	if (sbx_parse_flags(cmd, argc, argv, "Mjt:vh", opts, &f, &code) < 0)
 		return code;
 	if (argc - optind != 2)
 		return sbx_usage_error(cmd, "snapshot create wants a sandbox and a snapshot name");
 	if (sbx_http_need_key() < 0)
 		return sbx_error_print(SBX_EXIT_FAIL);
 	esc = sbx_url_escape(argv[optind]);
-	body = json_pack("{s:s, s:b}", "name", argv[optind + 1], "include_memory", memory);
+	body = json_pack("{s:s, s:b}", "name", argv[optind + 1], "include_memory", f.memory);
 	if (!esc || !body || asprintf(&path, "/boxes/%s/snapshot", esc) < 0) {
 		json_decref(body);
 		sbx_error_set(-ENOMEM, "out of memory");
@@ -201,7 +154,7 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	/* poll until it is ready or failed */
-	deadline = time(NULL) + timeout;
+	deadline = time(NULL) + f.timeout;
 	for (;;) {
 		const char *st;
 
@@ -224,13 +177,13 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 			sbx_error_set(-ETIMEDOUT,
 				      "snapshot '%s' (%s) is not ready after %ld s; it is still %s "
 				      "(see 'sbx snapshot get %s')",
-				      argv[optind + 1], id, timeout, st, id);
+				      argv[optind + 1], id, f.timeout, st, id);
 			json_decref(s);
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}
 		usleep(500 * 1000);
 	}
-	if (json)
+	if (f.json)
 		print_json(s);
 	else if (arg_verbose)
 		print_details(s);
@@ -246,8 +199,7 @@ static int snap_ls(const struct sbx_command *cmd, int argc, char **argv)
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
-	bool json = false, quiet = false, memory = false, force = false;
-	long timeout = 0;
+	struct sbx_flags f = {0};
 	const char *titles[] = {"NAME", "ID", "STATUS", "CREATED", "CONTENTS", "DISK", "POOL"};
 	int widths[7];
 	struct sbx_resp r;
@@ -255,8 +207,7 @@ static int snap_ls(const struct sbx_command *cmd, int argc, char **argv)
 	size_t i;
 	int code = SBX_EXIT_FAIL;
 
-	if (parse_common(cmd, argc, argv, "jqh", opts, &json, &quiet, &memory, &force, &timeout,
-			 &code) < 0)
+	if (sbx_parse_flags(cmd, argc, argv, "jqh", opts, &f, &code) < 0)
 		return code;
 	if (optind < argc)
 		return sbx_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
@@ -269,7 +220,7 @@ static int snap_ls(const struct sbx_command *cmd, int argc, char **argv)
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	list = json_object_get(r.json, "snapshots");
-	if (json) {
+	if (f.json) {
 		print_json(list ? list : json_object_get(r.json, "items"));
 		sbx_resp_release(&r);
 		return SBX_EXIT_OK;
@@ -277,7 +228,7 @@ static int snap_ls(const struct sbx_command *cmd, int argc, char **argv)
 	for (int c = 0; c < 7; c++)
 		widths[c] = (int)strlen(titles[c]);
 	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1 && !quiet)
+		if (pass == 1 && !f.quiet)
 			printf("%-*s  %-*s  %-*s  %-*s  %-*s  %*s  %*s\n", widths[0], titles[0],
 			       widths[1], titles[1], widths[2], titles[2], widths[3], titles[3],
 			       widths[4], titles[4], widths[5], titles[5], widths[6], titles[6]);
@@ -293,7 +244,7 @@ static int snap_ls(const struct sbx_command *cmd, int argc, char **argv)
 			sbx_format_bytes(jint(s, "fs_capacity_bytes"), cells[5], sizeof(cells[5]));
 			snprintf(cells[6], sizeof(cells[6]), "%" JSON_INTEGER_FORMAT,
 				 jint(s, "pool_size"));
-			if (quiet) {
+			if (f.quiet) {
 				if (pass == 1)
 					printf("%s\n", cells[1]);
 				continue;
@@ -316,19 +267,17 @@ static int snap_get(const struct sbx_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
-	bool json = false, quiet = false, memory = false, force = false;
-	long timeout = 0;
+	struct sbx_flags f = {0};
 	json_t *s = NULL;
 	int code = SBX_EXIT_FAIL;
 
-	if (parse_common(cmd, argc, argv, "jh", opts, &json, &quiet, &memory, &force, &timeout,
-			 &code) < 0)
+	if (sbx_parse_flags(cmd, argc, argv, "jh", opts, &f, &code) < 0)
 		return code;
 	if (argc - optind != 1)
 		return sbx_usage_error(cmd, "give one snapshot (an id or a name)");
 	if (sbx_http_need_key() < 0 || snapshot_get(argv[optind], &s) < 0)
 		return sbx_error_print(SBX_EXIT_FAIL);
-	if (json)
+	if (f.json)
 		print_json(s);
 	else
 		print_details(s);
@@ -340,12 +289,10 @@ static int snap_rm(const struct sbx_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
-	bool json = false, quiet = false, memory = false, force = false;
-	long timeout = 0;
+	struct sbx_flags f = {0};
 	int code = SBX_EXIT_FAIL;
 
-	if (parse_common(cmd, argc, argv, "fh", opts, &json, &quiet, &memory, &force, &timeout,
-			 &code) < 0)
+	if (sbx_parse_flags(cmd, argc, argv, "fh", opts, &f, &code) < 0)
 		return code;
 	if (optind >= argc)
 		return sbx_usage_error(cmd, "give at least one snapshot (an id or a name)");
@@ -364,7 +311,7 @@ static int snap_rm(const struct sbx_command *cmd, int argc, char **argv)
 		if (sbx_api_call("DELETE", path, NULL, 180, &r) < 0)
 			return sbx_error_print(SBX_EXIT_FAIL);
 		rc = 0;
-		if (r.status == 404 && force) {
+		if (r.status == 404 && f.force) {
 			sbx_resp_release(&r);
 			continue;
 		}
@@ -384,15 +331,14 @@ static int snap_rm(const struct sbx_command *cmd, int argc, char **argv)
 static int snap_pool(const struct sbx_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
-	bool json = false, quiet = false, memory = false, force = false;
-	long timeout = 0, size;
+	struct sbx_flags f = {0};
+	long size;
 	_cleanup_free_ char *esc = NULL, *path = NULL;
 	struct sbx_resp r;
 	json_t *body;
 	int code = SBX_EXIT_FAIL, rc;
 
-	if (parse_common(cmd, argc, argv, "h", opts, &json, &quiet, &memory, &force, &timeout,
-			 &code) < 0)
+	if (sbx_parse_flags(cmd, argc, argv, "h", opts, &f, &code) < 0)
 		return code;
 	if (argc - optind != 2 || sbx_parse_long(argv[optind + 1], 0, 1000, &size) < 0)
 		return sbx_usage_error(cmd,

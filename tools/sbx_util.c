@@ -112,3 +112,47 @@ int sbx_parse_long(const char *s, long min, long max, long *ret)
 	*ret = v;
 	return 0;
 }
+
+int sbx_parse_flags(const struct sbx_command *cmd, int argc, char **argv, const char *shortopts,
+		    const struct option *opts, struct sbx_flags *f, int *code)
+{
+	int opt;
+	long n;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			f->json = true;
+			break;
+		case 'q':
+			f->quiet = true;
+			break;
+		case 'M':
+			f->memory = true;
+			break;
+		case 'f':
+			f->force = true;
+			break;
+		case 't':
+			if (sbx_parse_long(optarg, 1, 3600, &n) < 0) {
+				*code = sbx_usage_error(cmd, "--timeout wants 1 to 3600 seconds");
+				return -EINVAL;
+			}
+			f->timeout = n;
+			break;
+		case 'v':
+			arg_verbose++;
+			break;
+		case 'h':
+			sbx_usage(cmd, stdout);
+			*code = SBX_EXIT_OK;
+			return -ECANCELED;
+		default:
+			*code = sbx_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}

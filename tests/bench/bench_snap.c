@@ -10,6 +10,11 @@
  *  - host memory of 10 forks against 1: sum of the QEMU processes'
  *    proportional set size (PSS: a page shared by n processes counts 1/n)
  *    plus the page cache the snapshot's RAM file holds
+ *  - sandboxes held by one host: idle 256 MiB forks of one snapshot,
+ *    started one after another until the host's limit (a start fails or
+ *    takes over DENSITY_SLOW_S, or less than DENSITY_RESERVE_MIB of memory
+ *    is left) or SBX_BENCH_DENSITY sandboxes (default 200; 0 skips it):
+ *    host memory per idle sandbox and create-to-first-exec while full
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +37,14 @@
 LOG_DEFINE_STATE("bench_snap");
 
 #define RUNS 10
+#define DENSITY_MIB 256
+#define DENSITY_DEFAULT 200
+#define DENSITY_MAX 1000
+#define DENSITY_RESERVE_MIB 2048
+#define DENSITY_SLOW_S 120
+#define DENSITY_FULL_RUNS 5
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static vm_driver *drv;
 static snap_store *st;
@@ -258,6 +272,140 @@ static long memory_kb(vm **v, int n, const char *ram, long *ret_cache)
 	return sum;
 }
 
+/* MemAvailable of /proc/meminfo, in KiB; -1 if unknown. */
+static long host_available_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* One fork of id to its first command result; ms, or -1 (*ret_v NULL). */
+static double fork_one(const char *id, vm **ret_v)
+{
+	char name[64];
+	struct snap_restore_opts o = {.vm_name = name, .restore_memory = true};
+	double t0 = now_ms();
+
+	*ret_v = NULL;
+	snprintf(name, sizeof(name), "bden-%d-%d", (int)getpid(), seq++);
+	if (snap_restore(st, drv, id, &o, ret_v, NULL) < 0) {
+		fprintf(stderr, "bench: density: start %s: %s\n", name, snap_last_error());
+		return -1;
+	}
+	if (first_exec(*ret_v) < 0) {
+		fprintf(stderr, "bench: density: %s did not run a command\n", name);
+		destroy(*ret_v);
+		*ret_v = NULL;
+		return -1;
+	}
+	return now_ms() - t0;
+}
+
+/* Sandboxes held by one host (see the top of the file). */
+static int density(int max)
+{
+	struct snap_restore_opts so = {
+	    .vm_name = "bden-src", .memory_mib = DENSITY_MIB, .use_zygote = true};
+	struct snap_capture_opts co = {.include_memory = true, .name = "bench-density"};
+	struct snap_manifest *m = NULL;
+	vm *src = NULL, **held = calloc((size_t)max, sizeof(vm *));
+	double *t = calloc((size_t)max + DENSITY_FULL_RUNS, sizeof(double));
+	double full[DENSITY_FULL_RUNS], t0 = now_ms();
+	long avail0, avail, cache = 0;
+	const char *why = NULL;
+	char *ram = NULL;
+	int n = 0, nfull = 0, ret = -1;
+
+	if (!held || !t)
+		goto out;
+	if (snap_start_image(st, drv, image, &so, &src, NULL) < 0) {
+		fprintf(stderr, "bench: density: source VM: %s\n", snap_last_error());
+		goto out;
+	}
+	co.agent_socket = vm_agent_socket(src);
+	if (snap_capture(st, drv, src, &co, &m) < 0) {
+		fprintf(stderr, "bench: density: capture: %s\n", snap_last_error());
+		goto out;
+	}
+	destroy(src);
+	src = NULL;
+	if (m->mem_mode == SNAP_MEM_SHARED_FILE)
+		ram = snap_blob_path(st, snap_manifest_part(m, SNAP_PART_RAM)->blob);
+	avail0 = host_available_kb();
+	while (n < max) {
+		avail = host_available_kb();
+		if (avail >= 0 && avail < DENSITY_RESERVE_MIB * 1024L) {
+			why = "less than " STR(DENSITY_RESERVE_MIB) " MiB of host memory left";
+			break;
+		}
+		t[n] = fork_one(m->id, &held[n]);
+		if (t[n] < 0) {
+			why = "a start failed";
+			break;
+		}
+		n++;
+		if (t[n - 1] > DENSITY_SLOW_S * 1000.0) {
+			why = "a start took over " STR(DENSITY_SLOW_S) " s";
+			break;
+		}
+		if (n % 10 == 0)
+			fprintf(stderr,
+				"density: %d sandboxes after %.0f s, last start %.0f ms, "
+				"host memory available %ld MiB\n",
+				n, (now_ms() - t0) / 1000, t[n - 1], host_available_kb() / 1024);
+	}
+	if (!why)
+		why = "the benchmark's cap (SBX_BENCH_DENSITY)";
+	avail = host_available_kb();
+	if (n == 0) {
+		fprintf(stderr, "bench: density: no sandbox started\n");
+		goto out;
+	}
+	/* create-to-first-exec while full: one more, measured and let go */
+	for (int i = 0; i < DENSITY_FULL_RUNS; i++) {
+		vm *v = NULL;
+		double ms = fork_one(m->id, &v);
+
+		if (ms >= 0)
+			full[nfull++] = ms;
+		destroy(v);
+	}
+	printf("sandboxes held by one host: %d idle %u MiB forks of one snapshot (stopped at: "
+	       "%s), started in %.0f s [%s]\n",
+	       n, DENSITY_MIB, why, (now_ms() - t0) / 1000, accel);
+	printf("host memory per idle sandbox: %.1f MiB (MemAvailable fell %ld MiB); QEMU PSS + "
+	       "snapshot RAM file in page cache: %.1f MiB each; %.1f%% of a %u MiB guest [%s]\n",
+	       (double)(avail0 - avail) / 1024 / n, (avail0 - avail) / 1024,
+	       (double)memory_kb(held, n, ram ? ram : "", &cache) / 1024 / n,
+	       100.0 * (double)(avail0 - avail) / 1024 / n / DENSITY_MIB, DENSITY_MIB, accel);
+	printf("create to first command result: first 10 p50 %.0f ms; last 10 p50 %.0f ms; "
+	       "with %d held, p50 %.0f ms over %d runs (%d failed) [%s]\n",
+	       pct(t, n < 10 ? n : 10, 0.5), pct(t + (n > 10 ? n - 10 : 0), n < 10 ? n : 10, 0.5),
+	       n, nfull ? pct(full, nfull, 0.5) : -1.0, DENSITY_FULL_RUNS,
+	       DENSITY_FULL_RUNS - nfull, accel);
+	ret = 0;
+out:
+	destroy(src);
+	for (int i = 0; held && i < n; i++)
+		destroy(held[i]);
+	if (m)
+		(void)snap_delete(st, m->id, NULL);
+	snap_manifest_free(m);
+	free(ram);
+	free(held);
+	free(t);
+	return ret;
+}
+
 int main(void)
 {
 	const char *img = getenv("SBX_TEST_IMAGE");
@@ -269,6 +417,19 @@ int main(void)
 	const char *how_z = "?", *how_f = "?";
 	vm *src = NULL, *forks[10] = {0};
 	long mem1, mem10, cache1, cache10;
+	const char *dens = getenv("SBX_BENCH_DENSITY");
+	int density_max = dens ? atoi(dens) : DENSITY_DEFAULT;
+	struct rlimit nofile;
+
+	if (density_max < 0 || density_max > DENSITY_MAX) {
+		fprintf(stderr, "bench: SBX_BENCH_DENSITY must be 0 to %d\n", DENSITY_MAX);
+		return 1;
+	}
+	/* each VM holds descriptors (monitor, agent, console): lift the cap */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 
 	if (!realpath(img ? img : "build/images/default", image)) {
 		fprintf(stderr, "bench: no VM image: run 'make image'\n");
@@ -327,6 +488,8 @@ int main(void)
 	for (int i = 0; i < 10; i++)
 		destroy(forks[i]);
 	destroy(src);
+	if (density_max > 0 && density(density_max) < 0)
+		return 1;
 	snap_manifest_free(m);
 	free(ram);
 	st = snap_store_free(st);

@@ -10,45 +10,15 @@
 # Ends with a Check-style summary line like the other suites.
 set -u
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root" || exit 1
-O=${O:-build}
-case "$O" in /*) ob=$O ;; *) ob=$root/$O ;; esac
+SUITE=crash
+# shellcheck source=tests/integration/harness.sh
+. "$(dirname "$0")/harness.sh"
 
-SBX=$ob/sbx
-SBXD=$ob/sbxd
-IMAGE=$ob/images/default
-STATE=$ob/test-state/crash
-LOG=$ob/test-state/crash.sbxd.log
-WORK=$ob/test-state/crash.work
-PIDFILE=$ob/test-state/crash.sbxd.pid
 DB=$STATE/sbxd.db
 # when to kill sbxd after starting an operation, in seconds (TCG: a create
 # takes 1-4 s, a capture 0.2-5 s, a stop 1-3 s, a delete ≈1.5 s)
 DELAYS=${CRASH_DELAYS:-0.1 0.7 1.5 3}
 
-checks=0
-failures=0
-SBXD_PID=
-
-summary() {
-	pct=100
-	[ "$checks" -gt 0 ] && pct=$(((checks - failures) * 100 / checks))
-	echo "$pct%: Checks: $checks, Failures: $failures, Errors: 0"
-}
-pass() {
-	checks=$((checks + 1))
-	echo "ok $checks - $1"
-}
-fail() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "not ok $checks - $1"
-	shift
-	for line in "$@"; do echo "#   $line"; done
-}
-
-qemu_pids() { pgrep -f "qemu-system-[a-z0-9_]+ .*$STATE/" 2>/dev/null || true; }
 # VM names of the running QEMU processes (libvirt names domains sbx-NAME)
 qemu_vms() {
 	for p in $(qemu_pids); do
@@ -56,86 +26,7 @@ qemu_vms() {
 	done | grep -v '^zygote-' | sort
 }
 
-kill_qemu() {
-	pids=$(qemu_pids)
-	[ -z "$pids" ] && return 0
-	# shellcheck disable=SC2086
-	kill -KILL $pids 2>/dev/null
-	return 0
-}
-
-start_sbxd() {
-	"$SBXD" serve --listen "127.0.0.1:$PORT" --state-dir "$STATE" --image "$IMAGE" \
-		>>"$LOG" 2>&1 &
-	SBXD_PID=$!
-	echo "$SBXD_PID" >"$PIDFILE"
-	i=0
-	while [ $i -lt 600 ] && kill -0 "$SBXD_PID" 2>/dev/null; do
-		curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
-kill9_sbxd() {
-	[ -z "$SBXD_PID" ] && return 0
-	kill -KILL "$SBXD_PID" 2>/dev/null
-	wait "$SBXD_PID" 2>/dev/null
-	SBXD_PID=
-}
-
-stop_sbxd() {
-	[ -z "$SBXD_PID" ] && return 0
-	kill -TERM "$SBXD_PID" 2>/dev/null
-	i=0
-	while kill -0 "$SBXD_PID" 2>/dev/null && [ $i -lt 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -KILL "$SBXD_PID" 2>/dev/null
-	wait "$SBXD_PID" 2>/dev/null
-	SBXD_PID=
-}
-
-cleanup() {
-	stop_sbxd
-	kill_qemu
-	rm -f "$PIDFILE"
-}
-
-bail() {
-	fail "$1"
-	cleanup
-	summary
-	exit 1
-}
-trap 'cleanup; summary; exit 130' INT TERM
-
-for t in sqlite3 jq curl; do
-	command -v "$t" >/dev/null 2>&1 || bail "$t is missing (make deps)"
-done
-[ -x "$SBX" ] && [ -x "$SBXD" ] || bail "build/sbx or build/sbxd is missing (make all)"
-[ -f "$IMAGE/rootfs.ext4" ] || bail "$IMAGE is missing (make image)"
-
-if [ -f "$PIDFILE" ]; then
-	old=$(cat "$PIDFILE")
-	if [ -n "$old" ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q -- "$STATE"; then
-		kill -KILL "$old" 2>/dev/null
-	fi
-	rm -f "$PIDFILE"
-fi
-kill_qemu
-rm -rf "$STATE" "$WORK"
-mkdir -p "$STATE" "$WORK/config"
-: >"$LOG"
-
-KEY=$("$SBXD" key create --name crash --state-dir "$STATE" 2>>"$LOG" | tail -n 1)
-case "$KEY" in sbx_*) ;; *) bail "sbxd key create printed no key (log: $LOG)" ;; esac
-PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-start_sbxd || bail "sbxd did not start on port $PORT (log: $LOG)"
-echo "crash_loop: sbxd http://127.0.0.1:$PORT (state $STATE, log $LOG)"
-export SBX_ENDPOINT="http://127.0.0.1:$PORT" SBX_API_KEY="$KEY" XDG_CONFIG_HOME="$WORK/config"
+harness_setup crash sqlite3 jq
 
 api() { curl -fsS -H "X-Api-Key: $KEY" "http://127.0.0.1:$PORT/api/v2/sandboxes$1"; }
 sql() { sqlite3 -readonly "$DB" "$1" 2>/dev/null; }

@@ -17,46 +17,9 @@
 # shellcheck disable=SC2016 # the checks are eval'd strings on purpose
 set -u
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root" || exit 1
-O=${O:-build}
-case "$O" in /*) ob=$O ;; *) ob=$root/$O ;; esac
-
-SBX=$ob/sbx
-SBXD=$ob/sbxd
-IMAGE=$ob/images/default
-STATE=$ob/test-state/sbx-cli
-LOG=$ob/test-state/sbx-cli.sbxd.log
-WORK=$ob/test-state/sbx-cli.work
-PIDFILE=$ob/test-state/sbx-cli.sbxd.pid
-
-checks=0
-failures=0
-SBXD_PID=
-
-summary() {
-	if [ "$checks" -gt 0 ]; then
-		pct=$((100 * (checks - failures) / checks))
-	else
-		pct=0
-	fi
-	echo "$pct%: Checks: $checks, Failures: $failures, Errors: 0"
-}
-
-pass() {
-	checks=$((checks + 1))
-	echo "ok $checks - $1"
-}
-
-fail() {
-	checks=$((checks + 1))
-	failures=$((failures + 1))
-	echo "not ok $checks - $1"
-	shift
-	for line in "$@"; do
-		echo "#   $line"
-	done
-}
+SUITE=sbx-cli
+# shellcheck source=tests/integration/harness.sh
+. "$(dirname "$0")/harness.sh"
 
 # expect DESCRIPTION CONDITION-COMMAND...: one check.
 expect() {
@@ -89,97 +52,7 @@ out_is() { [ "$(cat "$WORK/out")" = "$1" ]; }
 err_has() { grep -q -- "$1" "$WORK/err"; }
 rc_is() { [ "$rc" = "$1" ]; }
 
-qemu_pids() { pgrep -f "qemu-system-[a-z0-9_]+ .*$STATE/" 2>/dev/null || true; }
-
-kill_qemu() {
-	pids=$(qemu_pids)
-	[ -z "$pids" ] && return 0
-	# shellcheck disable=SC2086
-	kill -TERM $pids 2>/dev/null
-	sleep 2
-	pids=$(qemu_pids)
-	# shellcheck disable=SC2086
-	[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
-	return 0
-}
-
-stop_sbxd() {
-	[ -z "$SBXD_PID" ] && return 0
-	kill -TERM "$SBXD_PID" 2>/dev/null
-	i=0
-	while kill -0 "$SBXD_PID" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$SBXD_PID" 2>/dev/null; then
-		kill -KILL "$SBXD_PID" 2>/dev/null
-		wait "$SBXD_PID" 2>/dev/null
-		SBXD_PID=
-		rm -f "$PIDFILE"
-		return 1
-	fi
-	wait "$SBXD_PID" 2>/dev/null
-	SBXD_PID=
-	rm -f "$PIDFILE"
-	return 0
-}
-
-cleanup() {
-	stop_sbxd
-	kill_qemu
-}
-
-bail() {
-	fail "$1"
-	cleanup
-	summary
-	exit 1
-}
-
-trap 'cleanup; summary; exit 130' INT TERM
-
-[ -x "$SBX" ] || bail "$SBX is missing (make all)"
-[ -x "$SBXD" ] || bail "$SBXD is missing (make all)"
-[ -f "$IMAGE/rootfs.ext4" ] || bail "$IMAGE is missing (make image)"
-
-# A run that was interrupted may have left its sbxd or VMs behind.
-if [ -f "$PIDFILE" ]; then
-	old=$(cat "$PIDFILE")
-	if [ -n "$old" ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q -- "$STATE"; then
-		kill -KILL "$old" 2>/dev/null
-	fi
-	rm -f "$PIDFILE"
-fi
-kill_qemu
-rm -rf "$STATE" "$WORK"
-mkdir -p "$STATE" "$WORK/config"
-: >"$LOG"
-
-KEY=$("$SBXD" key create --name cli --state-dir "$STATE" 2>>"$LOG" | tail -n 1)
-case "$KEY" in sbx_*) ;; *) bail "sbxd key create printed no key (log: $LOG)" ;; esac
-
-# A free port: pick one at random and retry if sbxd cannot bind it.
-for _ in 1 2 3 4 5; do
-	PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-	"$SBXD" serve --listen "127.0.0.1:$PORT" --state-dir "$STATE" --image "$IMAGE" \
-		>>"$LOG" 2>&1 &
-	SBXD_PID=$!
-	echo "$SBXD_PID" >"$PIDFILE"
-	i=0
-	while [ $i -lt 300 ] && kill -0 "$SBXD_PID" 2>/dev/null; do
-		curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -0 "$SBXD_PID" 2>/dev/null && curl -fs "http://127.0.0.1:$PORT/healthz" \
-		>/dev/null 2>&1 && break
-	stop_sbxd
-done
-[ -n "$SBXD_PID" ] || bail "sbxd did not start (log: $LOG)"
-echo "sbx_cli: sbxd http://127.0.0.1:$PORT (pid $SBXD_PID, state $STATE, log $LOG)"
-
-# The CLI as a person would set it up; no config file of the user's.
-export SBX_ENDPOINT="http://127.0.0.1:$PORT" SBX_API_KEY="$KEY" XDG_CONFIG_HOME="$WORK/config"
+harness_setup cli
 
 # ---- control plane ----
 run ls
