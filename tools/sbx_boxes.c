@@ -118,6 +118,7 @@ int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv)
 	    {"label", required_argument, NULL, 'l'},	{"wait", no_argument, NULL, 'W'},
 	    {"no-wait", no_argument, NULL, 'N'},	{"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},		{"verbose", no_argument, NULL, 'v'},
+	    {"idle-ttl", required_argument, NULL, 'I'}, {"lifetime", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},		{0},
 	};
 	json_t *body = json_object(), *labels = json_object();
@@ -178,6 +179,18 @@ int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv)
 						       optarg);
 				goto out;
 			}
+			break;
+		case 'I':
+		case 'L':
+			if (sbx_parse_long(optarg, 0, 10L * 365 * 86400, &n) < 0) {
+				code =
+				    sbx_usage_error(cmd, "--%s wants seconds (0: off), not '%s'",
+						    opt == 'I' ? "idle-ttl" : "lifetime", optarg);
+				goto out;
+			}
+			json_object_set_new(
+			    body, opt == 'I' ? "idle_ttl_seconds" : "max_lifetime_seconds",
+			    json_integer(n));
 			break;
 		case 'W':
 			wait = true;

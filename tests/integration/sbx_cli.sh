@@ -62,8 +62,17 @@ expect "ls with no sandboxes prints only the header" \
 run create --name cli-a
 expect "create --name prints the name" eval 'rc_is 0 && out_is cli-a'
 
-run create --no-wait --name cli-c
+run create --no-wait --name cli-c --idle-ttl 0 --lifetime 3600
 expect "create --no-wait returns at once with the name" eval 'rc_is 0 && out_is cli-c'
+
+run status --json cli-c
+expect "create --idle-ttl and --lifetime reach the sandbox" \
+	eval 'rc_is 0 && grep -q "\"max_lifetime_seconds\": 3600" "$WORK/out" &&
+		grep -q "\"idle_ttl_seconds\": 0" "$WORK/out" && grep -q "\"expires_at\": \"20" "$WORK/out"'
+
+run create --lifetime soon
+expect "create --lifetime with a word is a usage error" \
+	eval 'rc_is 2 && err_has "lifetime wants seconds"'
 
 run ls
 expect "ls shows the sandbox as ready" eval 'rc_is 0 && grep -q "^cli-a  *ready " "$WORK/out"'

@@ -809,6 +809,8 @@ START_TEST(test_vm_xml_escapes_every_interpolated_string)
 	ck_assert_ptr_nonnull(strstr(xml, "/img/&apos;&lt;&amp;&gt;&quot;/vmlinuz"));
 	ck_assert_ptr_nonnull(strstr(xml, "tsc_early_khz=2000000"));
 	ck_assert_ptr_nonnull(strstr(xml, "<tb-cache unit='MiB'>64</tb-cache>"));
+	/* without arat an idle TCG guest keeps its periodic tick */
+	ck_assert_ptr_nonnull(strstr(xml, "<feature policy='require' name='arat'/>"));
 	ck_assert_ptr_nonnull(strstr(xml, "machine='microvm'"));
 	ck_assert_ptr_nonnull(strstr(xml, "<domain type='qemu' xmlns:qemu="));
 	/* a full host disk is an I/O error in the guest, never a paused VM */
