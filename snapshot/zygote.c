@@ -7,9 +7,9 @@
  * conversion is needed: pause, save the device state without RAM, done.
  * Every fresh start forks it (restore.c) instead of booting.
  *
- * A zygote is found again by image directory, image digest and shape; an
- * image rebuilt in place has another digest, so its old zygote is simply
- * not used any more (sbx-snapshot gc/rm removes it).
+ * A zygote is found again by its name (ZYGOTE_NAME), image directory, image
+ * digest and shape; an image rebuilt in place has another digest, so its
+ * old zygote is simply not used any more (sbx-snapshot gc/rm removes it).
  *
  * Also here: snapshots of an image's filesystem as it is (no layers).
  */
@@ -41,6 +41,13 @@ static int64_t now_ms(void)
 	clock_gettime(CLOCK_REALTIME, &t);
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
+
+/* The manifest name of the zygotes this build makes and uses. A change of
+ * the VM's machine that a booted guest keeps (its CPU features: "arat"
+ * made idle guests tickless) bumps it, so zygotes booted on the old
+ * machine are not forked any more; like the zygotes of a rebuilt image,
+ * they stay on disk until removed (sbx-snapshot rm). */
+#define ZYGOTE_NAME "zygote-2"
 
 static struct snap_manifest *new_manifest(enum snap_kind kind, const char *image,
 					  const char *digest)
@@ -76,7 +83,7 @@ static int find_zygote(snap_store *s, const char *image, const char *digest, uns
 		const struct snap_manifest *m = l[i];
 
 		if (m->kind == SNAP_ZYGOTE && m->status == SNAP_READY &&
-		    !strcmp(m->image_dir, image) &&
+		    !strcmp(m->name ? m->name : "", ZYGOTE_NAME) && !strcmp(m->image_dir, image) &&
 		    !strcmp(m->image_digest ? m->image_digest : "", digest) && m->vcpus == vcpus &&
 		    m->memory_mib == memory_mib) {
 			*ret_id = strdup(m->id);
@@ -117,7 +124,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	m->mem_mode = SNAP_MEM_SHARED_FILE;
 	m->vcpus = vcpus;
 	m->memory_mib = memory_mib;
-	m->name = strdup("zygote");
+	m->name = strdup(ZYGOTE_NAME);
 	if ((r = snapvm_add_part(m, SNAP_PART_RAM, ram, false)) < 0 ||
 	    (r = snapvm_add_part(m, SNAP_PART_STATE, state, false)) < 0 ||
 	    (r = snapvm_publish(s, m)) < 0)

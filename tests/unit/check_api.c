@@ -1158,6 +1158,25 @@ static void wait_status(const char *name, const char *key, const char *want)
 	ck_abort_msg("sandbox %s never became %s", name, want);
 }
 
+/* Send METHOD /boxes/NAME every 50 ms until it is 404 (a PATCH "{}" is
+ * activity; a GET is not); abort after 5 s. */
+static void wait_gone(const char *method, const char *name, const char *key)
+{
+	char path[200];
+	struct resp r;
+
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/boxes/%s", name);
+	for (int i = 0; i < 100; i++) {
+		long st = http(&r, method, path, key_hdr(key), strcmp(method, "GET") ? "{}" : NULL);
+
+		resp_free(&r);
+		if (st == 404)
+			return;
+		sleep_ms(50);
+	}
+	ck_abort_msg("sandbox %s is still there", name);
+}
+
 START_TEST(test_server_healthz_needs_no_key)
 {
 	struct resp r;
@@ -2011,17 +2030,7 @@ START_TEST(test_server_idle_ttl_stops_and_delete_after_stop_deletes)
 	ck_assert(now_s() - t0 > 0.5);
 	stop_snapshot_of("idle", snap, sizeof(snap));
 	ck_assert(fake_has_snap(snap));
-	for (int i = 0; i < 100; i++) {
-		long st = http(&r, "GET", "/api/v2/sandboxes/boxes/idle", key_hdr(t.alice), NULL);
-
-		resp_free(&r);
-		if (st == 404)
-			break;
-		sleep_ms(50);
-	}
-	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/idle", key_hdr(t.alice), NULL),
-			 404);
-	resp_free(&r);
+	wait_gone("GET", "idle", t.alice);
 	ck_assert(!fake_has_snap(snap));
 	/* TTL 0: never */
 	ck_assert_int_eq(
@@ -2036,7 +2045,6 @@ START_TEST(test_server_max_lifetime_deletes_ready_and_stopped_sandboxes)
 	struct resp r;
 	char snap[64];
 	double t0;
-	long st = 0;
 
 	t0 = now_s();
 	ck_assert_int_eq(create_box(t.alice,
@@ -2063,23 +2071,10 @@ START_TEST(test_server_max_lifetime_deletes_ready_and_stopped_sandboxes)
 	wait_status("parked", t.alice, "stopped");
 	stop_snapshot_of("parked", snap, sizeof(snap));
 	ck_assert(fake_has_snap(snap));
-	/* activity does not postpone a hard TTL */
-	for (int i = 0; i < 100 && st != 404; i++) {
-		st =
-		    http(&r, "GET", "/api/v2/sandboxes/boxes/short/status", key_hdr(t.alice), NULL);
-		resp_free(&r);
-		sleep_ms(50);
-	}
-	ck_assert_int_eq(st, 404);
+	/* activity (a PATCH every 50 ms) does not postpone a hard TTL */
+	wait_gone("PATCH", "short", t.alice);
 	ck_assert(now_s() - t0 > 1.9);
-	for (int i = 0; i < 100; i++) {
-		st = http(&r, "GET", "/api/v2/sandboxes/boxes/parked", key_hdr(t.alice), NULL);
-		resp_free(&r);
-		if (st == 404)
-			break;
-		sleep_ms(50);
-	}
-	ck_assert_int_eq(st, 404);
+	wait_gone("GET", "parked", t.alice);
 	ck_assert(!fake_has_snap(snap)); /* its stop snapshot went with it */
 	ck_assert_int_eq(
 	    http(&r, "GET", "/api/v2/sandboxes/boxes/long/status", key_hdr(t.alice), NULL), 200);
