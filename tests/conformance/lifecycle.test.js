@@ -178,6 +178,37 @@ test("lifecycle: kill_on_disconnect kills a command when its client leaves; idle
   assert.equal(await running(fsBox, NEVER), false, "a killed command is gone");
 });
 
+test("lifecycle: ttl_seconds keeps a finished command reconnectable that long, then it is SessionExpired", BOOT, async () => {
+  need(fsBox, FS);
+  const keep = await fsBox.run("echo kept", { wait: false, ttlSeconds: 600 });
+  assert.equal((await keep.result).stdout, "kept\n");
+  const t0 = Date.now();
+  const brief = await fsBox.run("echo brief", { wait: false, ttlSeconds: 2 });
+  assert.equal((await brief.result).stdout, "brief\n");
+  let expired = null, replays = 0;
+  while (!expired && Date.now() - t0 < 40_000) {
+    try {
+      const res = await (await fsBox.reconnect(brief.commandId)).result;
+      assert.equal(res.stdout, "brief\n", "within its TTL a reconnect replays the output");
+      replays++;
+      await sleep(250);
+    } catch (e) {
+      expired = e;
+    }
+  }
+  assert.ok(expired, "the command never expired");
+  const after = Date.now() - t0;
+  console.log(`# ttl_seconds 2: replayed ${replays} time(s), expired ${after} ms after it was started`);
+  assert.ok(replays >= 1, "no reconnect within the TTL");
+  assert.ok(after >= 2000, `expired after ${after} ms, before its TTL`);
+  assert.equal(expired.name, "LangSmithSandboxOperationError", String(expired));
+  assert.match(expired.message, /expired/);
+  // the one with a longer TTL is still there, output and exit code
+  const again = await (await fsBox.reconnect(keep.commandId)).result;
+  assert.equal(again.stdout, "kept\n");
+  assert.equal(again.exit_code, 0);
+});
+
 test("lifecycle: a running command keeps a sandbox alive past its idle TTL; then it is stopped", BOOT, async () => {
   need(memBox, MEM);
   const cmd = await memBox.run("sleep 8", { wait: false });
