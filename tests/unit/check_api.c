@@ -1779,7 +1779,7 @@ END_TEST
 
 START_TEST(test_reconcile_finishes_or_rolls_back_stops_and_starts)
 {
-	struct store_box b[5], got;
+	struct store_box b[5], x, got;
 	const char *names[] = {"stopped", "stop-saved", "stop-unsaved", "stop-unsaved-gone",
 			       "starting"};
 	int64_t owner;
@@ -1811,6 +1811,21 @@ START_TEST(test_reconcile_finishes_or_rolls_back_stops_and_starts)
 			b[i].stop_snapshot_id = (char *)"snap-x";
 		ck_assert_int_eq(store_box_insert(t.st, &b[i]), 0);
 	}
+	/* ready, past its hard TTL while sbxd was down: deleted at start */
+	memset(&x, 0, sizeof(x));
+	ck_assert_int_eq(sbxd_uuid4(x.id), 0);
+	x.name = (char *)"expired";
+	x.owner = owner;
+	x.state = BOX_READY;
+	x.vcpus = 1;
+	x.mem_bytes = 512 << 20;
+	x.fs_capacity_bytes = 1 << 30;
+	x.image = (char *)"/img";
+	x.vm_name = x.id;
+	x.created_ms = store_now_ms() - 60000;
+	x.max_lifetime_seconds = 30;
+	ck_assert_int_eq(store_box_insert(t.st, &x), 0);
+	fake_add(x.id);
 	fake_add(b[1].id); /* saved, VM not destroyed yet: finished */
 	fake_add(b[2].id); /* not saved, VM runs: adopted, ready */
 	fake_add(b[4].id); /* starting: rolled back to stopped */
@@ -1863,6 +1878,16 @@ START_TEST(test_reconcile_finishes_or_rolls_back_stops_and_starts)
 	ck_assert_ptr_nonnull(strstr(got.status_message, "start it again"));
 	store_box_release(&got);
 	ck_assert(!fake_has(b[4].id));
+	/* the TTLs are read from the rows: one that expired meanwhile goes */
+	for (int i = 0; i < 150 && fake_has(x.id); i++)
+		sleep_ms(20);
+	ck_assert(!fake_has(x.id));
+	for (int i = 0; i < 150 && store_box_get(t.st, "expired", STORE_OWNER_ANY, &got) == 0;
+	     i++) {
+		store_box_release(&got);
+		sleep_ms(20);
+	}
+	ck_assert_int_eq(store_box_get(t.st, "expired", STORE_OWNER_ANY, &got), -ENOENT);
 }
 END_TEST
 
