@@ -280,32 +280,26 @@ static int key_set(const struct sbxd_config *cfg, const struct cli *c, const cha
 	_cleanup_(store_closep) store *st = NULL;
 	unsigned sandboxes = 0;
 	uint64_t mem = 0;
-	struct store_key *k = NULL;
-	size_t n = 0;
+	struct store_key k;
 	char text[96];
-	bool found = false;
 	int r;
 
 	if (!c->quota_sandboxes && !c->quota_mem_mib)
 		return usage_error("%s", "key set needs --max-sandboxes N and/or --max-mem-mib M");
 	if (open_store(cfg, &st) < 0)
 		return 1;
-	if (store_key_list(st, &k, &n) < 0) {
-		fprintf(stderr, "sbxd: cannot read the keys: %s\n", store_last_error());
-		return 1;
-	}
-	for (size_t i = 0; i < n && !found; i++) {
-		if (strcmp(k[i].name, name))
-			continue;
-		found = true;
-		sandboxes = k[i].max_sandboxes;
-		mem = k[i].max_mem_bytes;
-	}
-	store_keys_free(k, n);
-	if (!found) {
+	r = store_key_get_by_name(st, name, &k);
+	if (r == -ENOENT) {
 		fprintf(stderr, "sbxd: there is no key named '%s' (see: sbxd key list)\n", name);
 		return 1;
 	}
+	if (r < 0) {
+		fprintf(stderr, "sbxd: cannot read the keys: %s\n", store_last_error());
+		return 1;
+	}
+	sandboxes = k.max_sandboxes;
+	mem = k.max_mem_bytes;
+	store_key_release(&k);
 	if ((r = parse_quota(c, &sandboxes, &mem)))
 		return r;
 	r = store_key_set_quota(st, name, sandboxes, mem);

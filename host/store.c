@@ -408,23 +408,30 @@ static int key_prepare(store *s, const char *where, sqlite3_stmt **ret)
 	return store_prepare(s, sql, ret);
 }
 
+/* The key row st selects: 0, -ENOENT or an error. */
+static int key_step_one(store *s, sqlite3_stmt *st, struct store_key *ret)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_fail(s, rc);
+	return key_from_row(st, ret);
+}
+
 int store_key_find(store *s, const char *hash, struct store_key *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	STORE_LOCK(s);
 	struct store_key k;
-	int r, rc;
+	int r;
 
 	r = key_prepare(s, "hash = ?", &st);
 	if (r < 0)
 		return r;
 	store_bind_text(st, 1, hash);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return store_fail(s, rc);
-	r = key_from_row(st, &k);
+	r = key_step_one(s, st, &k);
 	if (r < 0)
 		return r;
 	if (k.revoked_ms) {
@@ -439,18 +446,26 @@ int store_key_get(store *s, int64_t id, struct store_key *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	STORE_LOCK(s);
-	int r, rc;
+	int r;
 
 	r = key_prepare(s, "id = ?", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return store_fail(s, rc);
-	return key_from_row(st, ret);
+	return key_step_one(s, st, ret);
+}
+
+int store_key_get_by_name(store *s, const char *name, struct store_key *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	STORE_LOCK(s);
+	int r;
+
+	r = key_prepare(s, "name = ?", &st);
+	if (r < 0)
+		return r;
+	store_bind_text(st, 1, name);
+	return key_step_one(s, st, ret);
 }
 
 int store_key_list(store *s, struct store_key **ret, size_t *ret_n)

@@ -175,6 +175,8 @@ int store_key_create(store *s, const char *name, const char *hash, bool admin, i
 /* A valid (not revoked) key by its hash: -ENOENT unknown, -EKEYREVOKED. */
 int store_key_find(store *s, const char *hash, struct store_key *ret);
 int store_key_get(store *s, int64_t id, struct store_key *ret);
+/* By name, revoked or not: 0, -ENOENT or an error. */
+int store_key_get_by_name(store *s, const char *name, struct store_key *ret);
 int store_key_list(store *s, struct store_key **ret, size_t *ret_n);
 /* -ENOENT unknown name, -EALREADY already revoked. */
 int store_key_revoke(store *s, const char *name);

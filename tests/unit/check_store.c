@@ -260,10 +260,12 @@ START_TEST(test_key_quota_and_usage_per_owner)
 	store_key_release(&k);
 	ck_assert_int_eq(store_key_set_quota(st, "qa", 2, 3ull << 30), 0);
 	ck_assert_int_eq(store_key_set_quota(st, "nope", 1, 0), -ENOENT);
-	ck_assert_int_eq(store_key_get(st, a, &k), 0);
+	ck_assert_int_eq(store_key_get_by_name(st, "qa", &k), 0);
+	ck_assert_int_eq(k.id, a);
 	ck_assert_uint_eq(k.max_sandboxes, 2);
 	ck_assert_uint_eq(k.max_mem_bytes, 3ull << 30);
 	store_key_release(&k);
+	ck_assert_int_eq(store_key_get_by_name(st, "nope", &k), -ENOENT);
 
 	make_box(&x, "ux", a);
 	make_box(&y, "uy", a);
