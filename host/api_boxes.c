@@ -212,9 +212,10 @@ static int snapshot_resources(const sbxd_api *a, const struct store_snapshot *s,
 	return api_resolve_resources(&l, q, res, e);
 }
 
-/* Fill a new row from the request; the caller inserts it. */
+/* Fill a new row from the request, its resolved resources and hard TTL;
+ * the caller inserts it. */
 static int new_row(sbxd_api *a, struct api_ctx *ctx, struct api_create_req *q,
-		   const struct api_resources *res, struct store_box *b)
+		   const struct api_resources *res, int64_t lifetime, struct store_box *b)
 {
 	int r = sbxd_uuid4(b->id);
 
@@ -233,6 +234,7 @@ static int new_row(sbxd_api *a, struct api_ctx *ctx, struct api_create_req *q,
 	b->idle_ttl_seconds = q->idle_ttl_seconds >= 0 ? q->idle_ttl_seconds : 600;
 	b->delete_after_stop_seconds =
 	    q->delete_after_stop_seconds >= 0 ? q->delete_after_stop_seconds : 0;
+	b->max_lifetime_seconds = lifetime;
 	b->labels = q->labels;
 	b->run_config = q->run_config;
 	b->proxy_config = q->proxy_config;
@@ -286,8 +288,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		http_reply_api_error(r, &e);
 		goto out;
 	}
-	ret = new_row(a, ctx, &q, &res, &b);
-	b.max_lifetime_seconds = lifetime;
+	ret = new_row(a, ctx, &q, &res, lifetime, &b);
 	if (ret == 0 && from_snapshot) {
 		/* run_config layers: the snapshot's, then the sandbox's own */
 		if (snap.run_config && q.run_config)

@@ -585,9 +585,8 @@ static int get_object(json_t *o, const char *key, char **ret, struct api_error *
 }
 
 /* idle_ttl_seconds, delete_after_stop_seconds, max_lifetime_seconds: 0 (off)
- * or seconds. The
- * langsmith client accepts whole minutes only; sbxd takes any second (for
- * tests, and for clients that want less). */
+ * or seconds. The langsmith client accepts whole minutes only; sbxd takes
+ * any second (for tests, and for clients that want less). */
 static int get_ttl(json_t *o, const char *key, int64_t *ret, struct api_error *e)
 {
 	int64_t v = -1;

@@ -102,6 +102,20 @@ static int64_t max64(int64_t a, int64_t b)
 	return a > b ? a : b;
 }
 
+/* Delete a sandbox whose TTL (named ttl, of `seconds`) ran out age_ms after
+ * it was `what` (created, stopped). */
+static void ttl_delete(sbxd_mgr *m, const struct store_box *b, const char *what, int64_t age_ms,
+		       const char *ttl, int64_t seconds)
+{
+	int r;
+
+	log_info("sandbox=%s id=%s %s %lld s ago (%s %lld): deleting it", b->name, b->id, what,
+		 (long long)(age_ms / 1000), ttl, (long long)seconds);
+	r = sbxd_mgr_delete(m, b->id, 0);
+	if (r < 0 && r != -ENOENT)
+		log_warn("sandbox=%s: cannot delete it: %s, ignoring", b->name, strerror(-r));
+}
+
 static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
 {
 	int64_t last;
@@ -111,14 +125,8 @@ static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
 	    now - b->created_ms >= b->max_lifetime_seconds * 1000) {
 		if (sbxd_mgr_busy(m, b->id))
 			return; /* a job holds it: the next check deletes it */
-		log_info("sandbox=%s id=%s created %lld s ago reached its max_lifetime_seconds "
-			 "(%lld): deleting it",
-			 b->name, b->id, (long long)((now - b->created_ms) / 1000),
-			 (long long)b->max_lifetime_seconds);
-		r = sbxd_mgr_delete(m, b->id, 0);
-		if (r < 0 && r != -ENOENT)
-			log_warn("sandbox=%s: cannot delete it: %s, ignoring", b->name,
-				 strerror(-r));
+		ttl_delete(m, b, "created", now - b->created_ms, "max_lifetime_seconds",
+			   b->max_lifetime_seconds);
 		return;
 	}
 	if (b->state == BOX_READY && b->idle_ttl_seconds > 0) {
@@ -139,17 +147,9 @@ static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
 		return;
 	}
 	if (b->state == BOX_STOPPED && b->delete_after_stop_seconds > 0 && b->stopped_ms > 0 &&
-	    now - b->stopped_ms >= b->delete_after_stop_seconds * 1000 &&
-	    !sbxd_mgr_busy(m, b->id)) {
-		log_info("sandbox=%s id=%s stopped for %lld s (delete_after_stop_seconds %lld): "
-			 "deleting it",
-			 b->name, b->id, (long long)((now - b->stopped_ms) / 1000),
-			 (long long)b->delete_after_stop_seconds);
-		r = sbxd_mgr_delete(m, b->id, 0);
-		if (r < 0 && r != -ENOENT)
-			log_warn("sandbox=%s: cannot delete it: %s, ignoring", b->name,
-				 strerror(-r));
-	}
+	    now - b->stopped_ms >= b->delete_after_stop_seconds * 1000 && !sbxd_mgr_busy(m, b->id))
+		ttl_delete(m, b, "stopped", now - b->stopped_ms, "delete_after_stop_seconds",
+			   b->delete_after_stop_seconds);
 }
 
 void sbxd_mgr_vm_stopped(sbxd_mgr *m, const char *vm_name, const char *reason)

@@ -321,12 +321,12 @@ static int density(int max)
 	struct snap_capture_opts co = {.include_memory = true, .name = "bench-density"};
 	struct snap_manifest *m = NULL;
 	vm *src = NULL, **held = calloc((size_t)max, sizeof(vm *));
-	double *t = calloc((size_t)max + DENSITY_FULL_RUNS, sizeof(double));
-	double full[DENSITY_FULL_RUNS], t0 = now_ms();
+	double *t = calloc((size_t)max, sizeof(double));
+	double full[DENSITY_FULL_RUNS], first[10], last[10], t0 = now_ms();
 	long avail0, avail, cache = 0;
 	const char *why = NULL;
 	char *ram = NULL;
-	int n = 0, nfull = 0, ret = -1;
+	int n = 0, nfull = 0, k, ret = -1;
 
 	if (!held || !t)
 		goto out;
@@ -390,11 +390,14 @@ static int density(int max)
 	       (double)(avail0 - avail) / 1024 / n, (avail0 - avail) / 1024,
 	       (double)memory_kb(held, n, ram ? ram : "", &cache) / 1024 / n,
 	       100.0 * (double)(avail0 - avail) / 1024 / n / DENSITY_MIB, DENSITY_MIB, accel);
+	/* pct() sorts in place: the first and the last 10 may overlap */
+	k = n < 10 ? n : 10;
+	memcpy(first, t, (size_t)k * sizeof(double));
+	memcpy(last, t + n - k, (size_t)k * sizeof(double));
 	printf("create to first command result: first 10 p50 %.0f ms; last 10 p50 %.0f ms; "
 	       "with %d held, p50 %.0f ms over %d runs (%d failed) [%s]\n",
-	       pct(t, n < 10 ? n : 10, 0.5), pct(t + (n > 10 ? n - 10 : 0), n < 10 ? n : 10, 0.5),
-	       n, nfull ? pct(full, nfull, 0.5) : -1.0, DENSITY_FULL_RUNS,
-	       DENSITY_FULL_RUNS - nfull, accel);
+	       pct(first, k, 0.5), pct(last, k, 0.5), n, nfull ? pct(full, nfull, 0.5) : -1.0,
+	       DENSITY_FULL_RUNS, DENSITY_FULL_RUNS - nfull, accel);
 	ret = 0;
 out:
 	destroy(src);
