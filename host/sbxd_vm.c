@@ -297,11 +297,14 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 		snprintf(err, errlen, "%s", vm_driver_last_error(d));
 		return r;
 	}
-	/* Nothing of ours pauses a VM we wait for: if it is paused, sbxd was
-	 * killed in the middle of capturing it (the agent could never answer). */
+	/* Nothing of ours pauses or migrates a VM we wait for: if it is, sbxd
+	 * was killed in the middle of capturing it (the agent could never
+	 * answer, or would stop answering at the migration's switchover). */
 	r = vm_recover_paused(v);
 	if (r > 0)
-		log_warn("vm=%s was left paused by an interrupted capture: resumed", vm_name);
+		log_warn("vm=%s was left in an interrupted capture: its migration is cancelled "
+			 "and it runs again",
+			 vm_name);
 	else if (r < 0)
 		log_warn("vm=%s: %s, ignoring", vm_name, vm_driver_last_error(d));
 	w.v = v;

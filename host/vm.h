@@ -173,10 +173,10 @@ void vm_driver_unwatch_stops(vm_driver *d);
  * The primitives snapshot/ builds on. Guest paused = vCPUs stopped. */
 int vm_pause(vm *v);
 int vm_resume(vm *v);
-/* A VM left paused by a process that died mid-capture (a migration waiting
- * at pre-switchover, or completed, or a disk freeze): cancel any migration
- * and resume the guest. 1: it was paused and runs again; 0: it was not
- * paused; <0: error (message in vm_driver_last_error). */
+/* A VM left mid-capture by a process that died (a migration still copying
+ * memory, waiting at pre-switchover, or completed, or a disk freeze):
+ * cancel any migration and resume the guest. 1: it was recovered and runs;
+ * 0: nothing to do; <0: error (message in vm_driver_last_error). */
 int vm_recover_paused(vm *v);
 int vm_get_info(vm *v, struct vm_info *ret); /* vm_info_release() it */
 /* Freeze the root disk: the current overlay becomes the read-only file

@@ -222,20 +222,42 @@ int vm_resume(vm *v)
 	return 0;
 }
 
+/* Whether the VM has an outgoing migration under way (QEMU's status of
+ * it is none of: absent, "completed", "failed", "cancelled"). */
+static bool migration_under_way(vm *v)
+{
+	_cleanup_free_ char *rv = NULL;
+	_cleanup_json_ *j = NULL;
+	const char *status;
+
+	if (vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv) < 0)
+		return false;
+	j = json_loads(rv ? rv : "{}", 0, NULL);
+	status = json_string_value(json_object_get(j, "status"));
+	return status && strcmp(status, "completed") && strcmp(status, "failed") &&
+	       strcmp(status, "cancelled");
+}
+
 int vm_recover_paused(vm *v)
 {
+	bool migrating = migration_under_way(v);
 	int state, reason;
 
+	/* A capture's migration may still copy memory (it would then stop the
+	 * guest at pre-switchover for good), wait there, or have completed
+	 * (the source then stays paused): end it, then run on. */
+	if (migrating) {
+		(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
+		for (int i = 0; i < 250 && migration_under_way(v); i++)
+			vmu_sleep_ms(20);
+	}
 	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
 		return vm_fail(v->d, -EIO, "cannot read the state of VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
-	if (state != VIR_DOMAIN_PAUSED)
+	if (state != VIR_DOMAIN_PAUSED && !migrating)
 		return 0;
-	/* a capture's migration may still wait at pre-switchover, or have
-	 * completed (the source then stays paused): end it, then run on */
-	(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
 	(void)set_capability(v, "pause-before-switchover", false);
-	if (virDomainResume(v->dom) < 0)
+	if (state == VIR_DOMAIN_PAUSED && virDomainResume(v->dom) < 0)
 		return vm_fail(v->d, -EIO,
 			       "VM %s was left paused and cannot be resumed: libvirt: %s", v->name,
 			       vm_virt_error());
