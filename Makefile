@@ -2,7 +2,7 @@
 # sbx - one non-recursive Makefile. Each component adds its targets in its
 # own */module.mk; this file holds the shared rules and the entry points.
 #
-#   make            build everything (libproto, sbx-agent, host library, tools)
+#   make            build everything (libraries, sbx-agent, sbxd, tools)
 #   make run        install missing packages, build, build the default image,
 #                   then start sbx (see README.md)
 #   make test       the same set-up, then every test; ends with "N passed, N failed"
@@ -14,6 +14,7 @@
 #   V=1             show full command lines
 
 O ?= build
+OBJ = $(O)/obj
 V ?= 0
 SANITIZE ?= 0
 FUZZ_TIME ?= 30
@@ -26,15 +27,20 @@ Q := @
 quiet = @printf '  %-6s %s\n'
 endif
 
-CC ?= gcc
+# make's built-in default is cc; sbx is built and tested with gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
 PKG_CONFIG ?= pkg-config
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
 	-Werror=implicit-function-declaration -Werror=missing-prototypes \
 	-Werror=strict-prototypes -Wno-missing-field-initializers
+# Includes name their folder from the top ("host/vm/vm.h"): -I. only.
+# Hardening: sbxd runs as root and parses what clients and guests send.
 CFLAGS := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -fno-strict-aliasing \
-	-Iprotocol -Iprotocol/base -MMD -MP $(EXTRA_CFLAGS)
-LDFLAGS := $(EXTRA_LDFLAGS)
+	-fstack-protector-strong -fPIE -I. -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := -pie -Wl,-z,relro,-z,now $(EXTRA_LDFLAGS)
 
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -58,17 +64,19 @@ CLEAN_EXTRA :=
 	format format-check lint layering test-bins check-all
 all:
 
+include base/module.mk
 include protocol/module.mk
 include guest/module.mk
 include host/module.mk
 include snapshot/module.mk
+include sbxd/module.mk
 include tools/module.mk
 include rootfs/module.mk
 include tests/module.mk
 
 all: $(LIBS) $(BINS)
 
-$(O)/%.o: %.c
+$(OBJ)/%.o: %.c
 	$(quiet) CC $<
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(CFLAGS_$(firstword $(subst /, ,$<))) -c -o $@ $<

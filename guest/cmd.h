@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "agent.h"
-#include "proto.h"
-#include "ring.h"
+#include "guest/agent.h"
+#include "protocol/proto.h"
+#include "guest/ring.h"
 
 struct conn;
 

@@ -15,10 +15,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "conn.h"
-#include "log.h"
-#include "loop.h"
+#include "guest/cmd.h"
+#include "guest/conn.h"
+#include "base/log.h"
+#include "guest/loop.h"
 
 #define CMD_READS_PER_EVENT 4
 

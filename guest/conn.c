@@ -11,15 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "cleanup.h"
-#include "conn.h"
-#include "exec.h"
-#include "fs.h"
-#include "log.h"
-#include "loop.h"
-#include "sys.h"
-#include "xfer.h"
+#include "guest/agent.h"
+#include "base/cleanup.h"
+#include "guest/conn.h"
+#include "guest/exec.h"
+#include "guest/fs.h"
+#include "base/log.h"
+#include "guest/loop.h"
+#include "guest/sys.h"
+#include "guest/xfer.h"
 
 #define CONN_READ_MIN (64 * 1024)
 #define CONN_READS_PER_EVENT 4

@@ -24,8 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent.h"
-#include "proto.h"
+#include "guest/agent.h"
+#include "protocol/proto.h"
 
 enum conn_kind {
 	CONN_UNIX,

@@ -22,13 +22,13 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "cmd.h"
-#include "conn.h"
-#include "exec.h"
-#include "log.h"
-#include "loop.h"
-#include "spawn.h"
+#include "base/cleanup.h"
+#include "guest/cmd.h"
+#include "guest/conn.h"
+#include "guest/exec.h"
+#include "base/log.h"
+#include "guest/loop.h"
+#include "guest/spawn.h"
 
 static struct list cmds = {&cmds, &cmds};
 static unsigned n_running;

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "agent.h"
-#include "proto.h"
+#include "guest/agent.h"
+#include "protocol/proto.h"
 
 struct conn;
 

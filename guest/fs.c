@@ -18,11 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "cleanup.h"
-#include "conn.h"
-#include "fs.h"
-#include "log.h"
+#include "guest/agent.h"
+#include "base/cleanup.h"
+#include "guest/conn.h"
+#include "guest/fs.h"
+#include "base/log.h"
 
 #define FS_MAX_LIST 1000000		 /* entries of one directory */
 #define FS_LIST_FRAME_BYTES (512 * 1024) /* name bytes per LIST_RESULT */

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 struct conn;
 

@@ -33,10 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "cleanup.h"
-#include "init.h"
-#include "log.h"
+#include "guest/agent.h"
+#include "base/cleanup.h"
+#include "guest/init.h"
+#include "base/log.h"
 
 #define INIT_MODULE_DIR "/lib/modules/sbx"
 #define RAMFS_MAGIC_ 0x858458f6

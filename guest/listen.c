@@ -15,12 +15,12 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
-#include "agent.h"
-#include "cleanup.h"
-#include "conn.h"
-#include "listen.h"
-#include "log.h"
-#include "loop.h"
+#include "guest/agent.h"
+#include "base/cleanup.h"
+#include "guest/conn.h"
+#include "guest/listen.h"
+#include "base/log.h"
+#include "guest/loop.h"
 
 #define PORT_CLASS_DIR "/sys/class/virtio-ports"
 #define PORT_WAIT_WARN_MS 5000

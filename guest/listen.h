@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "agent.h"
+#include "guest/agent.h"
 
 /* Listen on a unix socket (PATH is unlinked first). 0 or -errno. */
 int listen_unix(const char *path);

@@ -22,13 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "conn.h"
-#include "exec.h"
-#include "listen.h"
-#include "log.h"
-#include "loop.h"
-#include "xfer.h"
+#include "guest/agent.h"
+#include "guest/conn.h"
+#include "guest/exec.h"
+#include "guest/listen.h"
+#include "base/log.h"
+#include "guest/loop.h"
+#include "guest/xfer.h"
 
 #define LOOP_SQ_ENTRIES 256
 #define LOOP_CQ_ENTRIES 16384 /* > every op that can be in flight at once */

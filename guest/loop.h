@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "agent.h"
+#include "guest/agent.h"
 
 /* Set up the ring and the signalfd. 0 or -errno. */
 int loop_init(void);

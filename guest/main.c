@@ -19,13 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "cleanup.h"
-#include "init.h"
-#include "listen.h"
-#include "log.h"
-#include "loop.h"
-#include "proto.h"
+#include "guest/agent.h"
+#include "base/cleanup.h"
+#include "guest/init.h"
+#include "guest/listen.h"
+#include "base/log.h"
+#include "guest/loop.h"
+#include "protocol/proto.h"
 
 LOG_DEFINE_STATE("sbx-agent");
 

@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "ring.h"
+#include "guest/ring.h"
 
 void ring_init(struct ring *r, size_t cap)
 {

@@ -18,8 +18,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "spawn.h"
+#include "base/cleanup.h"
+#include "guest/spawn.h"
 
 struct spawn_report {
 	int step;

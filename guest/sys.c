@@ -25,14 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "cleanup.h"
-#include "conn.h"
-#include "exec.h"
-#include "init.h"
-#include "log.h"
-#include "loop.h"
-#include "sys.h"
+#include "guest/agent.h"
+#include "base/cleanup.h"
+#include "guest/conn.h"
+#include "guest/exec.h"
+#include "guest/init.h"
+#include "base/log.h"
+#include "guest/loop.h"
+#include "guest/sys.h"
 
 #define SYS_ROOT_WAIT_MS 1000 /* FIXUP root: the device exists in a zygote already */
 

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 struct conn;
 

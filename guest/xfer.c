@@ -26,12 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "conn.h"
-#include "fs.h"
-#include "log.h"
-#include "loop.h"
-#include "xfer.h"
+#include "base/cleanup.h"
+#include "guest/conn.h"
+#include "guest/fs.h"
+#include "base/log.h"
+#include "guest/loop.h"
+#include "guest/xfer.h"
 
 enum xfer_state {
 	XFER_WRITING, /* receiving DATA */

@@ -11,8 +11,8 @@
 
 #include <stdbool.h>
 
-#include "agent.h"
-#include "proto.h"
+#include "guest/agent.h"
+#include "protocol/proto.h"
 
 struct conn;
 

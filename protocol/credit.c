@@ -9,7 +9,7 @@
  */
 #include <errno.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 void proto_credit_init(struct proto_credit *c, uint64_t start, uint32_t window)
 {

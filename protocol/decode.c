@@ -24,7 +24,7 @@
 #include <msgpack.h>
 
 #include "base/cleanup.h"
-#include "internal.h"
+#include "protocol/internal.h"
 
 #define OUT_ZONE_CHUNK 1024
 

@@ -15,7 +15,7 @@
 #include <msgpack.h>
 
 #include "base/cleanup.h"
-#include "internal.h"
+#include "protocol/internal.h"
 
 struct wctx {
 	struct proto_buf *b;

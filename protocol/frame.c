@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "base/cleanup.h"
-#include "internal.h"
+#include "protocol/internal.h"
 
 #define READER_MIN_CAP 4096
 /* An empty reader gives back a buffer larger than this. */

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 enum field_kind {
 	FK_BOOL,

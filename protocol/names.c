@@ -3,7 +3,7 @@
  * names.c - names of frame types and error codes for logs, request ids.
  */
 #include "base/cleanup.h"
-#include "internal.h"
+#include "protocol/internal.h"
 
 static const char *const type_names[] = {
     [PROTO_HELLO] = "hello",

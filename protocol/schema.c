@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "base/cleanup.h"
-#include "internal.h"
+#include "protocol/internal.h"
 
 #define MSG(member) offsetof(struct proto_msg, u.member)
 #define F(key, kind, flags, member, lo, hi, def)                                                   \

@@ -12,7 +12,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 #define ZSTD_LEVEL 1
 

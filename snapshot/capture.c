@@ -27,9 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "snap_vm.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "snapshot/snap_vm.h"
 
 #define SYNC_TIMEOUT_MS 60000
 

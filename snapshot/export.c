@@ -28,8 +28,8 @@
 #include <archive_entry.h>
 #include <openssl/evp.h>
 
-#include "cleanup.h"
-#include "snap_int.h"
+#include "base/cleanup.h"
+#include "snapshot/snap_int.h"
 
 #define IO_BUF (1024 * 1024)
 #define ZERO_CHUNK 4096

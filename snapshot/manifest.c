@@ -19,8 +19,8 @@
 
 #include <jansson.h>
 
-#include "cleanup.h"
-#include "snap_int.h"
+#include "base/cleanup.h"
+#include "snapshot/snap_int.h"
 
 /* Year 9999, the last instant RFC 3339 can write with four digits. */
 #define CREATED_MS_MAX 253402300799999LL

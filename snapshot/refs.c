@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "snap_int.h"
-#include "vm.h"
+#include "base/cleanup.h"
+#include "snapshot/snap_int.h"
+#include "host/vm/vm.h"
 
 /* A directory without manifest.json is a save that crashed half-way once
  * it is this old (a running snap_save() needs milliseconds). */

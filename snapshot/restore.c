@@ -23,9 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "snap_vm.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "snapshot/snap_vm.h"
 
 #define STATE_MAX (256ULL << 20) /* device state without RAM: ~60 KB in practice */
 

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "snap.h"
+#include "snapshot/snap.h"
 
 #define SNAP_BLOB_MAX 128	   /* blob names are [a-z0-9][a-z0-9.-]{0,127} */
 #define SNAP_SIZE_MAX (1ULL << 50) /* bound on every size in a manifest */

@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent_client.h"
-#include "snap_int.h"
-#include "vm.h"
+#include "host/agent/agent_client.h"
+#include "snapshot/snap_int.h"
+#include "host/vm/vm.h"
 
 #define SNAPVM_BOOT_WAIT_MS 180000   /* a cold boot until the agent answers (TCG) */
 #define SNAPVM_RESTORE_WAIT_MS 30000 /* a restored guest until its agent answers */

@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "snap_int.h"
+#include "base/cleanup.h"
+#include "snapshot/snap_int.h"
 
 static int mkdir_ok(const char *path, mode_t mode)
 {

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "snap_int.h"
+#include "base/cleanup.h"
+#include "snapshot/snap_int.h"
 
 int snap_strset_add(struct snap_strset *set, const char *str)
 {

@@ -22,8 +22,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "cleanup.h"
-#include "snap_int.h"
+#include "base/cleanup.h"
+#include "snapshot/snap_int.h"
 
 #define HASH_BUF (1024 * 1024)
 #define PROGRESS_STEP (16ULL * 1024 * 1024)

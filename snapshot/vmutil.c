@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "snap_vm.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "snapshot/snap_vm.h"
 
 #define IO_CHUNK (1024 * 1024)
 #define ZSTD_LEVEL 3

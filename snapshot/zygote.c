@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "snap_vm.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "snapshot/snap_vm.h"
 
 #define DEFAULT_VCPUS 1
 #define DEFAULT_MEMORY_MIB 512

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent_client.h"
+#include "host/agent/agent_client.h"
 
 /* Exit codes of sbx-agentctl itself (a command's own code passes through). */
 #define EXIT_USAGE 2

@@ -30,9 +30,9 @@
 
 #include <jansson.h>
 
-#include "agentctl_common.h"
-#include "cleanup.h"
-#include "log.h"
+#include "tools/agentctl_common.h"
+#include "base/cleanup.h"
+#include "base/log.h"
 
 #define STDIN_BUF (64 * 1024)
 

@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agentctl_common.h"
-#include "cleanup.h"
-#include "log.h"
-#include "vm.h"
+#include "tools/agentctl_common.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "host/vm/vm.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/sbx/agentctl"
 #define DEFAULT_BOOT_TIMEOUT_MS 60000

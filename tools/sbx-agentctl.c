@@ -26,9 +26,9 @@
 
 #include <jansson.h>
 
-#include "agentctl_common.h"
-#include "cleanup.h"
-#include "log.h"
+#include "tools/agentctl_common.h"
+#include "base/cleanup.h"
+#include "base/log.h"
 
 LOG_DEFINE_STATE("sbx-agentctl");
 

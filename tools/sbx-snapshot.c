@@ -23,10 +23,10 @@
 
 #include <jansson.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "snap.h"
-#include "snap_int.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "snapshot/snap.h"
+#include "snapshot/snap_int.h"
 
 LOG_DEFINE_STATE("sbx-snapshot");
 

@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_config.h"
-#include "sbx_http.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_config.h"
+#include "tools/sbx_http.h"
 
 LOG_DEFINE_STATE("sbx");
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "sbx.h"
-#include "sbx_http.h"
+#include "base/cleanup.h"
+#include "tools/sbx.h"
+#include "tools/sbx_http.h"
 
 #define COMMAND_COLS 60
 

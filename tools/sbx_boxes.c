@@ -15,11 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_http.h"
-#include "sbx_text.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_http.h"
+#include "tools/sbx_text.h"
 
 #define CREATE_WAIT_DEFAULT_S 120
 #define DELETE_TIMEOUT_S 180

@@ -19,10 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_config.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_config.h"
 
 #define CONFIG_MAX (64 * 1024)
 

@@ -22,11 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_http.h"
-#include "sbx_text.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_http.h"
+#include "tools/sbx_text.h"
 
 #define READY_WAIT_S 120
 #define ERRBODY_MAX (64u << 10)

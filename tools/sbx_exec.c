@@ -28,13 +28,13 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_frame.h"
-#include "sbx_http.h"
-#include "sbx_text.h"
-#include "sbx_ws.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_frame.h"
+#include "tools/sbx_http.h"
+#include "tools/sbx_text.h"
+#include "tools/sbx_ws.h"
 
 #define READY_WAIT_S 120
 #define IDLE_TIMEOUT_S 60 /* a command nobody is attached to is killed after this */

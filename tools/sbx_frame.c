@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sbx_frame.h"
+#include "tools/sbx_frame.h"
 
 static char *dump(json_t *j)
 {

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_http.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_http.h"
 
 #define RESP_MAX (16u << 20)
 #define CONNECT_TIMEOUT_S 10L

@@ -15,7 +15,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "sbx_config.h"
+#include "tools/sbx_config.h"
 
 struct sbx_resp {
 	long status;

@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "sbx.h"
-#include "sbx_http.h"
-#include "sbx_text.h"
+#include "base/cleanup.h"
+#include "tools/sbx.h"
+#include "tools/sbx_http.h"
+#include "tools/sbx_text.h"
 
 #define SNAPSHOT_WAIT_DEFAULT_S 300
 

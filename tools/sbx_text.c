@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "sbx_text.h"
+#include "tools/sbx_text.h"
 
 bool sbx_name_valid(const char *s, size_t len)
 {

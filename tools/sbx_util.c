@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "sbx.h"
+#include "base/log.h"
+#include "tools/sbx.h"
 
 int arg_verbose;
 

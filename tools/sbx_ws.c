@@ -23,10 +23,10 @@
 #include <curl/curl.h>
 #include <libwebsockets.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "sbx.h"
-#include "sbx_ws.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_ws.h"
 
 #define RX_MAX (64u << 20)	/* a bigger message from the server is refused */
 #define QUEUE_HIGH (512u << 10) /* pause input above this many queued bytes */

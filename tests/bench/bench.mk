@@ -1,10 +1,8 @@
 # tests/bench: `make bench` prints figures; nothing is asserted.
 BENCH_AGENT := $(O)/tests/bench_agent
-$(O)/tests/bench/%.o: CFLAGS += -Ihost
-
-$(BENCH_AGENT): $(O)/tests/bench/bench_agent.o $(O)/libsbxhost.a $(LIBPROTO)
+$(BENCH_AGENT): $(OBJ)/tests/bench/bench_agent.o $(LIBSBXHOST) $(LIBPROTO) $(LIBBASE)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(O)/libsbxhost.a $(HOST_LIBS) $(LIBPROTO) $(LIBPROTO_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(HOST_LINK)
 
 BENCH_BINS += $(BENCH_AGENT)
 
@@ -14,11 +12,8 @@ bench: deps
 
 # Snapshot starts, forks and their memory (snapshot/ over real VMs).
 BENCH_SNAP := $(O)/tests/bench_snap
-$(O)/tests/bench/bench_snap.o: CFLAGS += -Isnapshot
-
-$(BENCH_SNAP): $(O)/tests/bench/bench_snap.o $(O)/libsbxsnap.a $(O)/libsbxhost.a $(LIBPROTO)
+$(BENCH_SNAP): $(OBJ)/tests/bench/bench_snap.o $(LIBSBXSNAP) $(LIBSBXHOST) $(LIBPROTO) $(LIBBASE)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(O)/libsbxsnap.a $(O)/libsbxhost.a $(HOST_LIBS) \
-		$(LIBPROTO) $(LIBPROTO_LIBS) $(SNAP_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SNAP_LINK)
 
 BENCH_BINS += $(BENCH_SNAP)

@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_client.h"
-#include "proto.h"
-#include "vm.h"
-#include "log.h"
+#include "host/agent/agent_client.h"
+#include "protocol/proto.h"
+#include "host/vm/vm.h"
+#include "base/log.h"
 
 LOG_DEFINE_STATE("bench");
 

@@ -30,10 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_client.h"
-#include "log.h"
-#include "snap.h"
-#include "vm.h"
+#include "host/agent/agent_client.h"
+#include "base/log.h"
+#include "snapshot/snap.h"
+#include "host/vm/vm.h"
 
 LOG_DEFINE_STATE("bench_snap");
 

@@ -1,27 +1,16 @@
 # tests/fuzz/api.mk - libFuzzer targets of sbxd's parsers of untrusted data:
-#   fuzz_api_create  JSON bodies of create / update (api_req.c)
+#   fuzz_api_create  JSON bodies of create / update (sbxd/api/api_req.c)
 #   fuzz_api_route   URL paths, names, X-Api-Key and Host headers, --listen
-#   fuzz_api_config  the config file (sbxd_config.c)
-# Included from tests/module.mk. Adds to `make fuzz` / `make fuzz-run` (each
-# target fuzzes FUZZ_API_TIME seconds, a third of FUZZ_TIME by default) and
-# to the corpus replay of `make unit` (tests/fuzz/corpus/api_*/).
+#   fuzz_api_config  the config file (sbxd/config.c)
+# Included from tests/module.mk after fuzz.mk (whose $(FUZZ_O)/%.o rule
+# builds the objects). Adds to `make fuzz` / `make fuzz-run` (each target
+# fuzzes FUZZ_API_TIME seconds, a third of FUZZ_TIME by default) and to the
+# corpus replay of `make unit` (tests/fuzz/corpus/api_*/).
 FUZZ_API_TARGETS := api_create api_route api_config
-FUZZ_API_OBJS := $(FUZZ_O)/host/api_req.o $(FUZZ_O)/host/sbxd_config.o
+FUZZ_API_SRCS := sbxd/api/api_req.c sbxd/config.c $(BASE_SRCS)
 FUZZ_API_TIME ?= $(shell expr $(FUZZ_TIME) / 3 + 1)
 
-$(FUZZ_O)/host/%.o: host/%.c
-	$(quiet) FUZZCC $<
-	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(SBXD_CFLAGS) \
-		-c -o $@ $<
-
-$(FUZZ_O)/fuzz_api_%.o: tests/fuzz/fuzz_api_%.c
-	$(quiet) FUZZCC $<
-	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Ihost $(SBXD_CFLAGS) \
-		-c -o $@ $<
-
-$(FUZZ_O)/fuzz_api_%: $(FUZZ_O)/fuzz_api_%.o $(FUZZ_API_OBJS)
+$(FUZZ_O)/fuzz_api_%: $(FUZZ_O)/tests/fuzz/fuzz_api_%.o $(FUZZ_API_SRCS:%.c=$(FUZZ_O)/%.o)
 	$(quiet) FUZZLD $@
 	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(SBXD_LIBS)
 
@@ -37,11 +26,10 @@ fuzz-run-api: $(FUZZ_API_TARGETS:%=$(FUZZ_O)/fuzz_%)
 	done
 
 # The same targets under the normal compiler, replaying the corpus.
-$(O)/tests/fuzz/fuzz_api_%.o: CFLAGS += -Ihost $(SBXD_CFLAGS)
-$(O)/tests/fuzz_api_%_replay: $(O)/tests/fuzz/fuzz_api_%.o $(O)/tests/fuzz/replay.o $(LIBSBXD)
+$(O)/tests/fuzz_api_%_replay: $(OBJ)/tests/fuzz/fuzz_api_%.o $(OBJ)/tests/fuzz/replay.o \
+		$(FUZZ_API_SRCS:%.c=$(OBJ)/%.o)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBSBXD) $(SBXD_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(SBXD_LIBS)
 
 FUZZ_REPLAY_BINS += $(FUZZ_API_TARGETS:%=$(O)/tests/fuzz_%_replay)
 .PHONY: fuzz-run-api
--include $(wildcard $(FUZZ_O)/host/*.d $(FUZZ_O)/fuzz_api_*.d)

@@ -1,23 +1,17 @@
 # tests/fuzz/dp.mk - libFuzzer targets of the data plane's parsers of
-# untrusted data (host/dp_*.c):
+# untrusted data (sbxd/dataplane/parse/):
 #   fuzz_dp_multipart  upload bodies, split anywhere (dp_multipart.c)
 #   fuzz_dp_wsmsg      WebSocket frames, POST /execute, /glob, /grep bodies
 #   fuzz_dp_text       Range, If-None-Match, glob patterns, UTF-8 chunking
-# Included from tests/module.mk after api.mk (whose $(FUZZ_O)/host/%.o rule
+# Included from tests/module.mk after fuzz.mk (whose $(FUZZ_O)/%.o rule
 # builds the objects). Adds to `make fuzz` / `make fuzz-run` (FUZZ_DP_TIME
 # seconds each) and to the corpus replay of `make unit`
 # (tests/fuzz/corpus/dp_*/).
 FUZZ_DP_TARGETS := dp_multipart dp_wsmsg dp_text
-FUZZ_DP_OBJS := $(DP_PURE_SRCS:%.c=$(FUZZ_O)/%.o)
+FUZZ_DP_SRCS := $(DP_PURE_SRCS) $(BASE_SRCS)
 FUZZ_DP_TIME ?= $(shell expr $(FUZZ_TIME) / 3 + 1)
 
-$(FUZZ_O)/fuzz_dp_%.o: tests/fuzz/fuzz_dp_%.c
-	$(quiet) FUZZCC $<
-	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Ihost $(SBXD_CFLAGS) \
-		-c -o $@ $<
-
-$(FUZZ_O)/fuzz_dp_%: $(FUZZ_O)/fuzz_dp_%.o $(FUZZ_DP_OBJS)
+$(FUZZ_O)/fuzz_dp_%: $(FUZZ_O)/tests/fuzz/fuzz_dp_%.o $(FUZZ_DP_SRCS:%.c=$(FUZZ_O)/%.o)
 	$(quiet) FUZZLD $@
 	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(call pc_libs,jansson)
 
@@ -33,8 +27,8 @@ fuzz-run-dp: $(FUZZ_DP_TARGETS:%=$(FUZZ_O)/fuzz_%)
 	done
 
 # The same targets under the normal compiler, replaying the corpus.
-$(O)/tests/fuzz/fuzz_dp_%.o: CFLAGS += -Ihost $(SBXD_CFLAGS)
-$(O)/tests/fuzz_dp_%_replay: $(O)/tests/fuzz/fuzz_dp_%.o $(O)/tests/fuzz/replay.o $(DP_PURE_OBJS)
+$(O)/tests/fuzz_dp_%_replay: $(OBJ)/tests/fuzz/fuzz_dp_%.o $(OBJ)/tests/fuzz/replay.o \
+		$(FUZZ_DP_SRCS:%.c=$(OBJ)/%.o)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(call pc_libs,jansson)
 

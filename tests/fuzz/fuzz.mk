@@ -13,27 +13,23 @@
 FUZZ_O := build-fuzz
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer $(WARN) -D_GNU_SOURCE \
-	-Iprotocol -Iprotocol/base -MMD -MP
+	-I. -MMD -MP
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -max_len=140000 -print_final_stats=1
 FUZZ_RUN_TARGET := fuzz-run
 
-FUZZ_PROTO_OBJS := $(PROTO_SRCS:%.c=$(FUZZ_O)/%.o)
+FUZZ_PROTO_OBJS := $(PROTO_SRCS:%.c=$(FUZZ_O)/%.o) $(BASE_SRCS:%.c=$(FUZZ_O)/%.o)
 
-$(FUZZ_O)/protocol/%.o: protocol/%.c
+# Every object of a fuzz target, from any folder, with that folder's flags.
+$(FUZZ_O)/%.o: %.c
 	$(quiet) FUZZCC $<
 	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CFLAGS_protocol) \
-		-c -o $@ $<
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+		$(CFLAGS_$(firstword $(subst /, ,$<))) -c -o $@ $<
 
-$(FUZZ_O)/fuzz_proto.o: tests/fuzz/fuzz_proto.c
-	$(quiet) FUZZCC $<
-	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
-
-$(FUZZ_O)/fuzz_proto: $(FUZZ_O)/fuzz_proto.o $(FUZZ_PROTO_OBJS)
+$(FUZZ_O)/fuzz_proto: $(FUZZ_O)/tests/fuzz/fuzz_proto.o $(FUZZ_PROTO_OBJS)
 	$(quiet) FUZZLD $@
-	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBPROTO_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lmsgpackc -lzstd
 
 fuzz: $(FUZZ_O)/fuzz_proto
 
@@ -44,9 +40,10 @@ fuzz-run: fuzz
 		-artifact_prefix=$(FUZZ_O)/artifacts/ $(FUZZ_O)/corpus/proto
 
 # The same target under the normal compiler and flags, replaying files.
-$(O)/tests/fuzz_proto_replay: $(O)/tests/fuzz/fuzz_proto.o $(O)/tests/fuzz/replay.o $(LIBPROTO)
+$(O)/tests/fuzz_proto_replay: $(OBJ)/tests/fuzz/fuzz_proto.o $(OBJ)/tests/fuzz/replay.o $(LIBPROTO) \
+		$(LIBBASE)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBPROTO) $(LIBPROTO_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PROTO_LINK)
 
 FUZZ_REPLAY_BINS += $(O)/tests/fuzz_proto_replay
 
@@ -56,9 +53,9 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 		$$b tests/fuzz/corpus/$$n || exit 1; \
 	done
 
-$(O)/tests/gen_proto_seeds: $(O)/tests/fuzz/gen_proto_seeds.o $(LIBPROTO)
+$(O)/tests/gen_proto_seeds: $(OBJ)/tests/fuzz/gen_proto_seeds.o $(LIBPROTO) $(LIBBASE)
 	$(quiet) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBPROTO) $(LIBPROTO_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(PROTO_LINK)
 
 fuzz-seeds: $(O)/tests/gen_proto_seeds
 	@mkdir -p tests/fuzz/corpus/proto
@@ -66,4 +63,4 @@ fuzz-seeds: $(O)/tests/gen_proto_seeds
 
 .PHONY: fuzz-replay fuzz-seeds
 CLEAN_EXTRA += $(FUZZ_O)
--include $(wildcard $(FUZZ_O)/*.d $(FUZZ_O)/protocol/*.d)
+-include $(shell find $(FUZZ_O) -name '*.d' 2>/dev/null)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "sbxd_config.h"
+#include "sbxd/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "api_req.h"
+#include "sbxd/api/api_req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

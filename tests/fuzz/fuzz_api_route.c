@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_req.h"
-#include "sbxd_config.h"
-#include "sbxd_key.h"
+#include "sbxd/api/api_req.h"
+#include "sbxd/config.h"
+#include "sbxd/common/key.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp_multipart.h"
+#include "sbxd/dataplane/parse/dp_multipart.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

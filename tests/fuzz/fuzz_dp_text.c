@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp_glob.h"
-#include "dp_parse.h"
-#include "dp_utf8.h"
+#include "sbxd/dataplane/parse/dp_glob.h"
+#include "sbxd/dataplane/parse/dp_parse.h"
+#include "sbxd/dataplane/parse/dp_utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

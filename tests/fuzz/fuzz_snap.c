@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap.h"
-#include "snap_int.h"
+#include "snapshot/snap.h"
+#include "snapshot/snap_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

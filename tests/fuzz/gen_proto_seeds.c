@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "proto.h"
+#include "base/cleanup.h"
+#include "protocol/proto.h"
 
 static const char *dir;
 

@@ -28,11 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_client.h"
-#include "cleanup.h"
-#include "proto.h"
-#include "vm.h"
-#include "log.h"
+#include "host/agent/agent_client.h"
+#include "base/cleanup.h"
+#include "protocol/proto.h"
+#include "host/vm/vm.h"
+#include "base/log.h"
 
 LOG_DEFINE_STATE("check_integration");
 

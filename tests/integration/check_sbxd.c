@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_client.h"
-#include "log.h"
+#include "host/agent/agent_client.h"
+#include "base/log.h"
 
 LOG_DEFINE_STATE("check_sbxd");
 

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_testclient.h"
+#include "tests/unit/agent_testclient.h"
 
 #ifndef SBX_AGENT_BIN
 #define SBX_AGENT_BIN "build/sbx-agent"

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "proto.h"
+#include "protocol/proto.h"
 
 struct agent_proc {
 	pid_t pid;

@@ -25,11 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "agent_testclient.h"
-#include "init.h"
-#include "log.h"
-#include "ring.h"
+#include "guest/agent.h"
+#include "tests/unit/agent_testclient.h"
+#include "guest/init.h"
+#include "base/log.h"
+#include "guest/ring.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1

@@ -26,16 +26,16 @@
 
 #include <sys/wait.h>
 
-#include "api_req.h"
-#include "http_server.h"
-#include "log.h"
-#include "sbxd_api.h"
-#include "sbxd_config.h"
-#include "sbxd_dataplane.h"
-#include "sbxd_key.h"
-#include "sbxd_metrics.h"
-#include "sbxd_mgr.h"
-#include "store.h"
+#include "sbxd/api/api_req.h"
+#include "sbxd/http/http_server.h"
+#include "base/log.h"
+#include "sbxd/api/api.h"
+#include "sbxd/config.h"
+#include "sbxd/api/dataplane.h"
+#include "sbxd/common/key.h"
+#include "sbxd/common/metrics.h"
+#include "sbxd/mgr/mgr.h"
+#include "sbxd/store/store.h"
 
 LOG_DEFINE_STATE("check_api");
 

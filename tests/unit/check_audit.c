@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "sbxd_key.h"
-#include "store.h"
+#include "base/log.h"
+#include "sbxd/common/key.h"
+#include "sbxd/store/store.h"
 
 LOG_DEFINE_STATE("check_audit");
 

@@ -27,10 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host/agent_client.h"
-#include "cleanup.h"
-#include "log.h"
-#include "proto.h"
+#include "host/agent/agent_client.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "protocol/proto.h"
 
 LOG_DEFINE_STATE("check_client");
 

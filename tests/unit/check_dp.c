@@ -13,11 +13,11 @@
 
 #include <jansson.h>
 
-#include "dp_glob.h"
-#include "dp_multipart.h"
-#include "dp_outbuf.h"
-#include "dp_parse.h"
-#include "dp_utf8.h"
+#include "sbxd/dataplane/parse/dp_glob.h"
+#include "sbxd/dataplane/parse/dp_multipart.h"
+#include "sbxd/dataplane/parse/dp_outbuf.h"
+#include "sbxd/dataplane/parse/dp_parse.h"
+#include "sbxd/dataplane/parse/dp_utf8.h"
 
 /* ---- UTF-8 ---- */
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log_json.h"
+#include "sbxd/log_json.h"
 
 LOG_DEFINE_STATE("check_log");
 

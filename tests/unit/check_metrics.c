@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "sbxd_metrics.h"
+#include "base/log.h"
+#include "sbxd/common/metrics.h"
 
 LOG_DEFINE_STATE("check_metrics");
 

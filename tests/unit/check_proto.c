@@ -16,8 +16,8 @@
 
 #include <zstd.h>
 
-#include "cleanup.h"
-#include "proto.h"
+#include "base/cleanup.h"
+#include "protocol/proto.h"
 
 Suite *proto_suite(void);
 

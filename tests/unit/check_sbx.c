@@ -19,13 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "sbx.h"
-#include "sbx_config.h"
-#include "sbx_frame.h"
-#include "sbx_http.h"
-#include "sbx_text.h"
-#include "sbx_ws.h"
+#include "base/log.h"
+#include "tools/sbx.h"
+#include "tools/sbx_config.h"
+#include "tools/sbx_frame.h"
+#include "tools/sbx_http.h"
+#include "tools/sbx_text.h"
+#include "tools/sbx_ws.h"
 
 LOG_DEFINE_STATE("check_sbx");
 

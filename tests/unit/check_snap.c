@@ -20,11 +20,11 @@
 
 #include <jansson.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "snap.h"
-#include "snap_int.h"
-#include "check_snap.h"
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "snapshot/snap.h"
+#include "snapshot/snap_int.h"
+#include "tests/unit/check_snap.h"
 
 LOG_DEFINE_STATE("check_snap");
 

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "snap.h"
+#include "snapshot/snap.h"
 
 /* per test: TMP/state (st), TMP/state2 (st2), TMP/image (a fake image) */
 extern char tmp[256], state[300], state2[300], image[300];

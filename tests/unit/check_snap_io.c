@@ -17,9 +17,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "check_snap.h"
-#include "cleanup.h"
-#include "snap.h"
+#include "tests/unit/check_snap.h"
+#include "base/cleanup.h"
+#include "snapshot/snap.h"
 
 static void export_to(const char *id, const char *file)
 {

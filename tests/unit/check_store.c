@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api_req.h"
-#include "log.h"
-#include "sbxd_key.h"
-#include "store.h"
+#include "sbxd/api/api_req.h"
+#include "base/log.h"
+#include "sbxd/common/key.h"
+#include "sbxd/store/store.h"
 
 LOG_DEFINE_STATE("check_store");
 

@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm_snap.c - what snapshots need from a running VM: pause and resume,
+ * freezing the root disk into a read-only layer, QEMU migration streams in
+ * and out through a file descriptor, and the vm.info file that records
+ * what a VM was started with.
+ *
+ * libvirt has no element or API for two of these: the x-ignore-shared
+ * migration capability (QEMU 7.2 sets it over the monitor only) and a
+ * migration to or from a plain file descriptor of ours. Both go through
+ * libvirt's QEMU monitor passthrough (virDomainQemuMonitorCommandWithFiles,
+ * which also carries the fd to QEMU). QEMU runs under libvirt's seccomp
+ * sandbox with spawn=deny, so an exec: migration URI is not an option; fd:
+ * is.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/virterror.h>
+
+#include "base/cleanup.h"
+#include "base/log.h"
+#include "host/vm/vm_int.h"
+
+#define MIGRATE_TIMEOUT_MS (10 * 60 * 1000)
+#define QEMU_IMG_TIMEOUT_MS 60000
+#define VM_INFO_MAX (64 * 1024)
+
+#define _cleanup_json_ json_auto_t
+
+int vm_qmp(vm *v, const char *cmd, int fd, char **ret)
+{
+	_cleanup_free_ char *reply = NULL;
+	_cleanup_json_ *j = NULL;
+	json_t *err, *rv;
+	unsigned int nout = 0;
+	int *outfds = NULL;
+	int r;
+
+	if (ret)
+		*ret = NULL;
+	r = virDomainQemuMonitorCommandWithFiles(v->dom, cmd, fd >= 0 ? 1 : 0, fd >= 0 ? &fd : NULL,
+						 &nout, &outfds, &reply, 0);
+	for (unsigned int i = 0; i < nout; i++)
+		close(outfds[i]);
+	free(outfds);
+	if (r < 0)
+		return vm_fail(v->d, -EIO, "VM %s: QEMU monitor: libvirt: %s", v->name,
+			       vm_virt_error());
+	j = json_loads(reply ? reply : "", 0, NULL);
+	if (!json_is_object(j))
+		return vm_fail(v->d, -EBADMSG, "VM %s: QEMU monitor: unreadable reply to %s",
+			       v->name, cmd);
+	err = json_object_get(j, "error");
+	if (err) {
+		const char *desc = json_string_value(json_object_get(err, "desc"));
+		return vm_fail(v->d, -EIO, "VM %s: QEMU refused %s: %s", v->name, cmd,
+			       desc ? desc : "no reason given");
+	}
+	rv = json_object_get(j, "return");
+	if (ret && rv) {
+		*ret = json_dumps(rv, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!*ret)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int set_ignore_shared(vm *v, bool on)
+{
+	_cleanup_free_ char *cmd =
+	    vmu_printf("{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+		       "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}",
+		       on ? "true" : "false");
+
+	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
+}
+
+/* Poll query-migrate until the migration reaches status want ("completed",
+ * or "pre-switchover" for a live capture): 0, or -EIO when it failed or was
+ * cancelled, with QEMU's reason. */
+static int wait_migration_status(vm *v, const char *what, const char *want)
+{
+	long long deadline = vmu_now_ms() + MIGRATE_TIMEOUT_MS;
+	unsigned delay = 2;
+
+	for (;;) {
+		_cleanup_free_ char *rv = NULL;
+		_cleanup_json_ *j = NULL;
+		const char *status;
+		int r = vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv);
+
+		if (r < 0)
+			return r;
+		j = json_loads(rv ? rv : "{}", 0, NULL);
+		status = json_string_value(json_object_get(j, "status"));
+		if (status && !strcmp(status, want))
+			return 0;
+		if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
+			const char *why = json_string_value(json_object_get(j, "error-desc"));
+			return vm_fail(v->d, -EIO, "VM %s: %s %s: %s", v->name, what, status,
+				       why ? why : "QEMU gave no reason (see its log)");
+		}
+		if (vm_is_running(v) != 1)
+			return vm_fail(v->d, -ECHILD, "VM %s: QEMU exited during the %s", v->name,
+				       what);
+		if (vmu_now_ms() > deadline)
+			return vm_fail(v->d, -ETIMEDOUT, "VM %s: %s still %s after %d s", v->name,
+				       what, status ? status : "not started",
+				       MIGRATE_TIMEOUT_MS / 1000);
+		vmu_sleep_ms(delay);
+		if (delay < 20)
+			delay *= 2;
+	}
+}
+
+static int wait_migration(vm *v, bool incoming)
+{
+	return wait_migration_status(v, incoming ? "incoming migration" : "outgoing migration",
+				     "completed");
+}
+
+int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared)
+{
+	int r;
+
+	r = set_ignore_shared(v, ignore_shared);
+	if (r < 0)
+		return r;
+	r = vm_qmp(v, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"sbxmig\"}}", fd, NULL);
+	if (r < 0)
+		return r;
+	r = vm_qmp(v,
+		   incoming
+		       ? "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}"
+		       : "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}",
+		   -1, NULL);
+	if (r < 0)
+		return r;
+	return wait_migration(v, incoming);
+}
+
+static int set_capability(vm *v, const char *cap, bool on)
+{
+	_cleanup_free_ char *cmd =
+	    vmu_printf("{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+		       "[{\"capability\":\"%s\",\"state\":%s}]}}",
+		       cap, on ? "true" : "false");
+
+	return cmd ? vm_qmp(v, cmd, -1, NULL) : -ENOMEM;
+}
+
+int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused_ms)
+{
+	long long t_stop = 0;
+	int r, r2;
+
+	r = set_capability(v, "x-ignore-shared", false);
+	if (r == 0)
+		r = set_capability(v, "pause-before-switchover", true);
+	if (r == 0)
+		r = vm_qmp(v, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"sbxmig\"}}", fd,
+			   NULL);
+	if (r == 0)
+		r = vm_qmp(v, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:sbxmig\"}}", -1,
+			   NULL);
+	if (r == 0)
+		r = wait_migration_status(v, "live capture", "pre-switchover");
+	t_stop = vmu_now_ms();
+	if (r == 0)
+		r = vm_freeze_disk(v, layer_path);
+	if (r == 0)
+		r = vm_qmp(v,
+			   "{\"execute\":\"migrate-continue\",\"arguments\":{\"state\":"
+			   "\"pre-switchover\"}}",
+			   -1, NULL);
+	else
+		(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
+	if (r == 0)
+		r = wait_migration(v, false);
+	r2 = set_capability(v, "pause-before-switchover", false);
+	if (r == 0)
+		r = r2;
+	/* the guest stopped at pre-switchover (or never, on an early error) */
+	if (vm_is_running(v) == 1) {
+		int state, reason;
+
+		if (virDomainGetState(v->dom, &state, &reason, 0) == 0 &&
+		    state == VIR_DOMAIN_PAUSED)
+			r2 = vm_resume(v);
+		else
+			r2 = 0;
+		if (r == 0)
+			r = r2;
+	}
+	if (ret_paused_ms)
+		*ret_paused_ms = t_stop ? vmu_now_ms() - t_stop : 0;
+	return r;
+}
+
+int vm_pause(vm *v)
+{
+	if (virDomainSuspend(v->dom) < 0)
+		return vm_fail(v->d, -EIO, "cannot pause VM %s: libvirt: %s", v->name,
+			       vm_virt_error());
+	return 0;
+}
+
+int vm_resume(vm *v)
+{
+	if (virDomainResume(v->dom) < 0)
+		return vm_fail(v->d, -EIO, "cannot resume VM %s: libvirt: %s", v->name,
+			       vm_virt_error());
+	return 0;
+}
+
+/* Whether the VM has an outgoing migration under way (QEMU's status of
+ * it is none of: absent, "completed", "failed", "cancelled"). */
+static bool migration_under_way(vm *v)
+{
+	_cleanup_free_ char *rv = NULL;
+	_cleanup_json_ *j = NULL;
+	const char *status;
+
+	if (vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv) < 0)
+		return false;
+	j = json_loads(rv ? rv : "{}", 0, NULL);
+	status = json_string_value(json_object_get(j, "status"));
+	return status && strcmp(status, "completed") && strcmp(status, "failed") &&
+	       strcmp(status, "cancelled");
+}
+
+int vm_recover_paused(vm *v)
+{
+	bool migrating = migration_under_way(v);
+	int state, reason;
+
+	/* A capture's migration may still copy memory (it would then stop the
+	 * guest at pre-switchover for good), wait there, or have completed
+	 * (the source then stays paused): end it, then run on. */
+	if (migrating) {
+		(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
+		for (int i = 0; i < 250 && migration_under_way(v); i++)
+			vmu_sleep_ms(20);
+	}
+	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
+		return vm_fail(v->d, -EIO, "cannot read the state of VM %s: libvirt: %s", v->name,
+			       vm_virt_error());
+	if (state != VIR_DOMAIN_PAUSED && !migrating)
+		return 0;
+	(void)set_capability(v, "pause-before-switchover", false);
+	if (state == VIR_DOMAIN_PAUSED && virDomainResume(v->dom) < 0)
+		return vm_fail(v->d, -EIO,
+			       "VM %s was left paused and cannot be resumed: libvirt: %s", v->name,
+			       vm_virt_error());
+	return 1;
+}
+
+int vm_save_state(vm *v, int fd, bool ignore_shared)
+{
+	int state, reason;
+
+	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
+		return vm_fail(v->d, -EIO, "cannot save VM %s: libvirt: %s", v->name,
+			       vm_virt_error());
+	if (state != VIR_DOMAIN_PAUSED)
+		return vm_fail(v->d, -EBUSY, "cannot save VM %s: it is not paused", v->name);
+	return vm_migrate_fd(v, false, fd, ignore_shared);
+}
+
+int vm_disk_resize(vm *v, uint64_t bytes)
+{
+	if (virDomainBlockResize(v->dom, "vda", bytes, VIR_DOMAIN_BLOCK_RESIZE_BYTES) < 0)
+		return vm_fail(v->d, -EIO, "cannot resize the disk of VM %s: libvirt: %s", v->name,
+			       vm_virt_error());
+	return 0;
+}
+
+/* -- vm.info --------------------------------------------------------------- */
+
+void vm_info_release(struct vm_info *i)
+{
+	if (!i)
+		return;
+	free(i->image_dir);
+	free(i->ram_file);
+	if (i->layers)
+		for (char **p = i->layers; *p; p++)
+			free(*p);
+	free(i->layers);
+	memset(i, 0, sizeof(*i));
+}
+
+static int info_parse(char *text, struct vm_info *i, char **ret_disk)
+{
+	size_t n = 0;
+	char *line, *save = NULL;
+
+	i->layers = calloc(1, sizeof(char *));
+	if (!i->layers)
+		return -ENOMEM;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *val = strchr(line, ' ');
+		char **slot = NULL;
+
+		if (!val)
+			return -EBADMSG;
+		*val++ = '\0';
+		if (!strcmp(line, "image"))
+			slot = &i->image_dir;
+		else if (!strcmp(line, "ram_file"))
+			slot = &i->ram_file;
+		else if (!strcmp(line, "disk") && ret_disk)
+			slot = ret_disk;
+		else if (!strcmp(line, "vcpus"))
+			i->vcpus = (unsigned)strtoul(val, NULL, 10);
+		else if (!strcmp(line, "memory_mib"))
+			i->memory_mib = (unsigned)strtoul(val, NULL, 10);
+		else if (!strcmp(line, "disk_bytes"))
+			i->disk_bytes = strtoull(val, NULL, 10);
+		else if (!strcmp(line, "ram_shared"))
+			i->ram_shared = !strcmp(val, "1");
+		else if (!strcmp(line, "layer")) {
+			char **nl;
+
+			if (n >= 64)
+				return -EBADMSG;
+			nl = realloc(i->layers, (n + 2) * sizeof(char *));
+			if (!nl)
+				return -ENOMEM;
+			i->layers = nl;
+			i->layers[n + 1] = NULL;
+			i->layers[n] = strdup(val);
+			if (!i->layers[n++])
+				return -ENOMEM;
+		}
+		if (slot) {
+			free(*slot);
+			*slot = strdup(val);
+			if (!*slot)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int info_read(const char *path, struct vm_info *ret, char **ret_disk)
+{
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = vmu_read_file(path, VM_INFO_MAX, &text);
+	if (r < 0)
+		return r;
+	r = info_parse(text, ret, ret_disk);
+	if (r < 0)
+		vm_info_release(ret);
+	return r;
+}
+
+int vm_info_read(const char *path, struct vm_info *ret)
+{
+	return info_read(path, ret, NULL);
+}
+
+char *vm_info_disk(const char *dir)
+{
+	_cleanup_free_ char *path = vmu_printf("%s/vm.info", dir);
+	struct vm_info i;
+	char *disk = NULL;
+
+	if (!path || info_read(path, &i, &disk) < 0)
+		return NULL;
+	vm_info_release(&i);
+	return disk;
+}
+
+int vm_info_write(const char *dir, const struct vm_info *i, const char *disk)
+{
+	_cleanup_free_ char *path = vmu_printf("%s/vm.info", dir), *text = NULL;
+	struct vmu_buf b = {0};
+
+	vmu_buf_printf(&b, "image %s\nvcpus %u\nmemory_mib %u\ndisk_bytes %llu\ndisk %s\n",
+		       i->image_dir, i->vcpus, i->memory_mib, (unsigned long long)i->disk_bytes,
+		       disk);
+	if (i->ram_file)
+		vmu_buf_printf(&b, "ram_file %s\nram_shared %d\n", i->ram_file, i->ram_shared);
+	for (char **p = i->layers; p && *p; p++)
+		vmu_buf_printf(&b, "layer %s\n", *p);
+	text = vmu_buf_steal(&b);
+	if (!path || !text)
+		return -ENOMEM;
+	return vmu_write_file_atomic(path, text, 0644);
+}
+
+int vm_get_info(vm *v, struct vm_info *ret)
+{
+	_cleanup_free_ char *path = vmu_printf("%s/vm.info", v->dir);
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	r = vm_info_read(path, ret);
+	if (r < 0)
+		return vm_fail(v->d, r, "VM %s: cannot read %s: %s", v->name, path, strerror(-r));
+	return 0;
+}
+
+/* -- freezing the disk ----------------------------------------------------- */
+
+static int new_overlay(vm *v, const char *layer, const char *overlay, uint64_t bytes)
+{
+	_cleanup_free_ char *size = vmu_printf("%llu", (unsigned long long)bytes);
+	/* -u: do not open the backing file (QEMU has it open for writing). */
+	char *argv[] = {"qemu-img",	 "create", "-q",    "-u", "-f",
+			"qcow2",	 "-F",	   "qcow2", "-b", (char *)layer,
+			(char *)overlay, size,	   NULL};
+	char err[1024];
+	int r;
+
+	if (!size)
+		return -ENOMEM;
+	r = vmu_spawn(argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
+	if (r != 0)
+		return vm_fail(v->d, r < 0 ? r : -EIO, "VM %s: cannot create overlay %s: %s",
+			       v->name, overlay, r < 0 ? strerror(-r) : err);
+	return 0;
+}
+
+/* Switch QEMU to the new overlay, atomically (libvirt's external disk-only
+ * snapshot; QEMU flushes the old top, which becomes a read-only backing
+ * node). */
+static int switch_overlay(vm *v, const char *overlay)
+{
+	_cleanup_free_ char *xml = NULL;
+	struct vmu_buf b = {0};
+	virDomainSnapshotPtr snap;
+
+	vmu_buf_printf(&b, "<domainsnapshot><disks><disk name='vda' snapshot='external' "
+			   "type='file'><driver type='qcow2'/><source file='");
+	vmu_buf_add_escaped(&b, overlay);
+	vmu_buf_printf(&b, "'><seclabel model='dac' relabel='no'/></source></disk></disks>"
+			   "</domainsnapshot>");
+	xml = vmu_buf_steal(&b);
+	if (!xml)
+		return -ENOMEM;
+	snap = virDomainSnapshotCreateXML(
+	    v->dom, xml,
+	    VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+		VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
+	if (!snap)
+		return vm_fail(v->d, -EIO,
+			       "VM %s: cannot switch to a new disk overlay: libvirt: %s", v->name,
+			       vm_virt_error());
+	virDomainSnapshotFree(snap);
+	return 0;
+}
+
+int vm_freeze_disk(vm *v, const char *layer_path)
+{
+	_cleanup_free_ char *old_disk = vm_info_disk(v->dir), *overlay = NULL;
+	struct vm_info info = {0}, next = {0};
+	char **layers = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!old_disk)
+		return vm_fail(v->d, -EIO,
+			       "VM %s: %s/vm.info has no disk (not started by this "
+			       "version of sbx?)",
+			       v->name, v->dir);
+	r = vm_get_info(v, &info);
+	if (r < 0)
+		return r;
+	while (info.layers[n])
+		n++;
+	layers = calloc(n + 2, sizeof(char *));
+	overlay = vmu_printf("%s/disk-%lld.qcow2", v->dir, vmu_now_ms());
+	if (!layers || !overlay) {
+		r = -ENOMEM;
+		goto out;
+	}
+	layers[0] = (char *)layer_path;
+	memcpy(layers + 1, info.layers, n * sizeof(char *));
+	next = info;
+	next.layers = layers;
+
+	/* Record the new layer before it exists, so that a collector running
+	 * meanwhile counts it as used; then hard-link the current overlay to
+	 * it (the same inode QEMU writes), stack a new overlay on it and make
+	 * QEMU switch. The old name goes last. */
+	r = vm_info_write(v->dir, &next, old_disk);
+	if (r < 0) {
+		vm_fail(v->d, r, "VM %s: cannot write vm.info: %s", v->name, strerror(-r));
+		goto out;
+	}
+	if (link(old_disk, layer_path) < 0) {
+		r = vm_fail(v->d, -errno, "VM %s: cannot link %s to %s: %m", v->name, old_disk,
+			    layer_path);
+		goto out_restore;
+	}
+	r = new_overlay(v, layer_path, overlay, info.disk_bytes);
+	if (r < 0)
+		goto out_unlink;
+	r = switch_overlay(v, overlay);
+	if (r < 0)
+		goto out_unlink;
+	r = vm_info_write(v->dir, &next, overlay);
+	if (r < 0)
+		log_warn("vm=%s cannot record the new overlay %s in vm.info: %s", v->name, overlay,
+			 strerror(-r));
+	if (unlink(old_disk) < 0)
+		log_warn("vm=%s cannot remove the old name %s of layer %s: %m", v->name, old_disk,
+			 layer_path);
+	(void)chmod(layer_path, 0444);
+	r = 0;
+	goto out;
+
+out_unlink:
+	(void)unlink(overlay);
+	(void)unlink(layer_path);
+out_restore:
+	(void)vm_info_write(v->dir, &info, old_disk);
+out:
+	free(layers);
+	vm_info_release(&info);
+	return r;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * log_json.c - the JSON sink of log.h (see log_json.h).
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sbxd/log_json.h"
+
+#define MAX_FIELDS 8
+#define KEY_MAX 32
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/* The field a message word names: the same names as the access log's
+ * (request_id), and "id" is always a sandbox's in this project's logs. */
+static const char *field_name(const char *key)
+{
+	if (!strcmp(key, "request"))
+		return "request_id";
+	if (!strcmp(key, "id"))
+		return "sandbox_id";
+	return key;
+}
+
+/* "key=value" with key [a-z_]{1,32}: the words a message starts with */
+static size_t add_leading_fields(json_t *o, const char *msg, size_t len)
+{
+	size_t i = 0, fields = 0;
+
+	while (i < len && fields < MAX_FIELDS) {
+		size_t k = i, v, e;
+		char key[KEY_MAX + 1];
+
+		while (k < len && ((msg[k] >= 'a' && msg[k] <= 'z') || msg[k] == '_'))
+			k++;
+		if (k == i || k - i > KEY_MAX || k >= len || msg[k] != '=')
+			break;
+		v = k + 1;
+		e = v;
+		while (e < len && msg[e] != ' ')
+			e++;
+		if (e == v)
+			break;
+		memcpy(key, msg + i, k - i);
+		key[k - i] = '\0';
+		/* "msg", "level", ... are ours; a message cannot overwrite them */
+		if (!json_object_get(o, field_name(key)))
+			json_object_set_new(o, field_name(key), json_stringn(msg + v, e - v));
+		fields++;
+		i = e < len ? e + 1 : e;
+	}
+	return fields;
+}
+
+/* A JSON string of msg; bytes that are not UTF-8 (a message can quote what
+ * a guest sent) become '?'. */
+static json_t *text(const char *msg, size_t len)
+{
+	json_t *s = json_stringn(msg, len);
+	char *copy;
+
+	if (s)
+		return s;
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return json_string("(message lost: out of memory)");
+	for (size_t i = 0; i < len; i++)
+		copy[i] = (unsigned char)msg[i] < 0x80 && msg[i] ? msg[i] : '?';
+	s = json_stringn(copy, len);
+	free(copy);
+	return s;
+}
+
+static void json_sink(enum log_level l, const char *msg, size_t len)
+{
+	json_t *o = json_object();
+	struct timespec ts;
+	struct tm tm;
+	char when[80];
+	char *line, *nl;
+	size_t n;
+
+	if (!o)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "level", json_string(level_names[l]));
+	json_object_set_new(o, "program", json_string(log_state.ident ? log_state.ident : "sbx"));
+	json_object_set_new(o, "msg", text(msg, len));
+	add_leading_fields(o, msg, len);
+	line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!line)
+		return;
+	n = strlen(line);
+	nl = realloc(line, n + 1);
+	if (nl) {
+		line = nl;
+		line[n++] = '\n'; /* one write per line: lines of threads do not mix */
+	}
+	(void)!write(log_state.fd, line, n);
+	free(line);
+}
+
+void log_json_enable(void)
+{
+	log_state.sink = json_sink;
+}
