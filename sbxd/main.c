@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "sbxd/api/api_render.h"
 #include "sbxd/dataplane/dp.h"
@@ -389,8 +391,8 @@ static int key_list(const struct sbxd_config *cfg)
 	for (size_t i = 0; i < n; i++) {
 		char created[40], revoked[40], qs[16] = "-", qm[24] = "-";
 
-		api_format_time(k[i].created_ms, created, sizeof(created));
-		api_format_time(k[i].revoked_ms, revoked, sizeof(revoked));
+		clock_rfc3339(k[i].created_ms, true, created, sizeof(created));
+		clock_rfc3339(k[i].revoked_ms, true, revoked, sizeof(revoked));
 		if (k[i].max_sandboxes)
 			snprintf(qs, sizeof(qs), "%u", k[i].max_sandboxes);
 		if (k[i].max_mem_bytes)
@@ -600,7 +602,7 @@ static int serve(const struct sbxd_config *cfg)
 	r = snap_store_open(cfg->state_dir, &ss);
 	if (r < 0) {
 		log_error("cannot open the snapshot store under %s: %s", cfg->state_dir,
-			  snap_last_error()[0] ? snap_last_error() : strerror(-r));
+			  err_msg()[0] ? err_msg() : strerror(-r));
 		goto out;
 	}
 	if (sbxd_vm_backend_new(drv, ss, &backend) < 0)

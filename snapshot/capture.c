@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap_vm.h"
@@ -56,7 +57,7 @@ static int layer_blob(snap_store *s, const char *path, const char **ret)
 	size_t n = strlen(blobs);
 
 	if (strncmp(path, blobs, n) || path[n] != '/' || !snap_blob_name_is_valid(path + n + 1))
-		return snap_err(-EINVAL, "the VM's disk layer %s is not in the snapshot store %s",
+		return err_set(-EINVAL, "the VM's disk layer %s is not in the snapshot store %s",
 				path, blobs);
 	*ret = path + n + 1;
 	return 0;
@@ -77,7 +78,7 @@ static int adopt_parent(snap_store *s, struct snap_manifest *m)
 	if (m->parent) {
 		r = snap_load(s, m->parent, &p);
 		if (r < 0)
-			return snap_err(r, "parent snapshot %s: %s", m->parent, snap_last_error());
+			return err_set(r, "parent snapshot %s: %s", m->parent, err_msg());
 	} else {
 		r = snap_list(s, &l, &n);
 		if (r < 0)
@@ -115,7 +116,7 @@ static int sync_guest(vm *v, const struct snap_capture_opts *o)
 
 	if (o->sync_fn) {
 		r = o->sync_fn(o->sync_ud);
-		return r < 0 ? snap_err(r, "cannot sync the guest's disks: %s", strerror(-r)) : 0;
+		return r < 0 ? err_set(r, "cannot sync the guest's disks: %s", strerror(-r)) : 0;
 	}
 	if (!o->agent_socket)
 		return 0;
@@ -155,10 +156,10 @@ static int convert_stream(snap_store *s, vm_driver *d, const struct vm_info *inf
 		return -errno;
 	r = vm_start(d, &c, &h);
 	if (r < 0)
-		return snap_err(r, "%s", vm_driver_last_error(d));
+		return err_set(r, "%s", vm_driver_last_error(d));
 	r = vm_save_state(h, state_fd, true);
 	if (r < 0)
-		snap_err(r, "%s", vm_driver_last_error(d));
+		err_set(r, "%s", vm_driver_last_error(d));
 	if (vm_destroy(h) < 0)
 		log_warn("vm=%s cannot remove the conversion helper: %s", name,
 			 vm_driver_last_error(d));
@@ -200,9 +201,9 @@ static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
 
 	state_fd = snapvm_tmpfile(s->blobs_dir);
 	if (state_fd < 0)
-		return snap_err(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
+		return err_set(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
 				strerror(-state_fd));
-	r = stream_only ? snap_err(-ECANCELED, "the shared-file form was not asked for")
+	r = stream_only ? err_set(-ECANCELED, "the shared-file form was not asked for")
 			: convert_stream(s, d, info, layers, stream_fd, ram_path, state_fd);
 	if (r == 0)
 		r = snapvm_compress(state_fd, state_path);
@@ -214,7 +215,7 @@ static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
 	if (!stream_only)
 		log_warn("snapshot %s: cannot convert the memory to the shared-file form, keeping "
 			 "the whole migration stream instead (forks will not share memory): %s",
-			 m->id, snap_last_error());
+			 m->id, err_msg());
 	/* parts are [layers..., ram, state]: state becomes the stream */
 	m->mem_mode = SNAP_MEM_STREAM;
 	free(m->parts[m->n_parts - 1].blob);
@@ -246,15 +247,15 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	if (!id || !layer)
 		return -ENOMEM;
 	if (!snap_id_is_valid(id))
-		return snap_err(-EINVAL, "invalid snapshot id '%s'", id);
+		return err_set(-EINVAL, "invalid snapshot id '%s'", id);
 	layer_path = snap_blob_path(s, layer);
 	if (!layer_path)
 		return -ENOMEM;
 	r = vm_get_info(v, &info);
 	if (r < 0)
-		return snap_err(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
+		return err_set(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
 	if (info.ram_shared) {
-		r = snap_err(-EINVAL,
+		r = err_set(-EINVAL,
 			     "cannot capture VM %s: its memory is a shared file (a "
 			     "zygote build?)",
 			     vm_name(v));
@@ -313,7 +314,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	if (o->include_memory) {
 		stream_fd = snapvm_tmpfile(s->blobs_dir);
 		if (stream_fd < 0) {
-			r = snap_err(stream_fd, "cannot create a file in %s: %s", s->blobs_dir,
+			r = err_set(stream_fd, "cannot create a file in %s: %s", s->blobs_dir,
 				     strerror(-stream_fd));
 			goto out_discard;
 		}
@@ -323,7 +324,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		 * for the last dirty pages, the disk freeze and device state */
 		r = vm_capture_live(v, layer_path, stream_fd, &paused_ms);
 		if (r < 0) {
-			snap_err(r, "cannot capture VM %s: %s", vm_name(v),
+			err_set(r, "cannot capture VM %s: %s", vm_name(v),
 				 vm_driver_last_error(d));
 			goto out_discard;
 		}
@@ -331,19 +332,19 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		t_pause = mono_ms();
 		r = vm_pause(v);
 		if (r < 0) {
-			snap_err(r, "%s", vm_driver_last_error(d));
+			err_set(r, "%s", vm_driver_last_error(d));
 			goto out_discard;
 		}
 		paused = true;
 		r = vm_freeze_disk(v, layer_path);
 		if (r < 0)
-			snap_err(r, "cannot capture VM %s: %s", vm_name(v),
+			err_set(r, "cannot capture VM %s: %s", vm_name(v),
 				 vm_driver_last_error(d));
 		if (vm_resume(v) < 0) {
 			log_error("vm=%s cannot resume after a capture: %s", vm_name(v),
 				  vm_driver_last_error(d));
 			if (r == 0)
-				r = snap_err(-EIO, "VM %s did not resume after the capture: %s",
+				r = err_set(-EIO, "VM %s did not resume after the capture: %s",
 					     vm_name(v), vm_driver_last_error(d));
 		}
 		paused = false;

@@ -28,6 +28,7 @@
 #include <archive_entry.h>
 #include <openssl/evp.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
 
@@ -41,7 +42,7 @@ static int arc_err(struct archive *a, int fallback, const char *what)
 	int e = archive_errno(a);
 	const char *msg = archive_error_string(a);
 
-	return snap_err(e > 0 ? -e : fallback, "%s: %s", what, msg ? msg : "libarchive failed");
+	return err_set(e > 0 ? -e : fallback, "%s: %s", what, msg ? msg : "libarchive failed");
 }
 
 /* hash n zero bytes */
@@ -144,16 +145,16 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 	snprintf(what, sizeof(what), "snapshot %s: part %s (blobs/%s)", m->id,
 		 snap_part_role_to_string(p->role), p->blob);
 	if (fstat(fd, &st) < 0)
-		return snap_err(-errno, "%s: %s", what, strerror(errno));
+		return err_set(-errno, "%s: %s", what, strerror(errno));
 	if ((uint64_t)st.st_size != p->size)
-		return snap_err(-EBADMSG, "%s: size %llu but the manifest says %llu", what,
+		return err_set(-EBADMSG, "%s: size %llu but the manifest says %llu", what,
 				(unsigned long long)st.st_size, (unsigned long long)p->size);
 	r = data_extents(fd, p->size, &x, &n);
 	if (r < 0)
-		return snap_err(r, "%s: %s", what, strerror(-r));
+		return err_set(r, "%s: %s", what, strerror(-r));
 	e = archive_entry_new();
 	if (!e)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	snprintf(name, sizeof(name), "blobs/%s", p->blob);
 	archive_entry_set_pathname(e, name);
 	archive_entry_set_filetype(e, AE_IFREG);
@@ -174,7 +175,7 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 	ctx = EVP_MD_CTX_new();
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(ctx);
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	/* the writer wants the whole file; it drops what falls in holes */
 	for (size_t i = 0; i <= n && r == 0; i++) {
@@ -185,7 +186,7 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 
 			r = write_data(a, zeros, k) < 0 ? arc_err(a, -EIO, what) : 0;
 			if (r == 0 && EVP_DigestUpdate(ctx, zeros, k) != 1)
-				r = snap_err(-EIO, "SHA-256 failed");
+				r = err_set(-EIO, "SHA-256 failed");
 			pos += k;
 		}
 		while (pos < end && r == 0) {
@@ -195,21 +196,21 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 			if (got < 0 && errno == EINTR)
 				continue;
 			if (got <= 0) {
-				r = snap_err(got < 0 ? -errno : -EBADMSG, "%s: %s", what,
+				r = err_set(got < 0 ? -errno : -EBADMSG, "%s: %s", what,
 					     got < 0 ? strerror(errno) : "shorter than its size");
 				break;
 			}
 			r = write_data(a, buf, (size_t)got) < 0 ? arc_err(a, -EIO, what) : 0;
 			if (r == 0 && EVP_DigestUpdate(ctx, buf, (size_t)got) != 1)
-				r = snap_err(-EIO, "SHA-256 failed");
+				r = err_set(-EIO, "SHA-256 failed");
 			pos += (uint64_t)got;
 		}
 	}
 	if (r == 0 && hash_final(ctx, hex) < 0)
-		r = snap_err(-EIO, "SHA-256 failed");
+		r = err_set(-EIO, "SHA-256 failed");
 	EVP_MD_CTX_free(ctx);
 	if (r == 0 && strcmp(hex, p->sha256))
-		r = snap_err(-EBADMSG, "%s: SHA-256 mismatch: the file was changed or damaged",
+		r = err_set(-EBADMSG, "%s: SHA-256 mismatch: the file was changed or damaged",
 			     what);
 	if (r == 0 && archive_write_finish_entry(a) != ARCHIVE_OK)
 		r = arc_err(a, -EIO, what);
@@ -223,10 +224,10 @@ static int export_manifest(struct archive *a, const struct snap_manifest *m)
 	int r = 0;
 
 	if (!text)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	e = archive_entry_new();
 	if (!e)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	archive_entry_set_pathname(e, "manifest.json");
 	archive_entry_set_filetype(e, AE_IFREG);
 	archive_entry_set_perm(e, 0644);
@@ -252,7 +253,7 @@ int snap_export(snap_store *s, const char *id, int out_fd)
 	if (r < 0)
 		return r;
 	if (m->status != SNAP_READY) {
-		r = snap_err(-EBUSY, "snapshot %s: is %s, only ready snapshots can be exported", id,
+		r = err_set(-EBUSY, "snapshot %s: is %s, only ready snapshots can be exported", id,
 			     snap_status_to_string(m->status));
 		goto out;
 	}
@@ -266,7 +267,7 @@ int snap_export(snap_store *s, const char *id, int out_fd)
 
 		fds[n] = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY) : -ENOMEM;
 		if (fds[n] < 0) {
-			r = snap_err(path ? -errno : -ENOMEM, "snapshot %s: part %s (blobs/%s): %s",
+			r = err_set(path ? -errno : -ENOMEM, "snapshot %s: part %s (blobs/%s): %s",
 				     id, snap_part_role_to_string(m->parts[n].role),
 				     m->parts[n].blob,
 				     errno == ENOENT ? "missing" : strerror(errno));
@@ -279,7 +280,7 @@ int snap_export(snap_store *s, const char *id, int out_fd)
 	buf = malloc(IO_BUF);
 	a = archive_write_new();
 	if (!buf || !a) {
-		r = snap_err(-ENOMEM, "out of memory");
+		r = err_set(-ENOMEM, "out of memory");
 		goto out;
 	}
 	if (archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
@@ -376,18 +377,18 @@ static int import_manifest(struct import *im, struct archive_entry *e)
 	int r;
 
 	if (strcmp(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", "manifest.json"))
-		return snap_err(-EBADMSG,
+		return err_set(-EBADMSG,
 				"import: the first entry must be manifest.json, not \"%s\"",
 				archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
 	if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
 	    !archive_entry_size_is_set(e) || size < 0 || size > SNAP_MANIFEST_MAX)
-		return snap_err(-EBADMSG,
+		return err_set(-EBADMSG,
 				"import: manifest.json: not a regular file of at most %d "
 				"bytes",
 				SNAP_MANIFEST_MAX);
 	text = malloc((size_t)size + 1);
 	if (!text)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	while (len < (size_t)size) {
 		la_ssize_t k = archive_read_data(im->a, text + len, (size_t)size - len);
 
@@ -399,15 +400,15 @@ static int import_manifest(struct import *im, struct archive_entry *e)
 	}
 	r = snap_manifest_parse(text, len, &im->m, err, sizeof(err));
 	if (r < 0)
-		return snap_err(r, "import: manifest.json: %s", err);
+		return err_set(r, "import: manifest.json: %s", err);
 	if (im->m->status != SNAP_READY)
-		return snap_err(-EBADMSG, "import: snapshot %s is %s, not ready", im->m->id,
+		return err_set(-EBADMSG, "import: snapshot %s is %s, not ready", im->m->id,
 				snap_status_to_string(im->m->status));
 	dir = snap_manifest_dir(im->s, im->m->id);
 	if (!dir)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (lstat(dir, &st) == 0)
-		return snap_err(-EEXIST, "import: snapshot %s already exists", im->m->id);
+		return err_set(-EEXIST, "import: snapshot %s already exists", im->m->id);
 	return 0;
 }
 
@@ -420,7 +421,7 @@ static int import_blob_data(struct import *im, const struct snap_part *p, int fd
 
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(ctx);
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	for (;;) {
 		const void *buf;
@@ -436,7 +437,7 @@ static int import_blob_data(struct import *im, const struct snap_part *p, int fd
 		}
 		if (off < 0 || (uint64_t)off < pos || (uint64_t)off > p->size ||
 		    len > p->size - (uint64_t)off) {
-			r = snap_err(-EBADMSG, "import: blobs/%s: data outside the file's size",
+			r = err_set(-EBADMSG, "import: blobs/%s: data outside the file's size",
 				     p->blob);
 			break;
 		}
@@ -444,26 +445,26 @@ static int import_blob_data(struct import *im, const struct snap_part *p, int fd
 		if (r == 0 && EVP_DigestUpdate(ctx, buf, len) != 1)
 			r = -EIO;
 		if (r < 0) {
-			r = snap_err(r, "SHA-256 failed");
+			r = err_set(r, "SHA-256 failed");
 			break;
 		}
 		r = write_sparse(fd, buf, len, (uint64_t)off);
 		if (r < 0) {
-			r = snap_err(r, "import: cannot write blobs/%s: %s", p->blob, strerror(-r));
+			r = err_set(r, "import: cannot write blobs/%s: %s", p->blob, strerror(-r));
 			break;
 		}
 		pos = (uint64_t)off + len;
 	}
 	if (r == 0 && (hash_zeros(ctx, p->size - pos) < 0 || hash_final(ctx, hex) < 0))
-		r = snap_err(-EIO, "SHA-256 failed");
+		r = err_set(-EIO, "SHA-256 failed");
 	EVP_MD_CTX_free(ctx);
 	if (r < 0)
 		return r;
 	if (ftruncate(fd, (off_t)p->size) < 0 || fsync(fd) < 0)
-		return snap_err(-errno, "import: cannot write blobs/%s: %s", p->blob,
+		return err_set(-errno, "import: cannot write blobs/%s: %s", p->blob,
 				strerror(errno));
 	if (strcmp(hex, p->sha256))
-		return snap_err(-EBADMSG,
+		return err_set(-EBADMSG,
 				"import: part %s (blobs/%s): SHA-256 mismatch: the archive was "
 				"changed or damaged",
 				snap_part_role_to_string(p->role), p->blob);
@@ -484,18 +485,18 @@ static int import_blob(struct import *im, struct archive_entry *e)
 		if (!strncmp(path, "blobs/", 6) && !strcmp(path + 6, im->m->parts[i].blob))
 			p = &im->m->parts[i];
 	if (!p)
-		return snap_err(-EBADMSG,
+		return err_set(-EBADMSG,
 				"import: unexpected entry \"%s\" (not a part of snapshot %s)", path,
 				im->m->id);
 	i--;
 	if (im->got[i])
-		return snap_err(-EBADMSG, "import: entry \"%s\" appears twice", path);
+		return err_set(-EBADMSG, "import: entry \"%s\" appears twice", path);
 	im->got[i] = true;
 	if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
 	    archive_entry_symlink(e))
-		return snap_err(-EBADMSG, "import: entry \"%s\" is not a regular file", path);
+		return err_set(-EBADMSG, "import: entry \"%s\" is not a regular file", path);
 	if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != p->size)
-		return snap_err(-EBADMSG,
+		return err_set(-EBADMSG,
 				"import: entry \"%s\": size %lld but the manifest says %llu", path,
 				(long long)archive_entry_size(e), (unsigned long long)p->size);
 	r = snap_blob_check(im->s, p);
@@ -506,12 +507,12 @@ static int import_blob(struct import *im, struct archive_entry *e)
 			   : arc_err(im->a, -EBADMSG, "import");
 	}
 	if (r != -ENOENT)
-		return snap_err(r == -EBADMSG ? -EEXIST : r,
+		return err_set(r == -EBADMSG ? -EEXIST : r,
 				"import: blobs/%s already exists with other content", p->blob);
 	fd = openat(im->tmp_fd, p->blob, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    (archive_entry_perm(e) & 0644) | 0400);
 	if (fd < 0)
-		return snap_err(-errno, "import: cannot create %s/%s: %s", im->tmp, p->blob,
+		return err_set(-errno, "import: cannot create %s/%s: %s", im->tmp, p->blob,
 				strerror(errno));
 	return import_blob_data(im, p, fd);
 }
@@ -525,32 +526,32 @@ static int import_publish(struct import *im)
 	int r = 0;
 
 	if (!dir)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (lstat(dir, &st) == 0)
-		return snap_err(-EEXIST, "import: snapshot %s already exists", im->m->id);
+		return err_set(-EEXIST, "import: snapshot %s already exists", im->m->id);
 	for (size_t i = 0; i < im->m->n_parts && r == 0; i++) {
 		const struct snap_part *p = &im->m->parts[i];
 		_cleanup_free_ char *path = snap_blob_path(s, p->blob);
 
 		if (!path)
-			return snap_err(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 		if (!im->reuse[i]) {
 			if (renameat2(im->tmp_fd, p->blob, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
 				im->moved[i] = true;
 				continue;
 			}
 			if (errno != EEXIST)
-				return snap_err(-errno,
+				return err_set(-errno,
 						"import: cannot move blobs/%s into place: %s",
 						p->blob, strerror(errno));
 		}
 		/* it exists (now): it must be the same */
 		r = snap_blob_check(s, p);
 		if (r == -ENOENT)
-			r = snap_err(-EAGAIN, "import: blobs/%s was removed meanwhile; try again",
+			r = err_set(-EAGAIN, "import: blobs/%s was removed meanwhile; try again",
 				     p->blob);
 		else if (r < 0)
-			r = snap_err(-EEXIST, "import: blobs/%s already exists with other content",
+			r = err_set(-EEXIST, "import: blobs/%s already exists with other content",
 				     p->blob);
 	}
 	if (r < 0)
@@ -577,14 +578,14 @@ static int import_run(struct import *im, int in_fd)
 
 	im->a = archive_read_new();
 	if (!im->a)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (archive_read_support_filter_zstd(im->a) != ARCHIVE_OK ||
 	    archive_read_support_format_tar(im->a) != ARCHIVE_OK ||
 	    archive_read_open_fd(im->a, in_fd, 64 * 1024) != ARCHIVE_OK)
 		return arc_err(im->a, -EBADMSG, "import: not a snapshot archive (zstd tar)");
 	k = archive_read_next_header(im->a, &e);
 	if (k != ARCHIVE_OK)
-		return k == ARCHIVE_EOF ? snap_err(-EBADMSG, "import: the archive is empty")
+		return k == ARCHIVE_EOF ? err_set(-EBADMSG, "import: the archive is empty")
 					: arc_err(im->a, -EBADMSG, "import");
 	r = import_manifest(im, e);
 	while (r == 0) {
@@ -597,7 +598,7 @@ static int import_run(struct import *im, int in_fd)
 	}
 	for (size_t i = 0; r == 0 && i < im->m->n_parts; i++)
 		if (!im->got[i])
-			r = snap_err(-EBADMSG, "import: the archive has no blobs/%s (part %s)",
+			r = err_set(-EBADMSG, "import: the archive has no blobs/%s (part %s)",
 				     im->m->parts[i].blob,
 				     snap_part_role_to_string(im->m->parts[i].role));
 	return r;
@@ -610,9 +611,9 @@ int snap_import(snap_store *s, int in_fd, char **ret_id)
 	int r;
 
 	if (asprintf(&im.tmp, "%s/.import-XXXXXX", s->dir) < 0)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (!mkdtemp(im.tmp)) {
-		r = snap_err(-errno, "import: cannot create a directory in %s: %s", s->dir,
+		r = err_set(-errno, "import: cannot create a directory in %s: %s", s->dir,
 			     strerror(errno));
 		free(im.tmp);
 		return r;
@@ -620,11 +621,11 @@ int snap_import(snap_store *s, int in_fd, char **ret_id)
 	/* held until the end: snap_gc() removes only unlocked .import-* */
 	im.tmp_fd = open(im.tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (im.tmp_fd < 0 || flock(im.tmp_fd, LOCK_EX) < 0)
-		r = snap_err(-errno, "import: %s: %s", im.tmp, strerror(errno));
+		r = err_set(-errno, "import: %s: %s", im.tmp, strerror(errno));
 	else
 		r = import_run(&im, in_fd);
 	if (r == 0 && !(id = strdup(im.m->id)))
-		r = snap_err(-ENOMEM, "out of memory");
+		r = err_set(-ENOMEM, "out of memory");
 	if (r == 0) {
 		r = snap_lock(s, true);
 		if (r == 0) {

@@ -8,7 +8,7 @@
  * always names the key ("parts[2].sha256: ...").
  *
  * No file access here: the fuzz target links this file alone (plus
- * jansson), so the names, validators and snap_err() live here too.
+ * jansson), so the names, validators and err_set() live here too.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,32 +19,12 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
 
 /* Year 9999, the last instant RFC 3339 can write with four digits. */
 #define CREATED_MS_MAX 253402300799999LL
-
-static __thread char snap_errbuf[1024];
-
-/* Formats through a copy: callers may pass snap_last_error() as an
- * argument to wrap the previous message. */
-int snap_err(int err, const char *fmt, ...)
-{
-	char buf[sizeof(snap_errbuf)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	memcpy(snap_errbuf, buf, sizeof(buf));
-	return err;
-}
-
-const char *snap_last_error(void)
-{
-	return snap_errbuf;
-}
 
 static const char *const kind_names[_SNAP_KIND_MAX] = {
     [SNAP_FS] = "fs", [SNAP_MEMORY] = "memory", [SNAP_ZYGOTE] = "zygote"};

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
 #include "host/vm/vm.h"
@@ -78,7 +79,7 @@ int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n)
 		return 0;
 	}
 	if (!d)
-		return snap_err(-errno, "cannot read %s: %s", s->vms_dir, strerror(errno));
+		return err_set(-errno, "cannot read %s: %s", s->vms_dir, strerror(errno));
 	while (r == 0 && (e = readdir(d))) {
 		_cleanup_free_ char *path = NULL;
 		struct snap_strset blobs = {0};
@@ -87,7 +88,7 @@ int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n)
 			continue;
 		if (asprintf(&path, "%s/%s/vm.info", s->vms_dir, e->d_name) < 0) {
 			path = NULL;
-			r = snap_err(-ENOMEM, "out of memory");
+			r = err_set(-ENOMEM, "out of memory");
 			break;
 		}
 		r = snap_vm_info_blobs(path, s->blobs_dir, &blobs);
@@ -96,7 +97,7 @@ int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n)
 			continue;
 		}
 		if (r < 0) {
-			snap_err(r, "VM %s: cannot read %s: %s", e->d_name, path, strerror(-r));
+			err_set(r, "VM %s: cannot read %s: %s", e->d_name, path, strerror(-r));
 			break;
 		}
 		for (size_t i = 0; i < blobs.n && r == 0; i++) {
@@ -106,7 +107,7 @@ int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n)
 				cap = cap ? 2 * cap : 16;
 				nu = realloc(u, cap * sizeof(*u));
 				if (!nu) {
-					r = snap_err(-ENOMEM, "out of memory");
+					r = err_set(-ENOMEM, "out of memory");
 					break;
 				}
 				u = nu;
@@ -115,7 +116,7 @@ int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n)
 			u[n].vm = strdup(e->d_name);
 			n++;
 			if (!u[n - 1].blob || !u[n - 1].vm)
-				r = snap_err(-ENOMEM, "out of memory");
+				r = err_set(-ENOMEM, "out of memory");
 		}
 		snap_strset_release(&blobs);
 	}
@@ -143,24 +144,24 @@ static int manifest_names(snap_store *s, const char *id, struct snap_strset *nam
 
 	*ret_m = NULL;
 	if (!path)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	r = snap_read_file(path, SNAP_MANIFEST_MAX, &text, &len);
 	if (r == -ENOENT)
 		return r;
 	if (r < 0)
-		return snap_err(r, "snapshot %s: cannot read %s: %s", id, path, strerror(-r));
+		return err_set(r, "snapshot %s: cannot read %s: %s", id, path, strerror(-r));
 	if (snap_manifest_parse(text, len, &m, err, sizeof(err)) == 0) {
 		for (size_t i = 0; i < m->n_parts; i++)
 			if ((r = snap_strset_add(names, m->parts[i].blob)) < 0) {
 				snap_manifest_free(m);
-				return snap_err(r, "out of memory");
+				return err_set(r, "out of memory");
 			}
 		*ret_m = m;
 		return 0;
 	}
 	r = snap_manifest_blob_names(text, len, names, err, sizeof(err));
 	if (r < 0)
-		return snap_err(
+		return err_set(
 		    r,
 		    "snapshot %s: %s: %s, so which blobs it uses is unknown; nothing was "
 		    "removed (repair it, or remove it first with sbx-snapshot rm %s)",
@@ -202,7 +203,7 @@ static int collect_used(snap_store *s, const char *skip_id, bool dead_building,
 	}
 	snap_strv_free(ids);
 	if (r < 0)
-		return r == -ENOMEM ? snap_err(r, "out of memory") : r;
+		return r == -ENOMEM ? err_set(r, "out of memory") : r;
 	r = snap_scan_vm_uses(s, &u, &n);
 	if (r < 0)
 		return r;
@@ -210,7 +211,7 @@ static int collect_used(snap_store *s, const char *skip_id, bool dead_building,
 		r = snap_strset_add(used, u[i].blob);
 	snap_vm_uses_free(u, n);
 	if (r < 0)
-		return snap_err(r, "out of memory");
+		return err_set(r, "out of memory");
 	snap_strset_sort(used);
 	return 0;
 }
@@ -224,11 +225,11 @@ int snap_users(snap_store *s, const char *id, char ***ret_vms, char ***ret_child
 	int r;
 
 	if (!snap_id_is_valid(id))
-		return snap_err(-EINVAL, "\"%s\" is not a snapshot id", id ? id : "");
+		return err_set(-EINVAL, "\"%s\" is not a snapshot id", id ? id : "");
 	r = manifest_names(s, id, &own, &m);
 	snap_manifest_free(m);
 	if (r == -ENOENT)
-		r = snap_err(r, "snapshot %s: no such snapshot", id);
+		r = err_set(r, "snapshot %s: no such snapshot", id);
 	if (r < 0)
 		goto out;
 	snap_strset_sort(&own);
@@ -269,11 +270,11 @@ int snap_users(snap_store *s, const char *id, char ***ret_vms, char ***ret_child
 	if (!*ret_vms || !*ret_children) {
 		snap_strv_free(*ret_vms);
 		snap_strv_free(*ret_children);
-		r = snap_err(-ENOMEM, "out of memory");
+		r = err_set(-ENOMEM, "out of memory");
 	}
 out:
 	if (r == -ENOMEM)
-		snap_err(r, "out of memory");
+		err_set(r, "out of memory");
 	snap_list_free(all, n_all);
 	snap_vm_uses_free(u, n_u);
 	snap_strset_release(&own);
@@ -290,17 +291,17 @@ static int free_blob(snap_store *s, const char *name, const struct snap_strset *
 	struct stat st;
 
 	if (!path)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (snap_strset_has(used, name))
 		return 0;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT
 			   ? 0
-			   : snap_err(-errno, "cannot stat %s: %s", path, strerror(errno));
+			   : err_set(-errno, "cannot stat %s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return 0;
 	if (unlink(path) < 0 && errno != ENOENT)
-		return snap_err(-errno, "cannot remove %s: %s", path, strerror(errno));
+		return err_set(-errno, "cannot remove %s: %s", path, strerror(errno));
 	*freed += (uint64_t)st.st_blocks * 512;
 	return 0;
 }
@@ -313,13 +314,13 @@ static int remove_manifest_dir(snap_store *s, const char *id)
 	int r;
 
 	if (!dir || !path)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (unlink(path) < 0 && errno != ENOENT)
-		return snap_err(-errno, "snapshot %s: cannot remove %s: %s", id, path,
+		return err_set(-errno, "snapshot %s: cannot remove %s: %s", id, path,
 				strerror(errno));
 	r = snap_rmtree(dir);
 	if (r < 0)
-		return snap_err(r, "snapshot %s: cannot remove %s: %s", id, dir, strerror(-r));
+		return err_set(r, "snapshot %s: cannot remove %s: %s", id, dir, strerror(-r));
 	(void)snap_fsync_dir(s->dir);
 	return 0;
 }
@@ -334,15 +335,15 @@ int snap_delete(snap_store *s, const char *id, uint64_t *ret_freed_bytes)
 	int r;
 
 	if (!snap_id_is_valid(id))
-		return snap_err(-EINVAL, "\"%s\" is not a snapshot id", id ? id : "");
+		return err_set(-EINVAL, "\"%s\" is not a snapshot id", id ? id : "");
 	dir = snap_manifest_dir(s, id);
 	if (!dir)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	r = snap_lock(s, true);
 	if (r < 0)
 		return r;
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		r = snap_err(-ENOENT, "snapshot %s: no such snapshot", id);
+		r = err_set(-ENOENT, "snapshot %s: no such snapshot", id);
 		goto out;
 	}
 	/* its own manifest may be damaged: then its blobs are left to GC */
@@ -423,7 +424,7 @@ int snap_gc(snap_store *s, bool dead_building, uint64_t *ret_freed_bytes)
 	gc_imports(s);
 	d = opendir(s->blobs_dir);
 	if (!d) {
-		r = snap_err(-errno, "cannot read %s: %s", s->blobs_dir, strerror(errno));
+		r = err_set(-errno, "cannot read %s: %s", s->blobs_dir, strerror(errno));
 		goto out;
 	}
 	/* only names a blob can have: anything else is not ours to remove */

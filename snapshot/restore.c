@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap_vm.h"
@@ -45,7 +46,7 @@ static int welcome(vm *v, int timeout_ms, const char *hostname, const char *root
 
 	r = snapvm_agent_connect(v, timeout_ms, &c);
 	if (r == 0 && root && !agent_client_has_cap(c, "root"))
-		r = snap_err(-EOPNOTSUPP, "the agent in this image cannot mount its root disk "
+		r = err_set(-EOPNOTSUPP, "the agent in this image cannot mount its root disk "
 					  "on request (no \"root\" capability): rebuild the image");
 	if (r == 0)
 		r = snapvm_fixup(c, hostname, root);
@@ -67,7 +68,7 @@ int snapvm_fork(snap_store *s, vm_driver *d, const struct snapvm_fork *f, vm **r
 
 	*ret = NULL;
 	if (shared ? !ram || !st : !stream)
-		return snap_err(-EBADMSG, "snapshot %s has no memory to restore", m->id);
+		return err_set(-EBADMSG, "snapshot %s has no memory to restore", m->id);
 	state_path = snap_blob_path(s, shared ? st->blob : stream->blob);
 	ram_path = shared ? snap_blob_path(s, ram->blob) : NULL;
 	if (!state_path || (shared && !ram_path))
@@ -75,9 +76,9 @@ int snapvm_fork(snap_store *s, vm_driver *d, const struct snapvm_fork *f, vm **r
 	r = snapvm_decompress_memfd(
 	    state_path, shared ? STATE_MAX : ((uint64_t)m->memory_mib << 20) + STATE_MAX, &fd);
 	if (r < 0)
-		return snap_err(r, "snapshot %s: part %s (blobs/%s): %s", m->id,
+		return err_set(r, "snapshot %s: part %s (blobs/%s): %s", m->id,
 				shared ? "state" : "stream", shared ? st->blob : stream->blob,
-				snap_last_error());
+				err_msg());
 	c.name = f->vm_name;
 	c.image_dir = m->image_dir;
 	c.vcpus = m->vcpus;
@@ -91,7 +92,7 @@ int snapvm_fork(snap_store *s, vm_driver *d, const struct snapvm_fork *f, vm **r
 	c.incoming_ignore_shared = shared;
 	r = vm_start(d, &c, ret);
 	if (r < 0)
-		return snap_err(r, "%s", vm_driver_last_error(d));
+		return err_set(r, "%s", vm_driver_last_error(d));
 	return 0;
 }
 
@@ -150,7 +151,7 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 			snap_unlock(s);
 			if (r == 0 && o->disk_bytes && o->disk_bytes != z->disk_bytes &&
 			    vm_disk_resize(v, o->disk_bytes) < 0)
-				r = snap_err(-EIO, "%s", vm_driver_last_error(d));
+				r = err_set(-EIO, "%s", vm_driver_last_error(d));
 			if (r == 0)
 				r = welcome(v, SNAPVM_RESTORE_WAIT_MS, hostname, "/dev/vda");
 			if (r < 0 && v) {
@@ -166,7 +167,7 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 			return 0;
 		}
 		log_warn("vm=%s cannot start as a fork of the zygote, booting instead: %s",
-			 o->vm_name, snap_last_error());
+			 o->vm_name, err_msg());
 	}
 	c.name = o->vm_name;
 	c.image_dir = image_dir;
@@ -181,7 +182,7 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 	r = vm_start(d, &c, &v);
 	snap_unlock(s);
 	if (r < 0)
-		return snap_err(r, "%s", vm_driver_last_error(d));
+		return err_set(r, "%s", vm_driver_last_error(d));
 	r = welcome(v, SNAPVM_BOOT_WAIT_MS, hostname, NULL);
 	if (r < 0) {
 		destroy_quietly(d, v);
@@ -203,19 +204,19 @@ int snap_restore(snap_store *s, vm_driver *d, const char *id, const struct snap_
 
 	*ret = NULL;
 	if (!o->vm_name)
-		return snap_err(-EINVAL, "no name for the new VM");
+		return err_set(-EINVAL, "no name for the new VM");
 	r = snap_load(s, id, &m);
 	if (r == -ENOENT)
-		return snap_err(r, "snapshot %s not found", id);
+		return err_set(r, "snapshot %s not found", id);
 	if (r < 0)
 		return r;
 	if (m->status != SNAP_READY) {
-		r = snap_err(-EBUSY, "snapshot %s is %s, not ready", id,
+		r = err_set(-EBUSY, "snapshot %s is %s, not ready", id,
 			     snap_status_to_string(m->status));
 		goto out;
 	}
 	if (m->kind == SNAP_ZYGOTE) {
-		r = snap_err(-EINVAL,
+		r = err_set(-EINVAL,
 			     "snapshot %s is a zygote (sbx's own boot cache): start "
 			     "sandboxes from its image instead",
 			     id);
@@ -253,6 +254,6 @@ int snap_start_image(snap_store *s, vm_driver *d, const char *image_dir,
 {
 	*ret = NULL;
 	if (!o->vm_name)
-		return snap_err(-EINVAL, "no name for the new VM");
+		return err_set(-EINVAL, "no name for the new VM");
 	return fresh_start(s, d, image_dir, NULL, o, ret, ret_how);
 }

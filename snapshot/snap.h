@@ -39,7 +39,7 @@
  *                         stream, RAM included, zstd; each restore reads it
  *
  * Errors: functions return 0 or -errno and leave a message for a person
- * in snap_last_error() (per thread), naming the snapshot and, for damaged
+ * in err_msg() (per thread), naming the snapshot and, for damaged
  * snapshots, the part ("snapshot 3f2a...: part ram (blobs/ram-9c1e...):
  * SHA-256 mismatch, the file was changed or damaged").
  */
@@ -48,6 +48,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "base/err.h"
 
 typedef struct snap_store snap_store;
 typedef struct vm_driver vm_driver;
@@ -118,8 +120,6 @@ char *snap_blob_new_name(const char *prefix, const char *suffix);
 /* A new snapshot id (a UUID in text form). */
 char *snap_new_id(void);
 
-const char *snap_last_error(void);
-
 /* Manifests. load: parse and check (bounds, names, roles, sizes; untrusted
  * input) STATE/snapshots/ID/manifest.json; -ENOENT if there is none. */
 int snap_load(snap_store *s, const char *id, struct snap_manifest **ret);
@@ -165,6 +165,13 @@ int snap_image_digest(const char *image_dir, char **ret);
  * snapshots whose parent chain contains it. NULL-terminated arrays. */
 int snap_users(snap_store *s, const char *id, char ***ret_vms, char ***ret_children);
 void snap_strv_free(char **v);
+
+/* Directory names under STATE/snapshots that look like snapshot ids,
+ * sorted (whether or not their manifest loads; sbx-snapshot lists the ones
+ * that do not). NULL-ended, free with snap_strv_free(). */
+int snap_scan_ids(snap_store *s, char ***ret);
+/* Bytes a file takes on disk (st_blocks * 512); 0 if it is gone. */
+uint64_t snap_disk_usage(const char *path);
 
 /* Remove the manifest (-ENOENT if none), then free the blobs nobody uses.
  * Blobs still used by forks or child snapshots stay. */

@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * snap_int.h - internals of the snapshot store shared by store.c,
- * manifest.c, verify.c, refs.c and export.c (and sbx-snapshot, which
- * also lists manifests that do not load).
+ * manifest.c, verify.c, refs.c and export.c.
  *
- * Errors: snap_err() formats the per-thread message that snap_last_error()
- * returns and gives back the -errno it was passed, so a failing path reads
- * `return snap_err(-ENOENT, "snapshot %s: ...", id);`.
+ * Errors follow base/err.h: `return err_set(-ENOENT, "snapshot %s: ...", id);`.
  */
 #pragma once
 
@@ -38,8 +35,6 @@ struct snap_store {
 	unsigned shared;
 };
 
-__attribute__((format(printf, 2, 3))) int snap_err(int err, const char *fmt, ...);
-
 bool snap_id_is_valid(const char *id);
 bool snap_blob_name_is_valid(const char *name);
 bool snap_vm_name_is_valid(const char *name);
@@ -55,12 +50,7 @@ int snap_write_atomic(const char *path, const char *data, size_t len);
 int snap_fsync_dir(const char *dir);
 /* rm -rf of a directory we own (no symlinks followed). */
 int snap_rmtree(const char *path);
-/* Bytes a file takes on disk (st_blocks * 512); 0 if it is gone. */
-uint64_t snap_disk_usage(const char *path);
 
-/* Directory names under STATE/snapshots that look like snapshot ids,
- * sorted (whether or not their manifest loads). NULL-ended. */
-int snap_scan_ids(snap_store *s, char ***ret);
 
 /* A sorted, de-duplicated set of strings. */
 struct snap_strset {

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
 
@@ -39,17 +40,17 @@ int snap_store_open(const char *state_dir, snap_store **ret)
 	int r;
 
 	if (!state_dir || !*state_dir)
-		return snap_err(-EINVAL, "snapshot store: no state directory given");
+		return err_set(-EINVAL, "snapshot store: no state directory given");
 	r = mkdir_ok(state_dir, 0711);
 	if (r < 0)
-		return snap_err(r, "cannot create the state directory %s: %s", state_dir,
+		return err_set(r, "cannot create the state directory %s: %s", state_dir,
 				strerror(-r));
 	abs = realpath(state_dir, NULL);
 	if (!abs)
-		return snap_err(-errno, "state directory %s: %s", state_dir, strerror(errno));
+		return err_set(-errno, "state directory %s: %s", state_dir, strerror(errno));
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	s->lock_fd = -EBADF;
 	pthread_rwlock_init(&s->rw, NULL);
 	pthread_mutex_init(&s->mu, NULL);
@@ -62,11 +63,11 @@ int snap_store_open(const char *state_dir, snap_store **ret)
 		s->vms_dir = NULL;
 	if (!s->dir || !s->blobs_dir || !s->vms_dir) {
 		snap_store_free(s);
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	/* 0711: others may reach a blob they are given, not list them */
 	if ((r = mkdir_ok(s->dir, 0711)) < 0 || (r = mkdir_ok(s->blobs_dir, 0711)) < 0) {
-		snap_err(r, "cannot create %s: %s", s->blobs_dir, strerror(-r));
+		err_set(r, "cannot create %s: %s", s->blobs_dir, strerror(-r));
 		snap_store_free(s);
 		return r;
 	}
@@ -75,14 +76,14 @@ int snap_store_open(const char *state_dir, snap_store **ret)
 
 		if (asprintf(&lock, "%s/.lock", s->dir) < 0) {
 			snap_store_free(s);
-			return snap_err(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 		}
 		s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 		if (s->lock_fd < 0 && (errno == EACCES || errno == EROFS))
 			s->lock_fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (s->lock_fd < 0) {
 			r = -errno;
-			snap_err(r, "cannot open %s: %s", lock, strerror(errno));
+			err_set(r, "cannot open %s: %s", lock, strerror(errno));
 			snap_store_free(s);
 			return r;
 		}
@@ -221,7 +222,7 @@ int snap_lock(snap_store *s, bool exclusive)
 	pthread_mutex_unlock(&s->mu);
 	if (r < 0) {
 		pthread_rwlock_unlock(&s->rw);
-		return snap_err(r, "cannot lock %s/.lock: %s", s->dir, strerror(-r));
+		return err_set(r, "cannot lock %s/.lock: %s", s->dir, strerror(-r));
 	}
 	return 0;
 }
@@ -249,7 +250,7 @@ int snap_scan_ids(snap_store *s, char ***ret)
 	int r = 0;
 
 	if (!d)
-		return snap_err(-errno, "cannot read %s: %s", s->dir, strerror(errno));
+		return err_set(-errno, "cannot read %s: %s", s->dir, strerror(errno));
 	while ((e = readdir(d))) {
 		struct stat st;
 
@@ -265,11 +266,11 @@ int snap_scan_ids(snap_store *s, char ***ret)
 	closedir(d);
 	if (r < 0) {
 		snap_strset_release(&set);
-		return snap_err(r, "out of memory");
+		return err_set(r, "out of memory");
 	}
 	snap_strset_sort(&set);
 	*ret = snap_strset_steal(&set);
-	return *ret ? 0 : snap_err(-ENOMEM, "out of memory");
+	return *ret ? 0 : err_set(-ENOMEM, "out of memory");
 }
 
 int snap_load(snap_store *s, const char *id, struct snap_manifest **ret)
@@ -281,25 +282,25 @@ int snap_load(snap_store *s, const char *id, struct snap_manifest **ret)
 	int r;
 
 	if (!snap_id_is_valid(id))
-		return snap_err(-EINVAL, "\"%s\" is not a snapshot id ([a-z0-9][a-z0-9-]*)",
+		return err_set(-EINVAL, "\"%s\" is not a snapshot id ([a-z0-9][a-z0-9-]*)",
 				id ? id : "");
 	path = snap_manifest_path(s, id);
 	if (!path)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	r = snap_read_file(path, SNAP_MANIFEST_MAX, &text, &len);
 	if (r == -ENOENT)
-		return snap_err(r, "snapshot %s: no such snapshot", id);
+		return err_set(r, "snapshot %s: no such snapshot", id);
 	if (r == -EFBIG)
-		return snap_err(-EBADMSG, "snapshot %s: %s is larger than %d bytes", id, path,
+		return err_set(-EBADMSG, "snapshot %s: %s is larger than %d bytes", id, path,
 				SNAP_MANIFEST_MAX);
 	if (r < 0)
-		return snap_err(r, "snapshot %s: cannot read %s: %s", id, path, strerror(-r));
+		return err_set(r, "snapshot %s: cannot read %s: %s", id, path, strerror(-r));
 	r = snap_manifest_parse(text, len, &m, err, sizeof(err));
 	if (r < 0)
-		return snap_err(r, "snapshot %s: manifest.json: %s", id,
+		return err_set(r, "snapshot %s: manifest.json: %s", id,
 				strncmp(err, "manifest: ", 10) ? err : err + 10);
 	if (strcmp(m->id, id)) {
-		snap_err(-EBADMSG,
+		err_set(-EBADMSG,
 			 "snapshot %s: manifest.json: id: \"%s\" is not its directory's name", id,
 			 m->id);
 		snap_manifest_free(m);
@@ -354,7 +355,7 @@ int snap_list(snap_store *s, struct snap_manifest ***ret, size_t *ret_n)
 				snap_manifest_free(m);
 				snap_list_free(l, n);
 				snap_strv_free(ids);
-				return snap_err(-ENOMEM, "out of memory");
+				return err_set(-ENOMEM, "out of memory");
 			}
 			l = nl;
 		}
@@ -363,7 +364,7 @@ int snap_list(snap_store *s, struct snap_manifest ***ret, size_t *ret_n)
 	snap_strv_free(ids);
 	if (n)
 		qsort(l, n, sizeof(*l), cmp_created);
-	snap_err(0, "%s", "");
+	err_set(0, "%s", "");
 	*ret = l;
 	*ret_n = n;
 	return 0;
@@ -377,32 +378,32 @@ int snap_save(snap_store *s, const struct snap_manifest *m)
 	int r;
 
 	if (!m->id || !snap_id_is_valid(m->id))
-		return snap_err(-EINVAL, "cannot save a snapshot: \"%s\" is not a snapshot id",
+		return err_set(-EINVAL, "cannot save a snapshot: \"%s\" is not a snapshot id",
 				m->id ? m->id : "");
 	text = snap_manifest_format(m);
 	if (!text)
-		return snap_err(-EINVAL, "snapshot %s: cannot save: a field is missing or invalid",
+		return err_set(-EINVAL, "snapshot %s: cannot save: a field is missing or invalid",
 				m->id);
 	/* never write what would not load */
 	r = snap_manifest_parse(text, strlen(text), &check, err, sizeof(err));
 	if (r < 0)
-		return snap_err(-EINVAL, "snapshot %s: cannot save: %s", m->id, err);
+		return err_set(-EINVAL, "snapshot %s: cannot save: %s", m->id, err);
 	snap_manifest_free(check);
 	dir = snap_manifest_dir(s, m->id);
 	path = snap_manifest_path(s, m->id);
 	if (!dir || !path)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (mkdir(dir, 0755) == 0) {
 		r = snap_fsync_dir(s->dir);
 		if (r < 0)
-			return snap_err(r, "snapshot %s: cannot sync %s: %s", m->id, s->dir,
+			return err_set(r, "snapshot %s: cannot sync %s: %s", m->id, s->dir,
 					strerror(-r));
 	} else if (errno != EEXIST) {
-		return snap_err(-errno, "snapshot %s: cannot create %s: %s", m->id, dir,
+		return err_set(-errno, "snapshot %s: cannot create %s: %s", m->id, dir,
 				strerror(errno));
 	}
 	r = snap_write_atomic(path, text, strlen(text));
 	if (r < 0)
-		return snap_err(r, "snapshot %s: cannot write %s: %s", m->id, path, strerror(-r));
+		return err_set(r, "snapshot %s: cannot write %s: %s", m->id, path, strerror(-r));
 	return 0;
 }

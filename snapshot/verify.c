@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
 
@@ -195,19 +196,19 @@ int snap_image_digest(const char *image_dir, char **ret)
 
 	if (asprintf(&path, "%s/manifest.json", image_dir) < 0) {
 		path = NULL;
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	r = snap_read_file(path, IMAGE_MANIFEST_MAX, &text, &len);
 	if (r == -ENOENT) {
 		*ret = strdup("");
-		return *ret ? 0 : snap_err(-ENOMEM, "out of memory");
+		return *ret ? 0 : err_set(-ENOMEM, "out of memory");
 	}
 	if (r < 0)
-		return snap_err(r, "image %s: cannot read manifest.json: %s", image_dir,
+		return err_set(r, "image %s: cannot read manifest.json: %s", image_dir,
 				strerror(-r));
 	root = json_loadb(text, len, 0, NULL);
 	if (!root)
-		return snap_err(-EBADMSG, "image %s: manifest.json is not valid JSON", image_dir);
+		return err_set(-EBADMSG, "image %s: manifest.json is not valid JSON", image_dir);
 	files = json_object_get(root, "files");
 	/* the kernel vm_start() boots: vmlinux if the image has it */
 	kernel = json_object_get(files, "vmlinux") ? file_sha(files, "vmlinux")
@@ -217,19 +218,19 @@ int snap_image_digest(const char *image_dir, char **ret)
 	if (!kernel || !initrd || !rootfs) {
 		json_decref(root);
 		*ret = strdup("");
-		return *ret ? 0 : snap_err(-ENOMEM, "out of memory");
+		return *ret ? 0 : err_set(-ENOMEM, "out of memory");
 	}
 	r = asprintf(&lines, "kernel %s\ninitrd %s\nrootfs %s\n", kernel, initrd, rootfs);
 	json_decref(root);
 	if (r < 0) {
 		lines = NULL;
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	if (EVP_Digest(lines, strlen(lines), md, &mdlen, EVP_sha256(), NULL) != 1)
-		return snap_err(-EIO, "SHA-256 failed");
+		return err_set(-EIO, "SHA-256 failed");
 	snap_hex(md, mdlen, hex);
 	if (asprintf(ret, "sha256:%s", hex) < 0)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -251,13 +252,13 @@ static int verify_image(const struct snap_manifest *m)
 	int r;
 
 	if (stat(m->image_dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return snap_err(-ENOENT, "snapshot %s: image %s: missing", m->id, m->image_dir);
+		return err_set(-ENOENT, "snapshot %s: image %s: missing", m->id, m->image_dir);
 	if (!exists_in(m->image_dir, "vmlinux") && !exists_in(m->image_dir, "vmlinuz"))
-		return snap_err(-ENOENT, "snapshot %s: image %s: no vmlinux or vmlinuz", m->id,
+		return err_set(-ENOENT, "snapshot %s: image %s: no vmlinux or vmlinuz", m->id,
 				m->image_dir);
 	for (size_t i = 0; i < ARRAY_SIZE(need); i++)
 		if (!exists_in(m->image_dir, need[i]))
-			return snap_err(-ENOENT, "snapshot %s: image %s: no %s", m->id,
+			return err_set(-ENOENT, "snapshot %s: image %s: no %s", m->id,
 					m->image_dir, need[i]);
 	if (!m->image_digest || !*m->image_digest)
 		return 0;
@@ -265,11 +266,11 @@ static int verify_image(const struct snap_manifest *m)
 	if (r < 0) {
 		char why[512];
 
-		snprintf(why, sizeof(why), "%s", snap_last_error());
-		return snap_err(r, "snapshot %s: %s", m->id, why);
+		snprintf(why, sizeof(why), "%s", err_msg());
+		return err_set(r, "snapshot %s: %s", m->id, why);
 	}
 	if (strcmp(now, m->image_digest))
-		return snap_err(-ESTALE,
+		return err_set(-ESTALE,
 				"snapshot %s: image %s changed since the snapshot was taken "
 				"(its digest was %s, now %s)",
 				m->id, m->image_dir, m->image_digest, *now ? now : "unknown");
@@ -301,7 +302,7 @@ static void vprog_step(void *ud, uint64_t done)
 static int part_err(const struct snap_manifest *m, const struct snap_part *p, int err,
 		    const char *what)
 {
-	return snap_err(err, "snapshot %s: part %s (blobs/%s): %s", m->id,
+	return err_set(err, "snapshot %s: part %s (blobs/%s): %s", m->id,
 			snap_part_role_to_string(p->role), p->blob, what);
 }
 
@@ -312,7 +313,7 @@ static int open_part(snap_store *s, const struct snap_manifest *m, struct vpart 
 	char what[160];
 
 	if (!path)
-		return snap_err(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	v->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (v->fd < 0 && errno == ENOENT)
 		return part_err(m, v->p, -ENOENT, "missing");
@@ -347,9 +348,9 @@ int snap_verify(snap_store *s, const struct snap_manifest *m, bool full,
 	int r = 0;
 
 	if (m->status == SNAP_BUILDING)
-		return snap_err(-EBUSY, "snapshot %s: still being built", m->id);
+		return err_set(-EBUSY, "snapshot %s: still being built", m->id);
 	if (m->status == SNAP_FAILED)
-		return snap_err(-EINVAL, "snapshot %s: failed%s%s", m->id,
+		return err_set(-EINVAL, "snapshot %s: failed%s%s", m->id,
 				m->status_message ? ": " : "",
 				m->status_message ? m->status_message : "");
 	r = verify_image(m);

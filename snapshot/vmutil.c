@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap_vm.h"
@@ -60,7 +61,7 @@ int snapvm_compress(int in_fd, const char *out_path)
 	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, ZSTD_LEVEL);
 	ofd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (ofd < 0) {
-		r = snap_err(-errno, "cannot create %s: %m", out_path);
+		r = err_set(-errno, "cannot create %s: %m", out_path);
 		goto out;
 	}
 	if (lseek(in_fd, 0, SEEK_SET) < 0) {
@@ -76,7 +77,7 @@ int snapvm_compress(int in_fd, const char *out_path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = snap_err(-errno, "cannot read a migration stream: %m");
+			r = err_set(-errno, "cannot read a migration stream: %m");
 			goto out_unlink;
 		}
 		do {
@@ -84,12 +85,12 @@ int snapvm_compress(int in_fd, const char *out_path)
 			size_t left = ZSTD_compressStream2(z, &ob, &ib, mode);
 
 			if (ZSTD_isError(left)) {
-				r = snap_err(-EIO, "zstd: %s", ZSTD_getErrorName(left));
+				r = err_set(-EIO, "zstd: %s", ZSTD_getErrorName(left));
 				goto out_unlink;
 			}
 			r = write_all(ofd, out, ob.pos);
 			if (r < 0) {
-				snap_err(r, "cannot write %s: %s", out_path, strerror(-r));
+				err_set(r, "cannot write %s: %s", out_path, strerror(-r));
 				goto out_unlink;
 			}
 			done = mode == ZSTD_e_end ? left == 0 : ib.pos == ib.size;
@@ -98,7 +99,7 @@ int snapvm_compress(int in_fd, const char *out_path)
 			break;
 	}
 	if (fsync(ofd) < 0) {
-		r = snap_err(-errno, "cannot write %s: %m", out_path);
+		r = err_set(-errno, "cannot write %s: %m", out_path);
 		goto out_unlink;
 	}
 	goto out;
@@ -145,13 +146,13 @@ int snapvm_decompress_memfd(const char *path, uint64_t max_bytes, int *ret_fd)
 
 			last = ZSTD_decompressStream(z, &ob, &ib);
 			if (ZSTD_isError(last)) {
-				r = snap_err(-EBADMSG, "%s is not a valid zstd stream: %s", path,
+				r = err_set(-EBADMSG, "%s is not a valid zstd stream: %s", path,
 					     ZSTD_getErrorName(last));
 				goto out;
 			}
 			total += ob.pos;
 			if (total > max_bytes) {
-				r = snap_err(-EFBIG, "%s decompresses to more than %llu bytes",
+				r = err_set(-EFBIG, "%s decompresses to more than %llu bytes",
 					     path, (unsigned long long)max_bytes);
 				goto out;
 			}
@@ -161,7 +162,7 @@ int snapvm_decompress_memfd(const char *path, uint64_t max_bytes, int *ret_fd)
 		}
 	}
 	if (last != 0) {
-		r = snap_err(-EBADMSG, "%s ends in the middle of a zstd frame (truncated?)", path);
+		r = err_set(-EBADMSG, "%s ends in the middle of a zstd frame (truncated?)", path);
 		goto out;
 	}
 	if (lseek(mfd, 0, SEEK_SET) < 0) {
@@ -191,12 +192,12 @@ int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 		if (r == 0)
 			return 0;
 		if (vm_is_running(v) != 1)
-			return snap_err(-ECHILD, "VM %s stopped before its agent answered",
+			return err_set(-ECHILD, "VM %s stopped before its agent answered",
 					vm_name(v));
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (elapsed >= timeout_ms)
-			return snap_err(-ETIMEDOUT,
+			return err_set(-ETIMEDOUT,
 					"the agent of VM %s did not answer within %d s: %s",
 					vm_name(v), timeout_ms / 1000, agent_connect_last_error());
 		usleep(20 * 1000);
@@ -211,7 +212,7 @@ int snapvm_fixup(agent_client *c, const char *hostname, const char *root)
 	int r;
 
 	if (getrandom(entropy, sizeof(entropy), 0) != (ssize_t)sizeof(entropy))
-		return snap_err(-EIO, "cannot read host entropy: %m");
+		return err_set(-EIO, "cannot read host entropy: %m");
 	clock_gettime(CLOCK_REALTIME, &now);
 	spec.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	spec.entropy = entropy;
@@ -221,7 +222,7 @@ int snapvm_fixup(agent_client *c, const char *hostname, const char *root)
 	r = agent_fixup(c, &spec);
 	explicit_bzero(entropy, sizeof(entropy));
 	if (r < 0)
-		return snap_err(r, "the guest could not take its new identity: %s",
+		return err_set(r, "the guest could not take its new identity: %s",
 				agent_client_last_error(c));
 	return 0;
 }
@@ -263,20 +264,20 @@ int snapvm_guest_sync(agent_client *c, int timeout_ms)
 
 	r = agent_exec(c, &spec, &ops, &st, &cmd);
 	if (r < 0)
-		return snap_err(r, "cannot run sync in the guest: %s", agent_client_last_error(c));
+		return err_set(r, "cannot run sync in the guest: %s", agent_client_last_error(c));
 	while (!st.done) {
 		r = agent_client_pump(c, timeout_ms + 5000);
 		if (r < 0) {
 			agent_cmd_free(cmd);
-			return snap_err(r, "cannot run sync in the guest: %s",
+			return err_set(r, "cannot run sync in the guest: %s",
 					agent_client_last_error(c));
 		}
 	}
 	agent_cmd_free(cmd);
 	if (st.err)
-		return snap_err(st.err, "cannot run sync in the guest: %s", st.msg);
+		return err_set(st.err, "cannot run sync in the guest: %s", st.msg);
 	if (st.code != 0)
-		return snap_err(-EIO, "sync in the guest failed with status %d", st.code);
+		return err_set(-EIO, "sync in the guest failed with status %d", st.code);
 	return 0;
 }
 
@@ -321,7 +322,7 @@ int snapvm_seal_part(snap_store *s, struct snap_part *p)
 		return -ENOMEM;
 	r = snap_sha256_file(path, p->sha256, &p->size);
 	if (r < 0)
-		return snap_err(r, "cannot checksum %s: %s", path, strerror(-r));
+		return err_set(r, "cannot checksum %s: %s", path, strerror(-r));
 	return 0;
 }
 
@@ -331,7 +332,7 @@ int snapvm_add_part(struct snap_manifest *m, enum snap_part_role role, const cha
 	struct snap_part *np;
 
 	if (m->n_parts >= SNAP_MAX_PARTS)
-		return snap_err(-E2BIG, "more than %d parts", SNAP_MAX_PARTS);
+		return err_set(-E2BIG, "more than %d parts", SNAP_MAX_PARTS);
 	np = realloc(m->parts, (m->n_parts + 1) * sizeof(*np));
 	if (!np)
 		return -ENOMEM;
@@ -375,10 +376,10 @@ void snapvm_discard(snap_store *s, const char *id)
 	char msg[512];
 	int r;
 
-	snprintf(msg, sizeof(msg), "%s", snap_last_error());
+	snprintf(msg, sizeof(msg), "%s", err_msg());
 	r = snap_delete(s, id, NULL);
 	if (r < 0 && r != -ENOENT)
 		log_warn("snapshot %s: cannot remove what a failed capture left: %s", id,
-			 snap_last_error());
-	snap_err(-EIO, "%s", msg); /* keep the first error for the caller */
+			 err_msg());
+	err_set(-EIO, "%s", msg); /* keep the first error for the caller */
 }

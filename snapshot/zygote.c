@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap_vm.h"
@@ -142,12 +143,12 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	c.ram_shared = true;
 	r = vm_start(d, &c, &v);
 	if (r < 0) {
-		snap_err(r, "cannot boot the zygote: %s", vm_driver_last_error(d));
+		err_set(r, "cannot boot the zygote: %s", vm_driver_last_error(d));
 		goto out_discard;
 	}
 	r = snapvm_agent_connect(v, SNAPVM_BOOT_WAIT_MS, &agent);
 	if (r == 0 && !agent_client_has_cap(agent, "root"))
-		r = snap_err(-EOPNOTSUPP,
+		r = err_set(-EOPNOTSUPP,
 			     "the agent in %s cannot mount its root disk on request "
 			     "(no \"root\" capability): rebuild the image",
 			     image);
@@ -158,7 +159,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 		goto out_destroy;
 	state_fd = snapvm_tmpfile(s->blobs_dir);
 	if (state_fd < 0) {
-		r = snap_err(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
+		r = err_set(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
 			     strerror(-state_fd));
 		goto out_destroy;
 	}
@@ -166,12 +167,12 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	if (r == 0)
 		r = vm_save_state(v, state_fd, true);
 	if (r < 0) {
-		snap_err(r, "cannot save the zygote: %s", vm_driver_last_error(d));
+		err_set(r, "cannot save the zygote: %s", vm_driver_last_error(d));
 		goto out_destroy;
 	}
 	r = vm_destroy(v);
 	if (r < 0) {
-		snap_err(r, "cannot stop the zygote VM: %s", vm_driver_last_error(d));
+		err_set(r, "cannot stop the zygote VM: %s", vm_driver_last_error(d));
 		goto out_destroy;
 	}
 	v = vm_free(v);
@@ -213,7 +214,7 @@ int snap_zygote_ensure(snap_store *s, vm_driver *d, const char *image_dir, unsig
 	(void)disk_bytes; /* forks resize their disk (restore.c) */
 	*ret_id = NULL;
 	if (!realpath(image_dir, image))
-		return snap_err(-errno, "image %s: %m", image_dir);
+		return err_set(-errno, "image %s: %m", image_dir);
 	vcpus = vcpus ? vcpus : DEFAULT_VCPUS;
 	memory_mib = memory_mib ? memory_mib : DEFAULT_MEMORY_MIB;
 	r = snap_image_digest(image, &digest);
@@ -238,15 +239,15 @@ int snap_from_image(snap_store *s, const char *id, const char *image_dir, const 
 
 	*ret = NULL;
 	if (!realpath(image_dir, image))
-		return snap_err(-errno, "image %s: %m", image_dir);
+		return err_set(-errno, "image %s: %m", image_dir);
 	rootfs = malloc(strlen(image) + sizeof("/rootfs.ext4"));
 	if (!rootfs)
 		return -ENOMEM;
 	sprintf(rootfs, "%s/rootfs.ext4", image);
 	if (stat(rootfs, &st) < 0)
-		return snap_err(-errno, "image %s has no root disk (%s): %m", image, rootfs);
+		return err_set(-errno, "image %s has no root disk (%s): %m", image, rootfs);
 	if (disk_bytes && disk_bytes < (uint64_t)st.st_size)
-		return snap_err(-EINVAL,
+		return err_set(-EINVAL,
 				"a disk of %llu bytes is smaller than the image's root "
 				"disk (%llu bytes)",
 				(unsigned long long)disk_bytes, (unsigned long long)st.st_size);
@@ -254,7 +255,7 @@ int snap_from_image(snap_store *s, const char *id, const char *image_dir, const 
 	if (r < 0)
 		return r;
 	if (id && !snap_id_is_valid(id))
-		return snap_err(-EINVAL, "invalid snapshot id '%s'", id);
+		return err_set(-EINVAL, "invalid snapshot id '%s'", id);
 	m = new_manifest(SNAP_FS, image, digest);
 	if (!m)
 		return -ENOMEM;

@@ -67,6 +67,7 @@ run_step() {
 }
 
 run_step layering tools/check-layering.sh "$O"
+run_step layering-self-test tools/check-layering.sh --self-test
 
 for b in ${UNIT_BINS:-}; do
 	run_check "$(basename "$b")" "$b"

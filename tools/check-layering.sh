@@ -57,7 +57,7 @@ sbxd: config.h log_json.h
 
 # the folder (a line of EDGES) a file belongs to: its longest prefix there
 folder_of() {
-	best=""
+	local best="" d
 	for d in $(echo "$EDGES" | sed -n 's/^\([^:]*\):.*/\1/p'); do
 		case "$1" in "$d"/*)
 			[ ${#d} -gt ${#best} ] && best=$d ;;
@@ -68,8 +68,8 @@ folder_of() {
 
 # check_tree ROOT: prints one line per bad include, returns 1 if any
 check_tree() {
-	root=$1
-	rc=0
+	local root=$1 rc=0 files f from allowed inc to doors
+
 	files=$(cd "$root" && find base protocol guest host snapshot sbxd tools \
 		-name '*.[ch]' 2>/dev/null | sort)
 	for f in $files; do
@@ -106,7 +106,7 @@ check_tree() {
 if [ "${1:-}" = "--self-test" ]; then
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
-	git ls-files -z | xargs -0 cp --parents -t "$tmp"
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp" 2>/dev/null
 	check_tree "$tmp" >/dev/null || { echo "self-test: the tree itself fails"; exit 1; }
 	ok=1
 	# a lower layer reaching up; a private header of another folder

@@ -23,10 +23,10 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap.h"
-#include "snapshot/snap_int.h"
 
 LOG_DEFINE_STATE("sbx-snapshot");
 
@@ -193,7 +193,7 @@ static int cmd_ls(int argc, char **argv)
 	out = arg_json ? json_array() : NULL;
 	r = snap_list(store, &l, &n);
 	if (r < 0 || (r = snap_scan_ids(store, &ids)) < 0)
-		return fail("%s", snap_last_error());
+		return fail("%s", err_msg());
 	if (!arg_json)
 		printf("%-36s  %-16s  %-6s  %-11s  %-8s  %9s  %-20s  %s\n", "ID", "NAME", "KIND",
 		       "MEMORY", "STATUS", "SIZE", "CREATED", "USERS");
@@ -204,7 +204,7 @@ static int cmd_ls(int argc, char **argv)
 		uint64_t use = own_usage(m);
 
 		if (snap_users(store, m->id, &vms, &kids) < 0) {
-			fprintf(stderr, "sbx-snapshot: %s\n", snap_last_error());
+			fprintf(stderr, "sbx-snapshot: %s\n", err_msg());
 			ret = EXIT_FAILURE;
 		}
 		if (arg_json) {
@@ -242,11 +242,11 @@ static int cmd_ls(int argc, char **argv)
 		snap_manifest_free(m);
 		if (r >= 0)
 			continue;
-		fprintf(stderr, "sbx-snapshot: %s\n", snap_last_error());
+		fprintf(stderr, "sbx-snapshot: %s\n", err_msg());
 		ret = EXIT_FAILURE;
 		if (arg_json)
 			json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "id", *id, "status",
-							     "broken", "error", snap_last_error()));
+							     "broken", "error", err_msg()));
 		else
 			printf("%-36s  %-16s  %-6s  %-11s  %-8s  %9s  %-20s  %s\n", *id, "-", "-",
 			       "-", "broken", "-", "-", "-");
@@ -305,10 +305,10 @@ static int cmd_inspect(int argc, char **argv)
 	if (argc - i != 1)
 		return usage_error("give one snapshot id");
 	if (snap_load(store, argv[i], &m) < 0)
-		return fail("%s", snap_last_error());
+		return fail("%s", err_msg());
 	r = snap_users(store, m->id, &vms, &kids);
 	if (r < 0)
-		fprintf(stderr, "sbx-snapshot: %s\n", snap_last_error());
+		fprintf(stderr, "sbx-snapshot: %s\n", err_msg());
 	if (arg_json) {
 		_cleanup_free_ char *text = snap_manifest_format(m);
 		json_t *o = json_object(), *disk = json_object();
@@ -419,14 +419,14 @@ static int verify_one(const char *id)
 	int r;
 
 	if (snap_load(store, id, &m) < 0) {
-		fprintf(stderr, "sbx-snapshot: %s\n", snap_last_error());
+		fprintf(stderr, "sbx-snapshot: %s\n", err_msg());
 		return -1;
 	}
 	for (size_t i = 0; i < m->n_parts; i++)
 		total += m->parts[i].size;
 	r = snap_verify(store, m, true, show_progress, &p);
 	if (r < 0)
-		fprintf(stderr, "sbx-snapshot: %s\n", snap_last_error());
+		fprintf(stderr, "sbx-snapshot: %s\n", err_msg());
 	else
 		printf("%s: ok (%zu part%s, %s)\n", id, m->n_parts, m->n_parts == 1 ? "" : "s",
 		       bytes(total, a, sizeof(a)));
@@ -449,7 +449,7 @@ static int cmd_verify(int argc, char **argv)
 		char **ids = NULL;
 
 		if (snap_scan_ids(store, &ids) < 0)
-			return fail("%s", snap_last_error());
+			return fail("%s", err_msg());
 		for (char **id = ids; *id; id++)
 			bad += verify_one(*id) < 0;
 		snap_strv_free(ids);
@@ -480,7 +480,7 @@ static int cmd_rm(int argc, char **argv)
 		(void)snap_load(store, argv[i], &m); /* a damaged one goes too */
 		(void)snap_users(store, argv[i], &vms, &kids);
 		if (snap_delete(store, argv[i], &freed) < 0) {
-			fprintf(stderr, "sbx-snapshot: %s\n", snap_last_error());
+			fprintf(stderr, "sbx-snapshot: %s\n", err_msg());
 			ret = EXIT_FAILURE;
 			goto next;
 		}
@@ -525,7 +525,7 @@ static int cmd_gc(int argc, char **argv)
 	if (i != argc)
 		return usage_error("unexpected argument %s", argv[i]);
 	if (snap_gc(store, dead, &freed) < 0)
-		return fail("%s", snap_last_error());
+		return fail("%s", err_msg());
 	printf("freed %s\n", bytes(freed, a, sizeof(a)));
 	return EXIT_SUCCESS;
 }
@@ -550,7 +550,7 @@ static int cmd_export(int argc, char **argv)
 		if (isatty(1))
 			return fail("will not write an archive to a terminal; redirect the output");
 		if (snap_export(store, argv[i], 1) < 0)
-			return fail("%s", snap_last_error());
+			return fail("%s", err_msg());
 		return EXIT_SUCCESS;
 	}
 	/* a temporary file renamed at the end: FILE is whole or absent */
@@ -567,10 +567,10 @@ static int cmd_export(int argc, char **argv)
 	}
 	r = snap_export(store, argv[i], fd);
 	if (r == 0 && (fsync(fd) < 0 || fstat(fd, &st) < 0 || rename(tmp, file) < 0))
-		r = snap_err(-errno, "cannot write %s: %s", file, strerror(errno));
+		r = err_set(-errno, "cannot write %s: %s", file, strerror(errno));
 	if (r < 0) {
 		(void)unlink(tmp);
-		return fail("%s", snap_last_error());
+		return fail("%s", err_msg());
 	}
 	printf("exported snapshot %s to %s (%s)\n", argv[i], file,
 	       bytes((uint64_t)st.st_size, a, sizeof(a)));
@@ -593,7 +593,7 @@ static int cmd_import(int argc, char **argv)
 			return fail("cannot open %s: %s", argv[i], strerror(errno));
 	}
 	if (snap_import(store, fd >= 0 ? fd : 0, &id) < 0)
-		return fail("%s", snap_last_error());
+		return fail("%s", err_msg());
 	printf("imported snapshot %s\n", id);
 	return EXIT_SUCCESS;
 }
@@ -686,7 +686,7 @@ int main(int argc, char **argv)
 			    "$SBX_STATE_DIR)",
 			    arg_state);
 	if (snap_store_open(arg_state, &store) < 0)
-		return fail("%s", snap_last_error());
+		return fail("%s", err_msg());
 	ret = cur->fn(argc - optind, argv + optind);
 	store = snap_store_free(store);
 	return ret;

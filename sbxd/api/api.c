@@ -16,6 +16,7 @@
 
 #include "sbxd/api/api_int.h"
 #include "sbxd/api/api_render.h"
+#include "sbxd/common/metrics.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 
@@ -247,7 +248,7 @@ static void dataplane_headers(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 static void on_headers(void *ud, http_req *r)
 {
 	sbxd_api *a = ud;
-	enum api_method m = http_req_method(r);
+	enum http_method m = http_req_method(r);
 	struct api_ctx *ctx = ctx_new(r);
 	const char *allow = "";
 
@@ -255,14 +256,14 @@ static void on_headers(void *ud, http_req *r)
 		return;
 	if (api_route_parse(http_req_path(r), &ctx->route) < 0) {
 		http_reply_error(r, 404, "NotFound", "no such endpoint: %s %s",
-				 api_method_to_string(m), http_req_path(r));
+				 http_method_name(m), http_req_path(r));
 		return;
 	}
 	if (!api_route_allows(&ctx->route, m, &allow)) {
 		http_req_add_header(r, "allow", allow);
 		http_reply_error(r, 405, "MethodNotAllowed",
 				 "%s does not accept %s (it accepts %s)", http_req_path(r),
-				 api_method_to_string(m), allow);
+				 http_method_name(m), allow);
 		return;
 	}
 	if (ctx->route.kind == ROUTE_HEALTHZ) {
@@ -359,6 +360,8 @@ const struct http_app sbxd_api_http_app = {
     .on_headers = on_headers,
     .on_request = on_request,
     .on_upgrade = on_upgrade,
+    .error_body = api_error_body,
+    .on_error = sbxd_metrics_count_error,
 };
 
 /* ---- manager notifications (worker thread -> service thread) ---- */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/clock.h"
 #include "sbxd/api/api_int.h"
 #include "sbxd/api/api_render.h"
 #include "base/log.h"
@@ -48,8 +49,8 @@ static json_t *entry_json(const struct store_audit *e)
 	char started[40], ended[40];
 	json_t *o;
 
-	api_format_time(e->started_ms, started, sizeof(started));
-	api_format_time(e->ended_ms, ended, sizeof(ended));
+	clock_rfc3339(e->started_ms, true, started, sizeof(started));
+	clock_rfc3339(e->ended_ms, true, ended, sizeof(ended));
 	o = json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s, s:s}", "seq", (json_int_t)e->seq,
 		      "command_id", e->command_id ? e->command_id : "", "command",
 		      e->command ? e->command : "", "cwd", e->cwd, "key",

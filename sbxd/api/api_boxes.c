@@ -261,7 +261,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	int ret;
 
 	if (api_parse_create(body, len, &q, &e) < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		return;
 	}
 	if (q.snapshot_id || q.snapshot_name) {
@@ -276,7 +276,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	if (ret == 0)
 		ret = api_resolve_lifetime(&a->limits, &q, &lifetime, &e);
 	if (ret < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		goto out;
 	}
 	if (store_box_usage(a->st, &use) < 0 ||
@@ -285,7 +285,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		if (!e.status)
 			api_error_set(&e, 500, "InternalError", "cannot count sandboxes: %s",
 				      store_last_error());
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		goto out;
 	}
 	ret = new_row(a, ctx, &q, &res, lifetime, &b);
@@ -382,7 +382,7 @@ static void update_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	int ret;
 
 	if (api_parse_update(body, len, &q, &e) < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		return;
 	}
 	if (load_box(a, r, ctx, &b) < 0)
@@ -502,7 +502,7 @@ static void stop_start_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, bool s
 void api_boxes_settled(sbxd_api *a, http_req *r, struct api_ctx *ctx, enum mgr_outcome o,
 		       const char *msg)
 {
-	bool deleting = http_req_method(r) == API_DELETE;
+	bool deleting = http_req_method(r) == HTTP_DELETE;
 	bool stop = ctx->route.kind == ROUTE_BOX_STOP;
 
 	if (stop || ctx->route.kind == ROUTE_BOX_START) {
@@ -551,20 +551,20 @@ static void not_yet(sbxd_api *a, http_req *r, struct api_ctx *ctx, const char *w
 
 void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 {
-	enum api_method m = http_req_method(r);
+	enum http_method m = http_req_method(r);
 	struct store_box b;
 
 	switch (ctx->route.kind) {
 	case ROUTE_BOXES:
-		if (m == API_POST)
+		if (m == HTTP_POST)
 			create_box(a, r, ctx);
 		else
 			list_boxes(a, r, ctx);
 		return;
 	case ROUTE_BOX:
-		if (m == API_PATCH) {
+		if (m == HTTP_PATCH) {
 			update_box(a, r, ctx);
-		} else if (m == API_DELETE) {
+		} else if (m == HTTP_DELETE) {
 			delete_box(a, r, ctx);
 		} else if (load_box(a, r, ctx, &b) == 0) {
 			http_reply_json(r, 200, api_box_render(a, r, &b));

@@ -9,20 +9,9 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "sbxd/api/api_render.h"
-
-void api_format_time(int64_t ms, char *buf, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm)) {
-		snprintf(buf, len, "1970-01-01T00:00:00.000Z");
-		return;
-	}
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
+#include "sbxd/api/api_req.h"
 
 static int set_time(json_t *o, const char *key, int64_t ms)
 {
@@ -30,7 +19,7 @@ static int set_time(json_t *o, const char *key, int64_t ms)
 
 	if (ms <= 0)
 		return json_object_set_new(o, key, json_null());
-	api_format_time(ms, buf, sizeof(buf));
+	clock_rfc3339(ms, true, buf, sizeof(buf));
 	return json_object_set_new(o, key, json_string(buf));
 }
 
@@ -156,4 +145,10 @@ char *api_error_body(const char *type, const char *message)
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
+}
+
+int api_reply_error(http_req *r, const struct api_error *e)
+{
+	return http_reply_error(r, e->status ? e->status : 500, e->type[0] ? e->type : "Error",
+				"%s", e->message);
 }

@@ -11,10 +11,10 @@
 
 #include <jansson.h>
 
+#include "sbxd/http/http_server.h"
+#include "sbxd/mgr/mgr.h"
 #include "sbxd/store/store.h"
 
-/* RFC 3339 UTC with milliseconds: 2026-05-01T10:00:00.123Z */
-void api_format_time(int64_t ms, char *buf, size_t len);
 /* The Sandbox JSON object for b (new reference, NULL on OOM). */
 json_t *api_box_json(const struct store_box *b, const char *dataplane_url);
 /* The Snapshot JSON object (langsmith-wire.md §4.2, plus pool_size).
@@ -25,3 +25,15 @@ json_t *api_box_status_json(const struct store_box *b);
 /* {"detail": {"error": type, "message": message}} as a compact string
  * (malloc'd; NULL on OOM). */
 char *api_error_body(const char *type, const char *message);
+/* http_reply_error() of a parse failure. */
+struct api_error;
+int api_reply_error(http_req *r, const struct api_error *e);
+
+/* GET /metrics: the whole exposition of what the collectors read
+ * (api_metrics.c; malloc'ed, NUL-terminated, *ret_len its length), or NULL
+ * on OOM. Either source may be NULL. */
+struct metrics_sources {
+	sbxd_mgr *mgr;
+	store *st;
+};
+char *sbxd_metrics_render(const struct metrics_sources *src, size_t *ret_len);

@@ -33,18 +33,6 @@ int api_error_set(struct api_error *e, int status, const char *type, const char 
 	return -EINVAL;
 }
 
-static const char *const method_names[_API_METHOD_MAX] = {
-    [API_GET] = "GET",	     [API_POST] = "POST", [API_PUT] = "PUT",	     [API_PATCH] = "PATCH",
-    [API_DELETE] = "DELETE", [API_HEAD] = "HEAD", [API_OPTIONS] = "OPTIONS",
-};
-
-const char *api_method_to_string(enum api_method m)
-{
-	if ((int)m < 0 || m >= _API_METHOD_MAX)
-		return "?";
-	return method_names[m];
-}
-
 static const char *const route_names[_ROUTE_KIND_MAX] = {
     [ROUTE_HEALTHZ] = "healthz",
     [ROUTE_BOXES] = "boxes",
@@ -216,32 +204,32 @@ static unsigned route_methods(const struct api_route *r)
 	case ROUTE_METRICS:
 	case ROUTE_BOX_STATUS:
 	case ROUTE_BOX_AUDIT:
-		return M(API_GET);
+		return M(HTTP_GET);
 	case ROUTE_SNAPSHOT_POOL:
-		return M(API_GET) | M(API_PUT);
+		return M(HTTP_GET) | M(HTTP_PUT);
 	case ROUTE_BOXES:
 	case ROUTE_SNAPSHOTS:
-		return M(API_GET) | M(API_POST);
+		return M(HTTP_GET) | M(HTTP_POST);
 	case ROUTE_BOX:
-		return M(API_GET) | M(API_PATCH) | M(API_DELETE);
+		return M(HTTP_GET) | M(HTTP_PATCH) | M(HTTP_DELETE);
 	case ROUTE_SNAPSHOT:
-		return M(API_GET) | M(API_DELETE);
+		return M(HTTP_GET) | M(HTTP_DELETE);
 	case ROUTE_BOX_START:
 	case ROUTE_BOX_STOP:
 	case ROUTE_BOX_SNAPSHOT:
 	case ROUTE_BOX_SERVICE_URL:
 	case ROUTE_BOX_DOWNLOAD_URL:
-		return M(API_POST);
+		return M(HTTP_POST);
 	case ROUTE_DATAPLANE:
 		switch (r->dp_op) {
 		case DP_EXECUTE_WS:
 		case DP_DOWNLOAD:
-			return M(API_GET);
+			return M(HTTP_GET);
 		case DP_EXECUTE:
 		case DP_UPLOAD:
 		case DP_GLOB:
 		case DP_GREP:
-			return M(API_POST);
+			return M(HTTP_POST);
 		case _API_DP_OP_MAX:
 		case _API_DP_OP_INVALID:
 			break;
@@ -253,24 +241,24 @@ static unsigned route_methods(const struct api_route *r)
 	return 0;
 }
 
-bool api_route_allows(const struct api_route *r, enum api_method m, const char **ret_allow)
+bool api_route_allows(const struct api_route *r, enum http_method m, const char **ret_allow)
 {
 	static const char *const lists[] = {
-	    [M(API_GET)] = "GET, HEAD",
-	    [M(API_POST)] = "POST",
-	    [M(API_GET) | M(API_POST)] = "GET, HEAD, POST",
-	    [M(API_GET) | M(API_DELETE)] = "GET, HEAD, DELETE",
-	    [M(API_GET) | M(API_PUT)] = "GET, HEAD, PUT",
-	    [M(API_GET) | M(API_PATCH) | M(API_DELETE)] = "GET, HEAD, PATCH, DELETE",
+	    [M(HTTP_GET)] = "GET, HEAD",
+	    [M(HTTP_POST)] = "POST",
+	    [M(HTTP_GET) | M(HTTP_POST)] = "GET, HEAD, POST",
+	    [M(HTTP_GET) | M(HTTP_DELETE)] = "GET, HEAD, DELETE",
+	    [M(HTTP_GET) | M(HTTP_PUT)] = "GET, HEAD, PUT",
+	    [M(HTTP_GET) | M(HTTP_PATCH) | M(HTTP_DELETE)] = "GET, HEAD, PATCH, DELETE",
 	};
 	unsigned set = route_methods(r);
 
 	if (ret_allow)
 		*ret_allow = set < ARRAY_SIZE(lists) && lists[set] ? lists[set] : "";
-	if ((int)m < 0 || m >= _API_METHOD_MAX)
+	if ((int)m < 0 || m >= HTTP_METHOD_COUNT)
 		return false;
-	if (m == API_HEAD)
-		m = API_GET;
+	if (m == HTTP_HEAD)
+		m = HTTP_GET;
 	return (set & M(m)) != 0;
 }
 

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sbxd/http/http_server.h"
+
 #define API_NAME_MAX 63		   /* sandbox names */
 #define API_SEGMENT_MAX 128	   /* a name-or-id path segment */
 #define API_MAX_BODY (1024 * 1024) /* control-plane JSON bodies */
@@ -35,19 +37,6 @@ struct api_error {
 /* Fills e; returns -EINVAL (so `return api_error_set(...)` reads well). */
 __attribute__((format(printf, 4, 5))) int api_error_set(struct api_error *e, int status,
 							const char *type, const char *fmt, ...);
-
-enum api_method {
-	API_GET,
-	API_POST,
-	API_PUT,
-	API_PATCH,
-	API_DELETE,
-	API_HEAD,
-	API_OPTIONS,
-	_API_METHOD_MAX,
-	_API_METHOD_INVALID = -EINVAL,
-};
-const char *api_method_to_string(enum api_method m);
 
 enum api_route_kind {
 	ROUTE_HEALTHZ,
@@ -97,7 +86,7 @@ struct api_route {
 int api_route_parse(const char *path, struct api_route *ret);
 /* Whether the route answers that method; *ret_allow gets the Allow list
  * ("GET, PATCH, DELETE") for a 405. HEAD is allowed wherever GET is. */
-bool api_route_allows(const struct api_route *r, enum api_method m, const char **ret_allow);
+bool api_route_allows(const struct api_route *r, enum http_method m, const char **ret_allow);
 /* Whether requests on this route need an X-Api-Key (all but /healthz and
  * /metrics). */
 bool api_route_needs_key(const struct api_route *r);

@@ -151,7 +151,7 @@ static void capture_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	int ret;
 
 	if (api_parse_capture(body, len, &q, &e) < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		return;
 	}
 	ret = store_box_get(a->st, ctx->route.target, api_owner(ctx), &b);
@@ -254,7 +254,7 @@ static void create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 
 	body = http_req_body(r, &len);
 	if (api_parse_snapshot_create(body, len, &q, &e) < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		return;
 	}
 	if (!api_snapshot_name_is_valid(q.docker_image) ||
@@ -347,7 +347,7 @@ static void list_snapshots(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		http_req_query(r, "limit", limit, sizeof(limit)) >= 0 ? limit : NULL,
 		http_req_query(r, "offset", offset, sizeof(offset)) >= 0 ? offset : NULL, &lim,
 		&off, &e) < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		return;
 	}
 	if (store_snapshot_list(a->st, api_owner(ctx),
@@ -445,13 +445,13 @@ static void snapshot_pool(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 
 	if (load_snapshot(a, r, ctx, &s) < 0)
 		return;
-	if (http_req_method(r) != API_PUT) {
+	if (http_req_method(r) != HTTP_PUT) {
 		reply_pool(a, r, &s, s.pool_size);
 		goto out;
 	}
 	body = http_req_body(r, &len);
 	if (api_parse_pool(body, len, a->max_pool_size, &size, &e) < 0) {
-		http_reply_api_error(r, &e);
+		api_reply_error(r, &e);
 		goto out;
 	}
 	if (s.state != SNAPSHOT_READY) {
@@ -568,7 +568,7 @@ void api_metrics(sbxd_api *a, http_req *r)
 void api_snapshots_settled(sbxd_api *a, http_req *r, struct api_ctx *ctx, enum mgr_outcome o,
 			   const char *msg)
 {
-	if (ctx->route.kind == ROUTE_SNAPSHOT && http_req_method(r) == API_DELETE) {
+	if (ctx->route.kind == ROUTE_SNAPSHOT && http_req_method(r) == HTTP_DELETE) {
 		if (o == MGR_DELETED)
 			http_reply(r, 204, NULL, NULL, 0);
 		else
@@ -583,7 +583,7 @@ void api_snapshots_settled(sbxd_api *a, http_req *r, struct api_ctx *ctx, enum m
 
 void api_snapshots_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 {
-	enum api_method m = http_req_method(r);
+	enum http_method m = http_req_method(r);
 	struct store_snapshot s;
 
 	switch (ctx->route.kind) {
@@ -591,13 +591,13 @@ void api_snapshots_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		capture_box(a, r, ctx);
 		return;
 	case ROUTE_SNAPSHOTS:
-		if (m == API_POST)
+		if (m == HTTP_POST)
 			create_snapshot(a, r, ctx);
 		else
 			list_snapshots(a, r, ctx);
 		return;
 	case ROUTE_SNAPSHOT:
-		if (m == API_DELETE) {
+		if (m == HTTP_DELETE) {
 			delete_snapshot(a, r, ctx);
 		} else if (load_snapshot(a, r, ctx, &s) == 0) {
 			http_reply_json(r, 200, snapshot_render(a, &s));

@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -212,17 +213,17 @@ static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret
 	if (spec->snapshot_id) {
 		r = snap_restore(b->ss, b->d, spec->snapshot_id, &o, &v, &how);
 		if (r < 0)
-			snprintf(err, errlen, "%s", snap_last_error());
+			snprintf(err, errlen, "%s", err_msg());
 	} else {
 		r = snap_start_image(b->ss, b->d, spec->image_dir, &o, &v, &how);
 		if (r < 0) {
 			/* The snapshot library could not start it at all: the
 			 * plain driver may still. */
 			log_warn("vm=%s: fast start of image %s failed (%s); cold booting it",
-				 spec->name, spec->image_dir, snap_last_error());
+				 spec->name, spec->image_dir, err_msg());
 			if (builder)
 				zyg_settle(b, spec->image_dir, spec->vcpus, spec->mem_mib,
-					   spec->disk_bytes, false, snap_last_error());
+					   spec->disk_bytes, false, err_msg());
 			builder = false;
 			r = cold_boot(b, spec, err, errlen);
 			how = "cold-boot";
@@ -231,7 +232,7 @@ static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret
 	if (builder)
 		zyg_settle(b, spec->image_dir, spec->vcpus, spec->mem_mib, spec->disk_bytes,
 			   r == 0 && how && !strcmp(how, "zygote-fork"),
-			   r < 0 ? err : snap_last_error());
+			   r < 0 ? err : err_msg());
 	if (r == 0 && ret_how && how)
 		*ret_how = how;
 	return r;
@@ -483,7 +484,7 @@ static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_sna
 		o.agent_socket = vm_agent_socket(v);
 	r = snap_capture(b->ss, b->d, v, &o, &m);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", snap_last_error());
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	info_from_manifest(m, ret);
@@ -502,7 +503,7 @@ static int vb_snap_from_image(void *ctx, const char *id, const char *name, const
 		return no_store(err, errlen);
 	r = snap_from_image(b->ss, id, image_dir, name, disk_bytes, &m);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", snap_last_error());
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	info_from_manifest(m, ret);
@@ -520,7 +521,7 @@ static int vb_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret, c
 		return no_store(err, errlen);
 	r = snap_load(b->ss, id, &m);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", snap_last_error());
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	info_from_manifest(m, ret);
@@ -539,7 +540,7 @@ static int vb_snap_delete(void *ctx, const char *id, char *err, size_t errlen)
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0) {
-		snprintf(err, errlen, "%s", snap_last_error());
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	log_info("snapshot id=%s removed from the store, %llu bytes freed (blobs in use stay)", id,
@@ -557,7 +558,7 @@ static int vb_snap_gc(void *ctx, bool dead_building, char *err, size_t errlen)
 		return 0;
 	r = snap_gc(b->ss, dead_building, &freed);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", snap_last_error());
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	if (freed)
@@ -589,7 +590,7 @@ static int vb_zygote_ensure(void *ctx, const char *image_dir, unsigned vcpus, un
 		return r;
 	r = snap_zygote_ensure(b->ss, b->d, image_dir, vcpus, mem_mib, disk_bytes, &id);
 	if (r < 0)
-		snprintf(err, errlen, "%s", snap_last_error());
+		snprintf(err, errlen, "%s", err_msg());
 	zyg_settle(b, image_dir, vcpus, mem_mib, disk_bytes, r == 0, err);
 	return r;
 }

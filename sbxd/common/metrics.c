@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_metrics.c - the Prometheus text exposition of GET /metrics (see
- * sbxd_metrics.h). Collectors run on the service thread and must only
- * take short locks (the manager's pools lock, the store's).
+ * metrics.c - sbxd's event counters and the Prometheus text format (see
+ * metrics.h); the collectors of the manager's and the store's state are in
+ * sbxd/api/api_metrics.c.
  *
  * Metrics:
- *   sbx_pool_ready{source}   prewarmed VMs ready to be handed out now
- *   sbx_pool_target{source}  the size the pool is kept at
- *   sbx_sandboxes{state}     sandboxes per state (pool VMs not counted)
  *   sbx_create_seconds, sbx_exec_start_seconds   histograms
  *   sbx_stream_bytes_total{direction}            stdout stderr stdin upload download
  *   sbx_errors_total{kind}   errors answered, by API error type ("other":
@@ -97,80 +94,6 @@ void metrics_sample(struct metrics_buf *b, const char *name, const char *const *
 		buf_printf(b, " %.0f\n", value);
 	else
 		buf_printf(b, " %g\n", value);
-}
-
-/* ---- collectors ---- */
-
-struct pool_row {
-	char source[SBXD_POOL_SOURCE_MAX];
-	unsigned ready, target;
-};
-
-struct pool_rows {
-	struct pool_row *v;
-	size_t n;
-	bool oom;
-};
-
-static void pool_row_add(void *ud, const char *source, unsigned ready, unsigned target)
-{
-	struct pool_rows *rows = ud;
-	struct pool_row *nv;
-
-	if (rows->oom)
-		return;
-	nv = realloc(rows->v, (rows->n + 1) * sizeof(*nv));
-	if (!nv) {
-		rows->oom = true;
-		return;
-	}
-	rows->v = nv;
-	snprintf(nv[rows->n].source, sizeof(nv[rows->n].source), "%s", source);
-	nv[rows->n].ready = ready;
-	nv[rows->n].target = target;
-	rows->n++;
-}
-
-static void collect_pools(struct metrics_buf *b, const struct metrics_sources *src)
-{
-	struct pool_rows rows = {0};
-
-	if (src->mgr)
-		sbxd_mgr_pool_foreach(src->mgr, pool_row_add, &rows);
-	if (rows.oom)
-		b->oom = true;
-	metrics_family(b, "sbx_pool_ready", "gauge",
-		       "Prewarmed sandboxes ready to be handed out now, per pool source.");
-	for (size_t i = 0; i < rows.n; i++)
-		metrics_sample(b, "sbx_pool_ready",
-			       (const char *const[]){"source", rows.v[i].source, NULL},
-			       rows.v[i].ready);
-	metrics_family(b, "sbx_pool_target", "gauge",
-		       "The number of ready sandboxes each pool is kept at.");
-	for (size_t i = 0; i < rows.n; i++)
-		metrics_sample(b, "sbx_pool_target",
-			       (const char *const[]){"source", rows.v[i].source, NULL},
-			       rows.v[i].target);
-	free(rows.v);
-}
-
-static void collect_sandboxes(struct metrics_buf *b, const struct metrics_sources *src)
-{
-	unsigned count[_BOX_STATE_MAX] = {0};
-	struct store_box *v = NULL;
-	size_t n = 0;
-
-	if (!src->st || store_box_list(src->st, STORE_OWNER_ANY, &v, &n) < 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if ((int)v[i].state >= 0 && v[i].state < _BOX_STATE_MAX)
-			count[v[i].state]++;
-	store_boxes_free(v, n);
-	metrics_family(b, "sbx_sandboxes", "gauge", "Sandboxes per state (pool VMs not counted).");
-	for (int s = 0; s < _BOX_STATE_MAX; s++)
-		metrics_sample(b, "sbx_sandboxes",
-			       (const char *const[]){"state", box_state_to_string(s), NULL},
-			       count[s]);
 }
 
 /* ---- events: atomics, no locks ---- */
@@ -271,9 +194,8 @@ void sbxd_metrics_count_error(const char *kind)
 	atomic_fetch_add(&error_other, 1);
 }
 
-static void collect_events(struct metrics_buf *b, const struct metrics_sources *src)
+void sbxd_metrics_collect_events(struct metrics_buf *b)
 {
-	(void)src;
 	for (int h = 0; h < SBXD_HIST_COUNT; h++) {
 		char name[64], le[32];
 		uint64_t cum = 0;
@@ -323,23 +245,14 @@ static void collect_events(struct metrics_buf *b, const struct metrics_sources *
 	}
 }
 
-static void (*const collectors[])(struct metrics_buf *, const struct metrics_sources *) = {
-    collect_pools,
-    collect_sandboxes,
-    collect_events,
-};
-
-char *sbxd_metrics_render(const struct metrics_sources *src, size_t *ret_len)
+char *metrics_buf_finish(struct metrics_buf *b, size_t *ret_len)
 {
-	struct metrics_buf b = {0};
-
-	for (size_t i = 0; i < sizeof(collectors) / sizeof(collectors[0]); i++)
-		collectors[i](&b, src);
-	buf_printf(&b, "%s", "");
-	if (b.oom) {
-		free(b.p);
+	buf_printf(b, "%s", "");
+	if (b->oom) {
+		free(b->p);
+		b->p = NULL;
 		return NULL;
 	}
-	*ret_len = b.len;
-	return b.p;
+	*ret_len = b->len;
+	return b->p;
 }

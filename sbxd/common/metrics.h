@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_metrics.h - GET /metrics: sbxd's state in the Prometheus text
- * exposition format (version 0.0.4).
+ * metrics.h - sbxd's event counters (any layer counts into them) and the
+ * Prometheus text exposition format (version 0.0.4) they are rendered in.
  *
  * A collector appends metric families to a buffer with metrics_family()
- * and metrics_sample(); sbxd_metrics_render() runs every collector of the
- * table in sbxd_metrics.c. To add metrics, write a collector and add it to
- * that table.
+ * and metrics_sample(); GET /metrics (sbxd/api/api_metrics.c) runs the
+ * collectors. To add metrics, write a collector and call it there.
  */
 #pragma once
 
@@ -14,19 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sbxd/mgr/mgr.h"
-#include "sbxd/store/store.h"
-
 struct metrics_buf {
 	char *p;
 	size_t len, cap;
 	bool oom;
-};
-
-/* What collectors may read. */
-struct metrics_sources {
-	sbxd_mgr *mgr;
-	store *st;
 };
 
 /* "# HELP name help" and "# TYPE name type" (type: gauge, counter...). */
@@ -61,6 +51,8 @@ void sbxd_metrics_add_bytes(enum sbxd_bytes dir, uint64_t n);
  * ("QuotaExceeded", "NotFound", "CommandTimeout"...), copied. */
 void sbxd_metrics_count_error(const char *kind);
 
-/* The whole exposition (malloc'ed, NUL-terminated; *ret_len its length),
- * or NULL on OOM. */
-char *sbxd_metrics_render(const struct metrics_sources *src, size_t *ret_len);
+/* The families of the events above (histograms, bytes, errors). */
+void sbxd_metrics_collect_events(struct metrics_buf *b);
+/* b's text, NUL-terminated (malloc'ed; *ret_len its length), or NULL on
+ * OOM (b's buffer is freed then). */
+char *metrics_buf_finish(struct metrics_buf *b, size_t *ret_len);

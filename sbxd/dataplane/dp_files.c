@@ -601,7 +601,7 @@ void dp_download(struct dp *d, http_req *r, const struct sbxd_dp_box *box)
 		return;
 	}
 	l->r = r;
-	l->head = http_req_method(r) == API_HEAD;
+	l->head = http_req_method(r) == HTTP_HEAD;
 	if (http_req_header(r, "range", l->range, sizeof(l->range)) < 0)
 		l->range[0] = '\0';
 	if (http_req_header(r, "if-range", l->if_range, sizeof(l->if_range)) < 0)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "sbxd/dataplane/parse/dp_glob.h"
 #include "sbxd/dataplane/dp_int.h"
 #include "sbxd/dataplane/parse/dp_utf8.h"
@@ -139,7 +140,7 @@ static void sr_reply(struct sr *s)
 			o = json_pack("{s:s, s:I, s:s}", "path", m->path, "line",
 				      (json_int_t)m->line, "text", m->text);
 		} else {
-			dp_rfc3339(m->mtime, when, sizeof(when));
+			clock_rfc3339((int64_t)m->mtime * 1000, false, when, sizeof(when));
 			o = json_pack("{s:s, s:b, s:I, s:s}", "path", m->path, "is_dir", m->is_dir,
 				      "size_bytes", (json_int_t)m->size, "modified_at", when);
 		}

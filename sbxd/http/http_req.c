@@ -11,7 +11,7 @@
 #include "base/cleanup.h"
 #include "sbxd/http/http_server_int.h"
 
-enum api_method http_req_method(const http_req *r)
+enum http_method http_req_method(const http_req *r)
 {
 	return r->method;
 }

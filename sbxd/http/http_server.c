@@ -27,21 +27,12 @@
 
 #include <libwebsockets.h>
 
-#include "sbxd/api/api_render.h"
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "sbxd/http/http_server_int.h"
-#include "sbxd/common/metrics.h"
 #include "base/log.h"
 
 #define WRITE_CHUNK (64 * 1024)
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- request table ---- */
 
@@ -98,11 +89,11 @@ static void access_log(http_req *r, int status)
 
 	if (s->log_fd < 0)
 		return;
-	api_format_time(store_now_ms(), when, sizeof(when));
+	clock_rfc3339(clock_wall_ms(), true, when, sizeof(when));
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:I, s:I}", "time", when, "msg",
-		      "request", "request_id", r->id_str, "method", api_method_to_string(r->method),
+		      "request", "request_id", r->id_str, "method", http_method_name(r->method),
 		      "path", r->path ? r->path : "", "status", status, "duration_ms",
-		      (double)(mono_us() - r->t0_us) / 1000.0, "bytes_in", (json_int_t)r->bytes_in,
+		      (double)(clock_mono_us() - r->t0_us) / 1000.0, "bytes_in", (json_int_t)r->bytes_in,
 		      "bytes_out", (json_int_t)r->bytes_out);
 	if (!j)
 		return;
@@ -120,25 +111,25 @@ static void access_log(http_req *r, int status)
 	free(line);
 }
 
-static enum api_method method_from_lws(int m)
+static enum http_method method_from_lws(int m)
 {
 	switch (m) {
 	case LWSHUMETH_GET:
-		return API_GET;
+		return HTTP_GET;
 	case LWSHUMETH_POST:
-		return API_POST;
+		return HTTP_POST;
 	case LWSHUMETH_OPTIONS:
-		return API_OPTIONS;
+		return HTTP_OPTIONS;
 	case LWSHUMETH_PUT:
-		return API_PUT;
+		return HTTP_PUT;
 	case LWSHUMETH_PATCH:
-		return API_PATCH;
+		return HTTP_PATCH;
 	case LWSHUMETH_DELETE:
-		return API_DELETE;
+		return HTTP_DELETE;
 	case LWSHUMETH_HEAD:
-		return API_HEAD;
+		return HTTP_HEAD;
 	default:
-		return _API_METHOD_INVALID;
+		return HTTP_METHOD_INVALID;
 	}
 }
 
@@ -153,7 +144,7 @@ static http_req *req_new(http_server *s, struct lws *wsi, struct http_pss *pss, 
 	r->srv = s;
 	r->wsi = wsi;
 	r->pss = pss;
-	r->t0_us = mono_us();
+	r->t0_us = clock_mono_us();
 	r->id = ++s->next_id;
 	snprintf(r->id_str, sizeof(r->id_str), "%08x%08llx", s->boot_tag,
 		 (unsigned long long)r->id);
@@ -165,7 +156,7 @@ static http_req *req_new(http_server *s, struct lws *wsi, struct http_pss *pss, 
 		r->host[0] = '\0';
 	n = lws_hdr_custom_length(wsi, "x-api-key:", 10);
 	if (n >= 0) {
-		if (n <= SBXD_KEY_HEADER_MAX) {
+		if (n <= HTTP_API_KEY_MAX) {
 			r->api_key = malloc((size_t)n + 1);
 			if (r->api_key &&
 			    lws_hdr_custom_copy(wsi, r->api_key, n + 1, "x-api-key:", 10) < 0)
@@ -249,7 +240,7 @@ static int write_body_chunk(http_req *r)
 	size_t n;
 	bool last;
 
-	if (r->method == API_HEAD)
+	if (r->method == HTTP_HEAD)
 		return req_finish(r);
 	if (r->produce) {
 		ssize_t got = r->produce(r, buf + LWS_PRE, WRITE_CHUNK, r->produce_ud);
@@ -296,7 +287,7 @@ static int on_writeable(http_req *r)
 	if (!r->headers_sent) {
 		if (write_headers(r) < 0)
 			return -1;
-		if (r->method != API_HEAD && (r->produce || r->out_len > 0)) {
+		if (r->method != HTTP_HEAD && (r->produce || r->out_len > 0)) {
 			lws_callback_on_writable(r->wsi);
 			return 0;
 		}
@@ -366,6 +357,15 @@ int http_reply_json(http_req *r, int status, json_t *j)
 	return ret;
 }
 
+static char *default_error_body(const char *type, const char *message)
+{
+	json_t *j = json_pack("{s:s, s:s}", "error", type, "message", message);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return s;
+}
+
 int http_reply_error(http_req *r, int status, const char *type, const char *fmt, ...)
 {
 	static const char oom[] = "{\"detail\":{\"error\":\"InternalError\",\"message\":"
@@ -374,7 +374,8 @@ int http_reply_error(http_req *r, int status, const char *type, const char *fmt,
 	_cleanup_free_ char *body = NULL;
 	va_list ap;
 
-	sbxd_metrics_count_error(type);
+	if (r->srv->app->on_error)
+		r->srv->app->on_error(type);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -383,16 +384,11 @@ int http_reply_error(http_req *r, int status, const char *type, const char *fmt,
 	for (char *p = msg; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 			*p = '?';
-	body = api_error_body(type, msg);
+	body = r->srv->app->error_body ? r->srv->app->error_body(type, msg)
+				       : default_error_body(type, msg);
 	if (!body)
 		return http_reply(r, status, "application/json", oom, sizeof(oom) - 1);
 	return http_reply(r, status, "application/json", body, strlen(body));
-}
-
-int http_reply_api_error(http_req *r, const struct api_error *e)
-{
-	return http_reply_error(r, e->status ? e->status : 500, e->type[0] ? e->type : "Error",
-				"%s", e->message);
 }
 
 int http_reply_stream(http_req *r, int status, const char *content_type, int64_t length,
@@ -690,7 +686,7 @@ int http_server_new(const struct http_server_config *c, http_server **ret)
 	pthread_mutex_init(&s->post_lock, NULL);
 	s->app = c->app;
 	s->app_ud = c->app_ud;
-	s->max_body = c->max_body ? c->max_body : API_MAX_BODY;
+	s->max_body = c->max_body ? c->max_body : HTTP_MAX_BODY_DEFAULT;
 	s->log_fd = c->log_fd;
 	s->boot_tag = (uint32_t)(time(NULL) ^ (getpid() << 16));
 	lws_set_log_level(LLL_ERR, lws_log_emit);

@@ -32,7 +32,37 @@
 
 #include <jansson.h>
 
-#include "sbxd/api/api_req.h"
+
+/* Bodies buffered by default (http_server_config.max_body 0). */
+#define HTTP_MAX_BODY_DEFAULT (1024 * 1024)
+/* The longest X-Api-Key value kept (longer ones read as ""). */
+#define HTTP_API_KEY_MAX 512
+/* The longest key name and sandbox shown in the access log. */
+#define HTTP_LOG_FIELD_MAX 128
+
+enum http_method {
+	HTTP_GET,
+	HTTP_POST,
+	HTTP_PUT,
+	HTTP_PATCH,
+	HTTP_DELETE,
+	HTTP_HEAD,
+	HTTP_OPTIONS,
+	HTTP_METHOD_COUNT,
+	HTTP_METHOD_INVALID = -1,
+};
+
+/* "GET", "POST"...; "?" for HTTP_METHOD_INVALID. */
+static inline const char *http_method_name(enum http_method m)
+{
+	static const char *const names[HTTP_METHOD_COUNT] = {
+	    [HTTP_GET] = "GET",	      [HTTP_POST] = "POST", [HTTP_PUT] = "PUT",
+	    [HTTP_PATCH] = "PATCH",   [HTTP_DELETE] = "DELETE", [HTTP_HEAD] = "HEAD",
+	    [HTTP_OPTIONS] = "OPTIONS",
+	};
+
+	return (int)m >= 0 && m < HTTP_METHOD_COUNT ? names[m] : "?";
+}
 
 struct lws;
 typedef struct http_server http_server;
@@ -61,12 +91,18 @@ struct http_app {
 	 * to accept it; or reply with an HTTP error (http_reply_error) and
 	 * return <0 to refuse it. */
 	int (*on_upgrade)(void *ud, http_req *r, const struct http_ws_ops **ret_ops, void **ret_ud);
+	/* Optional hooks of the application for http_reply_error(): the body
+	 * of an error reply (malloc'ed; NULL: out of memory), and a count of
+	 * every error answered (type as given). Without error_body, the body
+	 * is {"error":TYPE,"message":MESSAGE}. */
+	char *(*error_body)(const char *type, const char *message);
+	void (*on_error)(const char *type);
 };
 
 struct http_server_config {
 	const char *host; /* address to bind, e.g. "127.0.0.1", "0.0.0.0", "::1" */
 	int port;	  /* 0: any free port (see http_server_port()) */
-	size_t max_body;  /* buffered bodies; 0: API_MAX_BODY */
+	size_t max_body;  /* buffered bodies; 0: HTTP_MAX_BODY_DEFAULT */
 	const struct http_app *app;
 	void *app_ud;
 	int log_fd; /* access log (JSON lines); -1: none */
@@ -93,7 +129,7 @@ int http_server_post(http_server *s, uint64_t req_id, http_post_fn fn, void *arg
 
 /* ---- the request ---- */
 
-enum api_method http_req_method(const http_req *r);
+enum http_method http_req_method(const http_req *r);
 const char *http_req_path(const http_req *r);
 uint64_t http_req_id(const http_req *r);
 const char *http_req_id_str(const http_req *r);
@@ -127,10 +163,10 @@ int http_req_add_header(http_req *r, const char *name, const char *value);
 int http_reply(http_req *r, int status, const char *content_type, const void *body, size_t len);
 /* Takes the reference j. */
 int http_reply_json(http_req *r, int status, json_t *j);
-/* {"detail":{"error":type,"message":...}} */
+/* An error reply: the body is the app's error_body(type, message) (see
+ * struct http_app). The message is made printable ASCII first. */
 __attribute__((format(printf, 4, 5))) int http_reply_error(http_req *r, int status,
 							   const char *type, const char *fmt, ...);
-int http_reply_api_error(http_req *r, const struct api_error *e);
 bool http_req_replied(const http_req *r);
 
 /* Defer the reply; returns the request id for http_server_post(). */

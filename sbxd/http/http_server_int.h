@@ -9,7 +9,6 @@
 #include <pthread.h>
 
 #include "sbxd/http/http_server.h"
-#include "sbxd/common/key.h"
 
 struct lws_context;
 struct lws_vhost;
@@ -36,7 +35,7 @@ struct http_req {
 	uint64_t id;
 	char id_str[24];
 	int64_t t0_us;
-	enum api_method method;
+	enum http_method method;
 	char *path;
 	char host[272];
 	char *api_key;		/* NULL: no header */
@@ -54,8 +53,8 @@ struct http_req {
 	/* app */
 	void *data;
 	void (*data_free)(void *);
-	char log_key[SBXD_KEY_NAME_MAX + 1];
-	char log_sandbox[API_SEGMENT_MAX + 1];
+	char log_key[HTTP_LOG_FIELD_MAX + 1];
+	char log_sandbox[HTTP_LOG_FIELD_MAX + 1];
 	http_post_fn timer_fn;
 	void *timer_arg;
 

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "base/log.h"
 #include "snapshot/snap.h"
@@ -168,7 +169,7 @@ static void starts(const char *id, int n, double *t, vm **keep, const char **ret
 		r = id ? snap_restore(st, drv, id, &o, &v, ret_how)
 		       : snap_start_image(st, drv, image, &o, &v, ret_how);
 		if (r < 0 || first_exec(v) < 0) {
-			fprintf(stderr, "bench: start %s: %s\n", name, snap_last_error());
+			fprintf(stderr, "bench: start %s: %s\n", name, err_msg());
 			exit(1);
 		}
 		t[i] = now_ms() - t0;
@@ -193,7 +194,7 @@ static void *par_fork(void *arg)
 
 	snprintf(name, sizeof(name), "bpar-%d-%d", (int)getpid(), p->i);
 	if (snap_restore(st, drv, p->id, &o, &p->v, NULL) < 0 || first_exec(p->v) < 0) {
-		fprintf(stderr, "bench: parallel fork %s: %s\n", name, snap_last_error());
+		fprintf(stderr, "bench: parallel fork %s: %s\n", name, err_msg());
 		exit(1);
 	}
 	return NULL;
@@ -301,7 +302,7 @@ static double fork_one(const char *id, vm **ret_v)
 	*ret_v = NULL;
 	snprintf(name, sizeof(name), "bden-%d-%d", (int)getpid(), seq++);
 	if (snap_restore(st, drv, id, &o, ret_v, NULL) < 0) {
-		fprintf(stderr, "bench: density: start %s: %s\n", name, snap_last_error());
+		fprintf(stderr, "bench: density: start %s: %s\n", name, err_msg());
 		return -1;
 	}
 	if (first_exec(*ret_v) < 0) {
@@ -331,12 +332,12 @@ static int density(int max)
 	if (!held || !t)
 		goto out;
 	if (snap_start_image(st, drv, image, &so, &src, NULL) < 0) {
-		fprintf(stderr, "bench: density: source VM: %s\n", snap_last_error());
+		fprintf(stderr, "bench: density: source VM: %s\n", err_msg());
 		goto out;
 	}
 	co.agent_socket = vm_agent_socket(src);
 	if (snap_capture(st, drv, src, &co, &m) < 0) {
-		fprintf(stderr, "bench: density: capture: %s\n", snap_last_error());
+		fprintf(stderr, "bench: density: capture: %s\n", err_msg());
 		goto out;
 	}
 	destroy(src);
@@ -446,7 +447,7 @@ int main(void)
 	mkdir(state, 0700);
 	dc.state_dir = state;
 	if (vm_driver_open(&dc, &drv) < 0 || snap_store_open(state, &st) < 0) {
-		fprintf(stderr, "bench: %s %s\n", vm_driver_last_error(NULL), snap_last_error());
+		fprintf(stderr, "bench: %s %s\n", vm_driver_last_error(NULL), err_msg());
 		return 1;
 	}
 	accel = vm_accel_to_string(vm_driver_accel(drv));
@@ -468,7 +469,7 @@ int main(void)
 
 	co.agent_socket = vm_agent_socket(src);
 	if (snap_capture(st, drv, src, &co, &m) < 0) {
-		fprintf(stderr, "bench: capture: %s\n", snap_last_error());
+		fprintf(stderr, "bench: capture: %s\n", err_msg());
 		return 1;
 	}
 	ram = m->mem_mode == SNAP_MEM_SHARED_FILE

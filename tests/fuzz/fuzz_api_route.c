@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	if (api_route_parse(s, &r) == 0) {
-		for (int m = 0; m < _API_METHOD_MAX; m++)
-			(void)api_route_allows(&r, (enum api_method)m, &allow);
+		for (int m = 0; m < HTTP_METHOD_COUNT; m++)
+			(void)api_route_allows(&r, (enum http_method)m, &allow);
 		(void)api_route_needs_key(&r);
 		(void)api_name_check(r.target, &e);
 	}

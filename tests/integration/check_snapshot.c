@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "base/log.h"
 #include "snapshot/snap.h"
@@ -157,7 +158,7 @@ static vm *restore(const char *id, const char *name, bool memory, const char **h
 	long long t0 = mono_ms();
 	int r = snap_restore(g_store, g_drv, id, &o, &v, how);
 
-	ck_assert_msg(r == 0, "restore of %s as %s: %s", id, name, snap_last_error());
+	ck_assert_msg(r == 0, "restore of %s as %s: %s", id, name, err_msg());
 	fprintf(stderr, "# %s from %s: %s in %lld ms\n", name, id, how ? *how : "?",
 		mono_ms() - t0);
 	keep_vm(v);
@@ -175,7 +176,7 @@ static char *capture_opts(const char *name, bool memory, bool stream_only)
 	char *id;
 
 	ck_assert_msg(snap_capture(g_store, g_drv, find_vm(name), &o, &m) == 0, "capture: %s",
-		      snap_last_error());
+		      err_msg());
 	fprintf(stderr, "# capture of %s (%s): %lld ms, memory %s\n", name,
 		memory ? "memory" : "fs", mono_ms() - t0, snap_mem_mode_to_string(m->mem_mode));
 	ck_assert_int_eq(m->status, SNAP_READY);
@@ -217,7 +218,7 @@ START_TEST(test_fresh_start_forks_the_zygote)
 	long long t0 = mono_ms();
 
 	ck_assert_msg(snap_start_image(g_store, g_drv, g_image, &o, &v, &how) == 0, "%s",
-		      snap_last_error());
+		      err_msg());
 	keep_vm(v);
 	fprintf(stderr, "# a1 (zygote built on first use): %lld ms\n", mono_ms() - t0);
 	ck_assert_str_eq(how, "zygote-fork");
@@ -251,7 +252,7 @@ START_TEST(test_zygote_fork_grows_a_bigger_disk)
 	ck_assert_int_eq(stat(path, &st), 0);
 	o.disk_bytes = (uint64_t)st.st_size + (1ULL << 30);
 	ck_assert_msg(snap_start_image(g_store, g_drv, g_image, &o, &v, &how) == 0, "%s",
-		      snap_last_error());
+		      err_msg());
 	keep_vm(v);
 	ck_assert_str_eq(how, "zygote-fork");
 	out = sh("big1", "df -B1 --output=size / | tail -n 1", NULL);
@@ -339,7 +340,7 @@ START_TEST(test_forks_are_isolated_and_random)
 		}
 	/* the snapshot's parts are as captured (a full re-hash) */
 	ck_assert_int_eq(snap_load(g_store, g_m1, &m), 0);
-	ck_assert_msg(snap_verify(g_store, m, true, NULL, NULL) == 0, "%s", snap_last_error());
+	ck_assert_msg(snap_verify(g_store, m, true, NULL, NULL) == 0, "%s", err_msg());
 	snap_manifest_free(m);
 	for (int i = 0; i < 3; i++) {
 		drop_vm(names[i]);
@@ -380,9 +381,9 @@ static void restore_fails(const char *id, const char *name, const char *needle)
 
 	ck_assert_msg(r < 0, "restore of a damaged snapshot succeeded");
 	ck_assert_ptr_null(v);
-	ck_assert_msg(strstr(snap_last_error(), needle), "error '%s' does not mention '%s'",
-		      snap_last_error(), needle);
-	fprintf(stderr, "# damaged: %s\n", snap_last_error());
+	ck_assert_msg(strstr(err_msg(), needle), "error '%s' does not mention '%s'",
+		      err_msg(), needle);
+	fprintf(stderr, "# damaged: %s\n", err_msg());
 	ck_assert_msg(!vm_left(name), "restore of a damaged snapshot left VM %s behind", name);
 }
 
@@ -415,7 +416,7 @@ START_TEST(test_deleting_a_used_snapshot_keeps_the_fork)
 	uint64_t freed = 0;
 
 	restore(g_m3, "u1", true, NULL);
-	ck_assert_msg(snap_delete(g_store, g_m3, &freed) == 0, "%s", snap_last_error());
+	ck_assert_msg(snap_delete(g_store, g_m3, &freed) == 0, "%s", err_msg());
 	ck_assert_int_eq(access(ram, F_OK), 0); /* u1 maps it */
 	sh_expect("u1", "cat /root/f1; echo x > /root/y && cat /root/y", "hello\nmore\nx");
 	drop_vm("u1");
@@ -451,12 +452,12 @@ START_TEST(test_export_then_import_restores)
 	snprintf(path, sizeof(path), "%s/export.tar.zst", g_state);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(snap_export(g_store, g_m1, fd) == 0, "%s", snap_last_error());
+	ck_assert_msg(snap_export(g_store, g_m1, fd) == 0, "%s", err_msg());
 	close(fd);
 	ck_assert_int_eq(snap_delete(g_store, g_m1, NULL), 0);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(snap_import(g_store, fd, &id) == 0, "%s", snap_last_error());
+	ck_assert_msg(snap_import(g_store, fd, &id) == 0, "%s", err_msg());
 	close(fd);
 	ck_assert_str_eq(id, g_m1);
 	restore(id, "im1", true, NULL);
@@ -511,10 +512,10 @@ START_TEST(test_host_disk_full_child)
 	/* a memory capture into the full store */
 	o.agent_socket = vm_agent_socket(v);
 	r = snap_capture(g_store, g_drv, v, &o, &m);
-	fprintf(stderr, "# capture into a full store: %d %s\n", r, r < 0 ? snap_last_error() : "");
+	fprintf(stderr, "# capture into a full store: %d %s\n", r, r < 0 ? err_msg() : "");
 	ck_assert_msg(r < 0, "a capture into a full store succeeded");
-	ck_assert_msg(strstr(snap_last_error(), "No space left on device"), "capture: %s",
-		      snap_last_error());
+	ck_assert_msg(strstr(err_msg(), "No space left on device"), "capture: %s",
+		      err_msg());
 	ck_assert_int_eq(snap_list(g_store, &list, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	snap_list_free(list, n);
@@ -553,7 +554,7 @@ static int host_disk_full_child(const char *dir)
 	dc.state_dir = g_state;
 	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
 		fprintf(stderr, "check_snapshot: %s %s\n", vm_driver_last_error(NULL),
-			snap_last_error());
+			err_msg());
 		return 1;
 	}
 	tcase_set_timeout(tc, 900);
@@ -642,7 +643,7 @@ int main(int argc, char **argv)
 	dc.state_dir = g_state;
 	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
 		fprintf(stderr, "check_snapshot: %s %s\n", vm_driver_last_error(NULL),
-			snap_last_error());
+			err_msg());
 		return 1;
 	}
 	tcase_set_timeout(tc, 900);

@@ -130,20 +130,20 @@ START_TEST(test_route_methods_and_allow_lists)
 	struct api_route r = route("/api/v2/sandboxes/boxes/x", 0);
 	const char *allow = NULL;
 
-	ck_assert(api_route_allows(&r, API_GET, &allow));
-	ck_assert(api_route_allows(&r, API_HEAD, NULL));
-	ck_assert(api_route_allows(&r, API_PATCH, NULL));
-	ck_assert(api_route_allows(&r, API_DELETE, NULL));
-	ck_assert(!api_route_allows(&r, API_POST, &allow));
+	ck_assert(api_route_allows(&r, HTTP_GET, &allow));
+	ck_assert(api_route_allows(&r, HTTP_HEAD, NULL));
+	ck_assert(api_route_allows(&r, HTTP_PATCH, NULL));
+	ck_assert(api_route_allows(&r, HTTP_DELETE, NULL));
+	ck_assert(!api_route_allows(&r, HTTP_POST, &allow));
 	ck_assert_str_eq(allow, "GET, HEAD, PATCH, DELETE");
 	r = route("/api/v2/sandboxes/boxes", 0);
-	ck_assert(api_route_allows(&r, API_POST, NULL));
-	ck_assert(!api_route_allows(&r, API_DELETE, &allow));
+	ck_assert(api_route_allows(&r, HTTP_POST, NULL));
+	ck_assert(!api_route_allows(&r, HTTP_DELETE, &allow));
 	ck_assert_str_eq(allow, "GET, HEAD, POST");
 	r = route("/api/v2/sandboxes/boxes/x/stop", 0);
-	ck_assert(!api_route_allows(&r, API_GET, &allow));
+	ck_assert(!api_route_allows(&r, HTTP_GET, &allow));
 	ck_assert_str_eq(allow, "POST");
-	ck_assert(!api_route_allows(&r, _API_METHOD_INVALID, NULL));
+	ck_assert(!api_route_allows(&r, HTTP_METHOD_INVALID, NULL));
 	ck_assert(!api_route_needs_key(&(struct api_route){.kind = ROUTE_HEALTHZ}));
 	ck_assert(api_route_needs_key(&r));
 }
@@ -2230,14 +2230,14 @@ START_TEST(test_route_snapshot_pool_and_metrics)
 
 	ck_assert_int_eq(r.kind, ROUTE_SNAPSHOT_POOL);
 	ck_assert_str_eq(r.target, "abc");
-	ck_assert(api_route_allows(&r, API_PUT, NULL));
-	ck_assert(api_route_allows(&r, API_GET, NULL));
-	ck_assert(!api_route_allows(&r, API_POST, &allow));
+	ck_assert(api_route_allows(&r, HTTP_PUT, NULL));
+	ck_assert(api_route_allows(&r, HTTP_GET, NULL));
+	ck_assert(!api_route_allows(&r, HTTP_POST, &allow));
 	ck_assert_str_eq(allow, "GET, HEAD, PUT");
 	r = route("/metrics", 0);
 	ck_assert_int_eq(r.kind, ROUTE_METRICS);
 	ck_assert(!api_route_needs_key(&r));
-	ck_assert(api_route_allows(&r, API_GET, NULL));
+	ck_assert(api_route_allows(&r, HTTP_GET, NULL));
 	route("/api/v2/sandboxes/snapshots/abc/pool/x", -ENOENT);
 	route("/metrics/x", -ENOENT);
 }

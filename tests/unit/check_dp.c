@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "sbxd/dataplane/parse/dp_glob.h"
 #include "sbxd/dataplane/parse/dp_multipart.h"
 #include "sbxd/dataplane/parse/dp_outbuf.h"
@@ -468,7 +469,7 @@ START_TEST(test_etag_and_dates)
 	ck_assert(!dp_etag_list_matches("\"ff-1\"", tag));
 	dp_http_date(784111777, date, sizeof(date));
 	ck_assert_str_eq(date, "Sun, 06 Nov 1994 08:49:37 GMT");
-	dp_rfc3339(784111777, date, sizeof(date));
+	clock_rfc3339(784111777000LL, false, date, sizeof(date));
 	ck_assert_str_eq(date, "1994-11-06T08:49:37Z");
 	ck_assert(dp_path_valid("/"));
 	ck_assert(!dp_path_valid("rel"));

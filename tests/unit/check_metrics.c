@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "sbxd/api/api_render.h"
 #include "sbxd/common/metrics.h"
 
 LOG_DEFINE_STATE("check_metrics");

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap.h"
@@ -378,7 +379,7 @@ START_TEST(test_manifest_rejects_bad_documents_and_part_sets)
 	ck_assert_int_eq(snap_save(st, m), 0);
 	m->vcpus = 0;
 	ck_assert_int_eq(snap_save(st, m), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(), "vcpus"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "vcpus"));
 	snap_manifest_free(m);
 }
 END_TEST
@@ -409,7 +410,7 @@ START_TEST(test_save_load_list)
 		struct snap_manifest *x = NULL;
 
 		ck_assert_int_eq(snap_load(st, "ddd", &x), -EBADMSG);
-		ck_assert_ptr_nonnull(strstr(snap_last_error(), "snapshot ddd: manifest.json"));
+		ck_assert_ptr_nonnull(strstr(err_msg(), "snapshot ddd: manifest.json"));
 		ck_assert_int_eq(snap_load(st, "zzz", &x), -ENOENT);
 		ck_assert_int_eq(snap_load(st, "../x", &x), -EINVAL);
 	}
@@ -438,7 +439,7 @@ START_TEST(test_verify_good_truncated_flipped_missing)
 	ck_assert_int_eq(snap_verify(st, m, true, NULL, NULL), 0);
 	ck_assert_int_eq(truncate(path, 4000), 0);
 	ck_assert_int_eq(snap_verify(st, m, true, NULL, NULL), -EBADMSG);
-	ck_assert_str_eq(snap_last_error(),
+	ck_assert_str_eq(err_msg(),
 			 "snapshot v1: part layer (blobs/layer-v1): size 4000 but the manifest "
 			 "says 5000 (truncated?)");
 	snap_manifest_free(m);
@@ -447,12 +448,12 @@ START_TEST(test_verify_good_truncated_flipped_missing)
 	ck_assert_int_eq(pwrite(fd, "X", 1, 2500), 1);
 	close(fd);
 	ck_assert_int_eq(snap_verify(st, m, true, NULL, NULL), -EBADMSG);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(),
+	ck_assert_ptr_nonnull(strstr(err_msg(),
 				     "part layer (blobs/layer-v1): SHA-256 "
 				     "mismatch: the file was changed or damaged"));
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(snap_verify(st, m, false, NULL, NULL), -ENOENT);
-	ck_assert_str_eq(snap_last_error(), "snapshot v1: part layer (blobs/layer-v1): missing");
+	ck_assert_str_eq(err_msg(), "snapshot v1: part layer (blobs/layer-v1): missing");
 	m->status = SNAP_BUILDING;
 	ck_assert_int_eq(snap_verify(st, m, false, NULL, NULL), -EBUSY);
 	snap_manifest_free(m);
@@ -487,7 +488,7 @@ START_TEST(test_verify_cache_hit_then_change_seen_through_ctime)
 	times[1] = sb.st_mtim;
 	ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
 	ck_assert_int_eq(snap_verify(st, m, false, NULL, NULL), -EBADMSG);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(), "SHA-256 mismatch"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "SHA-256 mismatch"));
 	snap_manifest_free(m);
 }
 END_TEST
@@ -523,7 +524,7 @@ START_TEST(test_verify_checks_the_image)
 	snprintf(path, sizeof(path), "%s/manifest.json", image);
 	json_dump_file(j, path, 0);
 	ck_assert_int_eq(snap_verify(st, m, false, NULL, NULL), -ESTALE);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(), "changed since the snapshot was taken"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "changed since the snapshot was taken"));
 	/* no manifest.json: digest "" */
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(snap_image_digest(image, &digest), 0);
@@ -531,7 +532,7 @@ START_TEST(test_verify_checks_the_image)
 	snprintf(path, sizeof(path), "%s/rootfs.ext4", image);
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(snap_verify(st, m, false, NULL, NULL), -ENOENT);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(), "rootfs.ext4"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "rootfs.ext4"));
 	json_decref(j);
 	snap_manifest_free(m);
 }
@@ -659,7 +660,7 @@ START_TEST(test_gc_building_and_unreadable_manifests)
 	snprintf(path, sizeof(path), "%s/snapshots/broken/manifest.json", state);
 	xwrite_str(path, "{\"format_version\": 1, \"parts\": [");
 	ck_assert_int_eq(snap_gc(st, true, &freed), -EBADMSG);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(), "snapshot broken"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "snapshot broken"));
 	ck_assert(blob_exists(st, "layer-b1"));
 	/* a newer format is not readable either */
 	xwrite_str(path, "{\"format_version\": 2}");

@@ -17,6 +17,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "base/err.h"
 #include "tests/unit/check_snap.h"
 #include "base/cleanup.h"
 #include "snapshot/snap.h"
@@ -26,7 +27,7 @@ static void export_to(const char *id, const char *file)
 	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(snap_export(st, id, fd) == 0, "%s", snap_last_error());
+	ck_assert_msg(snap_export(st, id, fd) == 0, "%s", err_msg());
 	close(fd);
 }
 
@@ -79,7 +80,7 @@ START_TEST(test_export_import_round_trip_keeps_sparse_files_sparse)
 	export_to("big", file);
 	ck_assert_int_eq(stat(file, &sb), 0);
 	ck_assert_int_lt(sb.st_size, 1 << 20);
-	ck_assert_msg(import_from(st2, file, &id) == 0, "%s", snap_last_error());
+	ck_assert_msg(import_from(st2, file, &id) == 0, "%s", err_msg());
 	ck_assert_str_eq(id, "big");
 	ck_assert_int_eq(snap_load(st2, "big", &back), 0);
 	ck_assert_str_eq(back->parts[1].sha256, m->parts[1].sha256);
@@ -162,18 +163,18 @@ START_TEST(test_import_rejects_tampered_archives_and_leaves_nothing)
 
 		write_archive(file, flipped, 2);
 		ck_assert_int_eq(import_from(st2, file, NULL), -EBADMSG);
-		ck_assert_ptr_nonnull(strstr(snap_last_error(), "SHA-256 mismatch"));
+		ck_assert_ptr_nonnull(strstr(err_msg(), "SHA-256 mismatch"));
 		assert_store_empty(state2);
 		write_archive(file, extra, 3);
 		ck_assert_int_eq(import_from(st2, file, NULL), -EBADMSG);
-		ck_assert_ptr_nonnull(strstr(snap_last_error(), "../evil"));
+		ck_assert_ptr_nonnull(strstr(err_msg(), "../evil"));
 		assert_store_empty(state2);
 		write_archive(file, link, 2);
 		ck_assert_int_eq(import_from(st2, file, NULL), -EBADMSG);
 		assert_store_empty(state2);
 		write_archive(file, missing, 1);
 		ck_assert_int_eq(import_from(st2, file, NULL), -EBADMSG);
-		ck_assert_ptr_nonnull(strstr(snap_last_error(), "no blobs/layer-t1"));
+		ck_assert_ptr_nonnull(strstr(err_msg(), "no blobs/layer-t1"));
 		write_archive(file, blob_first, 2);
 		ck_assert_int_eq(import_from(st2, file, NULL), -EBADMSG);
 		write_archive(file, twice, 3);
@@ -190,7 +191,7 @@ START_TEST(test_import_rejects_tampered_archives_and_leaves_nothing)
 
 			xwrite(p2, good, glen);
 			ck_assert_int_eq(stat(p2, &before), 0);
-			ck_assert_msg(import_from(st2, file, NULL) == 0, "%s", snap_last_error());
+			ck_assert_msg(import_from(st2, file, NULL) == 0, "%s", err_msg());
 			ck_assert_int_eq(stat(p2, &after), 0);
 			ck_assert_int_eq(before.st_ino, after.st_ino);
 		}
@@ -209,7 +210,7 @@ START_TEST(test_import_refuses_a_blob_with_other_content)
 	export_to("e1", file);
 	xwrite(p2, "something else", 14);
 	ck_assert_int_eq(import_from(st2, file, NULL), -EEXIST);
-	ck_assert_ptr_nonnull(strstr(snap_last_error(), "already exists with other content"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "already exists with other content"));
 	ck_assert(blob_exists(st2, "layer-e1"));
 	snap_manifest_free(m);
 }

@@ -136,15 +136,6 @@ void dp_http_date(int64_t t, char *buf, size_t len)
 		snprintf(buf, len, "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
-void dp_rfc3339(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "1970-01-01T00:00:00Z");
-}
-
 /* ---- search bodies ---- */
 
 __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)

@@ -123,8 +123,6 @@ void dp_etag_format(uint64_t size, int64_t mtime, char *buf, size_t len);
 bool dp_etag_list_matches(const char *list, const char *etag);
 /* RFC 9110 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
 void dp_http_date(int64_t t, char *buf, size_t len);
-/* RFC 3339 UTC ("2026-05-01T10:00:00Z"). */
-void dp_rfc3339(int64_t t, char *buf, size_t len);
 
 /* ---- search ---- */
 
