@@ -26,7 +26,7 @@ struct log_state {
 	const char *ident;
 	/* NULL: "ident: level: message" lines on fd. Else every message goes
 	 * here instead (msg without the prefix, not NUL-terminated), e.g.
-	 * host/log_json.c's one-JSON-object-per-line sink. */
+	 * sbxd/log_json.c's one-JSON-object-per-line sink. */
 	void (*sink)(enum log_level l, const char *msg, size_t len);
 };
 

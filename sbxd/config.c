@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_config.c - sbxd's settings table and its parsers (flags, SBX_*
+ * config.c - sbxd's settings table and its parsers (flags, SBX_*
  * variables, config file). The table below is the one list of settings.
  */
 #include <ctype.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_config.h - sbxd's settings, from four sources in this order of
+ * config.h - sbxd's settings, from four sources in this order of
  * precedence: command-line flag > SBX_* environment variable > config file
  * > built-in default.
  *
@@ -8,7 +8,7 @@
  *   - the flag:      --max-mem-mib 2048   (or --max-mem-mib=2048)
  *   - the file key:  max-mem-mib = 2048   (max_mem_mib also accepted)
  *   - the variable:  SBX_MAX_MEM_MIB=2048
- * The table in sbxd_config.c is the list; docs/sbxd.md documents it.
+ * The table in config.c is the list; docs/sbxd.md documents it.
  *
  * Parsing functions are pure (no I/O except sbxd_config_load_file()); they
  * fill err (a message for a person naming the source, key and value) and

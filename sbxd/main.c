@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd.c - the sbxd command: `sbxd serve` runs the API server (foreground)
+ * main.c - the sbxd command: `sbxd serve` runs the API server (foreground)
  * over the embedded libvirt driver and the snapshot store (with its
  * zygote for fast starts and its prewarmed pools); `sbxd key create|list|revoke` manages
  * API keys in the same state directory (also while serve runs); `sbxd
  * config` shows the settings in effect.
  *
- * Settings: flag > SBX_* variable > config file > default (sbxd_config.h).
+ * Settings: flag > SBX_* variable > config file > default (config.h).
  * Exit status: 0 success, 1 failure, 2 usage error.
  */
 #include <errno.h>
@@ -21,7 +21,6 @@
 #include "base/err.h"
 #include "base/clock.h"
 #include "base/cleanup.h"
-#include "sbxd/api/api_render.h"
 #include "sbxd/dataplane/dp.h"
 #include "sbxd/http/http_server.h"
 #include "base/log.h"

@@ -166,7 +166,7 @@ out:
 /* -- opening the driver ---------------------------------------------------- */
 
 static const char qemu_conf[] =
-    "# Written by sbx (host/vm.c) every time the VM driver opens: edits are lost.\n"
+    "# Written by sbx (host/vm/vm.c) every time the VM driver opens: edits are lost.\n"
     "# QEMU runs as root so it can read images and write overlays, sockets and\n"
     "# logs under the sbx state directory without relabelling anything.\n"
     "user = \"root\"\n"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * vm_internal.h - what host/vm*.c share and nothing else includes.
+ * vm_int.h - what host/vm*.c share and nothing else includes.
  *
  * Every symbol here is prefixed vm_ (driver internals) or vmu_ (small
  * utilities) so that other host/ modules linked into libsbxhost.a cannot

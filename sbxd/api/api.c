@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_api.c - the front of sbxd's HTTP API: every request is routed
+ * api.c - the front of sbxd's HTTP API: every request is routed
  * (api_req.c), checked against its method, authenticated by X-Api-Key
  * (keys are looked up by their SHA-256), then handed to the control plane
- * (api_boxes.c) or to the data plane (sbxd_dataplane.h).
+ * (api_boxes.c) or to the data plane (dataplane.h).
  *
  * Errors are always {"detail": {"error": TYPE, "message": TEXT}} with the
  * statuses the langsmith client maps (langsmith-wire.md §2).

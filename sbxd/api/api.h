@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_api.h - sbxd's HTTP API: authentication, routing and the control
+ * api.h - sbxd's HTTP API: authentication, routing and the control
  * plane under /api/v2/sandboxes and /v2/sandboxes (boxes: create, list,
  * get, status, update, delete, start/stop; snapshots: capture, build,
  * list, get, delete, pools), wire-compatible with the langsmith sandbox

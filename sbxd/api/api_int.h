@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * api_int.h - internals shared by sbxd_api.c (authentication, routing,
+ * api_int.h - internals shared by api.c (authentication, routing,
  * data-plane hand-off, manager notifications) and api_boxes.c (the
  * control-plane handlers). Service thread only.
  */

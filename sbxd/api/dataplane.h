@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_dataplane.h - where the data plane (execute over WebSocket and
+ * dataplane.h - where the data plane (execute over WebSocket and
  * HTTP, upload, download, glob, grep) plugs into sbxd.
  *
  * Every sandbox's dataplane_url is http://HOST/dataplane/<sandbox-id>; the

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_vm.c - the real VM backend of the sandbox manager: the VM driver
+ * backend.c - the real VM backend of the sandbox manager: the VM driver
  * (vm.h) for VMs, the snapshot library (snap.h) for snapshots, fast starts
  * and restores, and the agent client (agent_client.h) to see that a guest
  * answers and to give a pooled VM its identity. Every call is blocking and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_vm.h - the manager's VM backend over the VM driver (vm.h), the
+ * backend.h - the manager's VM backend over the VM driver (vm.h), the
  * agent client and the snapshot library (snapshot/snap.h).
  *
  * The ops' ctx is a struct sbxd_vm_backend. Every sandbox without a

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_image.c - image directories (see sbxd_image.h).
+ * image.c - image directories (see image.h).
  */
 #include <dirent.h>
 #include <errno.h>

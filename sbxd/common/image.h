@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_image.h - image directories: the check at start, and the images
+ * image.h - image directories: the check at start, and the images
  * sbxd knows by name (the directories of its images directory), which is
  * what POST /snapshots calls docker_image.
  */

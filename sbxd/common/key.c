@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_key.c - API key generation and hashing (OpenSSL), random ids.
+ * key.c - API key generation and hashing (OpenSSL), random ids.
  */
 #include <errno.h>
 #include <stdio.h>

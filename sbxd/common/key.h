@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_key.h - API keys: generation, hashing, and the principal a request
+ * key.h - API keys: generation, hashing, and the principal a request
  * acts as once its key was checked.
  *
  * A key is "sbx_" followed by 52 lowercase base32 characters: 32 bytes

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_mgr.c - boot, adoption, deletion, capture, stop and start jobs of
+ * mgr.c - boot, adoption, deletion, capture, stop and start jobs of
  * sandboxes, build and deletion jobs of snapshots, one detached worker
  * thread per job; reconciliation at start.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_mgr.h - the sandbox manager: boots, adopts and deletes the VMs
+ * mgr.h - the sandbox manager: boots, adopts and deletes the VMs
  * behind sandbox rows, captures them into snapshots and builds and deletes
  * snapshots, on worker threads, so that the HTTP service thread never
  * blocks on libvirt or a booting guest.
@@ -13,7 +13,7 @@
  * arriving at that moment cannot be overwritten) and calls notify() once
  * per waiter, from the worker thread.
  *
- * It also keeps the prewarmed pools (sbxd_pool.c): per source (an image
+ * It also keeps the prewarmed pools (pool.c): per source (an image
  * or a snapshot) N started VMs whose agent answered and that never ran a
  * command, filled one VM at a time by a thread of their own. Pool VMs have
  * no sandbox row, so a restarted sbxd destroys them (never trusts them).
@@ -69,7 +69,7 @@ struct sbxd_snap_capture {
 	bool sync_guest;
 };
 
-/* The VM backend (sbxd_vm.c over vm.h, agent_client.h and snapshot/snap.h;
+/* The VM backend (backend.c over vm.h, agent_client.h and snapshot/snap.h;
  * a fake in the unit tests). Blocking calls, made from worker threads and
  * from the reconcile functions; messages for a person go to err. */
 struct sbxd_vm_ops {
@@ -242,7 +242,7 @@ int sbxd_mgr_agent_address(sbxd_mgr *m, const char *vm_name, char *buf, size_t l
 /* Jobs running now (for tests and shutdown logs). */
 unsigned sbxd_mgr_jobs(sbxd_mgr *m);
 
-/* ---- prewarmed pools (sbxd_pool.c) ---- */
+/* ---- prewarmed pools (pool.c) ---- */
 
 #define SBXD_POOL_SOURCE_MAX 96
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_mgr_int.h - what sbxd_mgr.c (jobs) and sbxd_pool.c (prewarmed
+ * mgr_int.h - what mgr.c (jobs) and pool.c (prewarmed
  * pools) share. Not for other modules.
  */
 #pragma once
@@ -91,7 +91,7 @@ double mgr_mono_s(void);
 int pools_init(sbxd_mgr *m);
 /* Stop the pool thread and destroy every pooled VM. */
 void pools_stop(sbxd_mgr *m);
-/* sbxd_ttl.c: the TTL thread. */
+/* ttl.c: the TTL thread. */
 int ttl_init(sbxd_mgr *m);
 void ttl_stop(sbxd_mgr *m);
 /* The last activity known for a sandbox (0: none), in wall-clock ms. */

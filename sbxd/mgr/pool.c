@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_pool.c - prewarmed pools: per source (an image, or a snapshot), N
+ * pool.c - prewarmed pools: per source (an image, or a snapshot), N
  * VMs started ahead of time, whose agent answered and that never ran a
  * command. Creating a sandbox of that source and shape takes one (no
  * boot: the sandbox gets its identity by FIXUP) and the pool refills.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sbxd_ttl.c - the sandbox TTLs, enforced by a thread of the manager:
+ * ttl.c - the sandbox TTLs, enforced by a thread of the manager:
  *   idle_ttl_seconds           a ready sandbox that saw no API call and ran
  *                              no command for that long is stopped;
  *   delete_after_stop_seconds  a sandbox stopped for that long is deleted;

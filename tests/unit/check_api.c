@@ -3,7 +3,7 @@
  * check_api.c - sbxd's API without VMs.
  *
  *  - "routes", "validation", "config": the pure parsers of untrusted
- *    request data (api_req.c) and of settings (sbxd_config.c);
+ *    request data (api_req.c) and of settings (config.c);
  *  - "server": a real sbxd HTTP server on a loopback port, driven with
  *    libcurl, over a fake VM backend whose "boot" takes a few hundred ms;
  *  - "reconcile": the manager's start-up comparison of rows and VMs, and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * check_audit.c - the audit log of the store (host/store_audit.c): rows
+ * check_audit.c - the audit log of the store (sbxd/store/store_audit.c): rows
  * written before a command runs, finished once, listed by pages, swept at
  * start (commands whose end was not seen), pruned by age, bounded text.
  */

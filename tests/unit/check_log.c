@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* check_log.c - the JSON log sink (host/log_json.c). */
+/* check_log.c - the JSON log sink (sbxd/log_json.c). */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>

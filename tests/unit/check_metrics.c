@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * check_metrics.c - GET /metrics (host/sbxd_metrics.c): histograms,
+ * check_metrics.c - GET /metrics (sbxd/api/api_metrics.c): histograms,
  * byte counters and error kinds counted from several threads, and the
  * exposition checked against the Prometheus text format rules.
  */

@@ -4,7 +4,7 @@
  * revocation), sandboxes (CRUD, owner isolation, usage), commands,
  * snapshots (CRUD, names per owner, filters and pages, the v1 -> v2
  * migration); plus
- * the key and id generators of sbxd_key.c.
+ * the key and id generators of key.c.
  *
  * Each test opens a fresh database in its own temporary directory.
  */
