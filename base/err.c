@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* err.c - see err.h. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,9 @@ int err_set(int err, const char *fmt, ...)
 	char buf[ERR_MSG_MAX];
 	va_list ap;
 
+	/* so that %m names err */
+	if (err < 0)
+		errno = -err;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);

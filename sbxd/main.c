@@ -214,7 +214,7 @@ static int open_store(const struct sbxd_config *cfg, store **ret)
 	r = store_open(path, ret);
 	if (r < 0)
 		fprintf(stderr, "sbxd: cannot open the database %s: %s\n", path,
-			store_last_error()[0] ? store_last_error() : strerror(-r));
+			err_msg()[0] ? err_msg() : strerror(-r));
 	return r;
 }
 
@@ -229,7 +229,7 @@ static void audit_housekeeping(store *st)
 	int old = store_audit_prune(st, store_now_ms() - SBXD_AUDIT_KEEP_DAYS * 86400000LL);
 
 	if (lost < 0 || old < 0)
-		log_warn("audit log: cannot tidy up: %s, ignoring", store_last_error());
+		log_warn("audit log: cannot tidy up: %s, ignoring", err_msg());
 	else if (lost || old)
 		log_info("audit log: %d command(s) whose end was not seen marked lost, %d entr%s "
 			 "older than %d days removed",
@@ -295,7 +295,7 @@ static int key_set(const struct sbxd_config *cfg, const struct cli *c, const cha
 		return 1;
 	}
 	if (r < 0) {
-		fprintf(stderr, "sbxd: cannot read the keys: %s\n", store_last_error());
+		fprintf(stderr, "sbxd: cannot read the keys: %s\n", err_msg());
 		return 1;
 	}
 	sandboxes = k.max_sandboxes;
@@ -306,7 +306,7 @@ static int key_set(const struct sbxd_config *cfg, const struct cli *c, const cha
 	r = store_key_set_quota(st, name, sandboxes, mem);
 	if (r < 0) {
 		fprintf(stderr, "sbxd: cannot set the quota: %s\n",
-			r == -ENOENT ? "the key is gone" : store_last_error());
+			r == -ENOENT ? "the key is gone" : err_msg());
 		return 1;
 	}
 	quota_text(sandboxes, mem, text, sizeof(text));
@@ -363,7 +363,7 @@ static int key_create(const struct sbxd_config *cfg, const struct cli *c)
 	fflush(stdout);
 	return 0;
 fail_store:
-	fprintf(stderr, "sbxd: cannot create the key: %s\n", store_last_error());
+	fprintf(stderr, "sbxd: cannot create the key: %s\n", err_msg());
 	return 1;
 }
 
@@ -376,7 +376,7 @@ static int key_list(const struct sbxd_config *cfg)
 	if (open_store(cfg, &st) < 0)
 		return 1;
 	if (store_key_list(st, &k, &n) < 0) {
-		fprintf(stderr, "sbxd: cannot list keys: %s\n", store_last_error());
+		fprintf(stderr, "sbxd: cannot list keys: %s\n", err_msg());
 		return 1;
 	}
 	if (n == 0) {
@@ -422,7 +422,7 @@ static int key_revoke(const struct sbxd_config *cfg, const char *name)
 		return 1;
 	}
 	if (r < 0) {
-		fprintf(stderr, "sbxd: cannot revoke the key: %s\n", store_last_error());
+		fprintf(stderr, "sbxd: cannot revoke the key: %s\n", err_msg());
 		return 1;
 	}
 	fprintf(stderr, "Revoked the key '%s': requests using it are refused from now on.\n", name);
@@ -524,7 +524,7 @@ static int open_driver(const struct sbxd_config *cfg, const char *image, vm_driv
 	else if (!strcmp(cfg->accel, "tcg"))
 		vc.force_accel = VM_ACCEL_TCG;
 	if (vm_driver_open(&vc, ret) < 0) {
-		log_error("cannot open the VM driver: %s", vm_driver_last_error(NULL));
+		log_error("cannot open the VM driver: %s", err_msg());
 		return -1;
 	}
 	return 0;
@@ -668,17 +668,17 @@ static int serve(const struct sbxd_config *cfg)
 	if (vm_driver_watch_stops(drv, on_vm_stopped, mgr) < 0)
 		log_warn("cannot watch for VMs that stop on their own: %s (a crashed sandbox is "
 			 "noticed at its next use)",
-			 vm_driver_last_error(drv));
+			 err_msg());
 	r = sbxd_mgr_reconcile(mgr);
 	if (r < 0) {
 		log_error("cannot compare the sandboxes with the running VMs: %s",
-			  r == -EIO ? store_last_error() : vm_driver_last_error(drv));
+			  err_msg_or(r));
 		goto out;
 	}
 	r = sbxd_mgr_reconcile_snapshots(mgr);
 	if (r < 0) {
 		log_error("cannot compare the snapshots with the snapshot store: %s",
-			  store_last_error());
+			  err_msg());
 		goto out;
 	}
 	audit_housekeeping(st);

@@ -156,13 +156,13 @@ static int convert_stream(snap_store *s, vm_driver *d, const struct vm_info *inf
 		return -errno;
 	r = vm_start(d, &c, &h);
 	if (r < 0)
-		return err_set(r, "%s", vm_driver_last_error(d));
+		return err_set(r, "%s", err_msg());
 	r = vm_save_state(h, state_fd, true);
 	if (r < 0)
-		err_set(r, "%s", vm_driver_last_error(d));
+		err_set(r, "%s", err_msg());
 	if (vm_destroy(h) < 0)
 		log_warn("vm=%s cannot remove the conversion helper: %s", name,
-			 vm_driver_last_error(d));
+			 err_msg());
 	vm_free(h);
 	return r;
 }
@@ -253,7 +253,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		return -ENOMEM;
 	r = vm_get_info(v, &info);
 	if (r < 0)
-		return err_set(r, "cannot capture VM %s: %s", vm_name(v), vm_driver_last_error(d));
+		return err_set(r, "cannot capture VM %s: %s", vm_name(v), err_msg());
 	if (info.ram_shared) {
 		r = err_set(-EINVAL,
 			     "cannot capture VM %s: its memory is a shared file (a "
@@ -325,27 +325,27 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		r = vm_capture_live(v, layer_path, stream_fd, &paused_ms);
 		if (r < 0) {
 			err_set(r, "cannot capture VM %s: %s", vm_name(v),
-				 vm_driver_last_error(d));
+				 err_msg());
 			goto out_discard;
 		}
 	} else {
 		t_pause = mono_ms();
 		r = vm_pause(v);
 		if (r < 0) {
-			err_set(r, "%s", vm_driver_last_error(d));
+			err_set(r, "%s", err_msg());
 			goto out_discard;
 		}
 		paused = true;
 		r = vm_freeze_disk(v, layer_path);
 		if (r < 0)
 			err_set(r, "cannot capture VM %s: %s", vm_name(v),
-				 vm_driver_last_error(d));
+				 err_msg());
 		if (vm_resume(v) < 0) {
 			log_error("vm=%s cannot resume after a capture: %s", vm_name(v),
-				  vm_driver_last_error(d));
+				  err_msg());
 			if (r == 0)
 				r = err_set(-EIO, "VM %s did not resume after the capture: %s",
-					     vm_name(v), vm_driver_last_error(d));
+					     vm_name(v), err_msg());
 		}
 		paused = false;
 		paused_ms = mono_ms() - t_pause;

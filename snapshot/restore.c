@@ -30,11 +30,11 @@
 
 #define STATE_MAX (256ULL << 20) /* device state without RAM: ~60 KB in practice */
 
-static void destroy_quietly(vm_driver *d, vm *v)
+static void destroy_quietly(vm *v)
 {
 	if (vm_destroy(v) < 0)
 		log_warn("vm=%s cannot remove after a failed start: %s", vm_name(v),
-			 vm_driver_last_error(d));
+			 err_msg());
 	vm_free(v);
 }
 
@@ -92,7 +92,7 @@ int snapvm_fork(snap_store *s, vm_driver *d, const struct snapvm_fork *f, vm **r
 	c.incoming_ignore_shared = shared;
 	r = vm_start(d, &c, ret);
 	if (r < 0)
-		return err_set(r, "%s", vm_driver_last_error(d));
+		return err_set(r, "%s", err_msg());
 	return 0;
 }
 
@@ -114,7 +114,7 @@ static int restore_memory(snap_store *s, vm_driver *d, const struct snap_manifes
 		return r;
 	r = welcome(v, SNAPVM_RESTORE_WAIT_MS, o->hostname ? o->hostname : o->vm_name, NULL);
 	if (r < 0) {
-		destroy_quietly(d, v);
+		destroy_quietly(v);
 		return r;
 	}
 	*ret = v;
@@ -151,11 +151,11 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 			snap_unlock(s);
 			if (r == 0 && o->disk_bytes && o->disk_bytes != z->disk_bytes &&
 			    vm_disk_resize(v, o->disk_bytes) < 0)
-				r = err_set(-EIO, "%s", vm_driver_last_error(d));
+				r = err_set(-EIO, "%s", err_msg());
 			if (r == 0)
 				r = welcome(v, SNAPVM_RESTORE_WAIT_MS, hostname, "/dev/vda");
 			if (r < 0 && v) {
-				destroy_quietly(d, v);
+				destroy_quietly(v);
 				v = NULL;
 			}
 		}
@@ -182,10 +182,10 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 	r = vm_start(d, &c, &v);
 	snap_unlock(s);
 	if (r < 0)
-		return err_set(r, "%s", vm_driver_last_error(d));
+		return err_set(r, "%s", err_msg());
 	r = welcome(v, SNAPVM_BOOT_WAIT_MS, hostname, NULL);
 	if (r < 0) {
-		destroy_quietly(d, v);
+		destroy_quietly(v);
 		return r;
 	}
 	*ret = v;

@@ -199,7 +199,7 @@ int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 		if (elapsed >= timeout_ms)
 			return err_set(-ETIMEDOUT,
 					"the agent of VM %s did not answer within %d s: %s",
-					vm_name(v), timeout_ms / 1000, agent_connect_last_error());
+					vm_name(v), timeout_ms / 1000, err_msg());
 		usleep(20 * 1000);
 	}
 }
@@ -223,7 +223,7 @@ int snapvm_fixup(agent_client *c, const char *hostname, const char *root)
 	explicit_bzero(entropy, sizeof(entropy));
 	if (r < 0)
 		return err_set(r, "the guest could not take its new identity: %s",
-				agent_client_last_error(c));
+				err_msg());
 	return 0;
 }
 
@@ -264,13 +264,13 @@ int snapvm_guest_sync(agent_client *c, int timeout_ms)
 
 	r = agent_exec(c, &spec, &ops, &st, &cmd);
 	if (r < 0)
-		return err_set(r, "cannot run sync in the guest: %s", agent_client_last_error(c));
+		return err_set(r, "cannot run sync in the guest: %s", err_msg());
 	while (!st.done) {
 		r = agent_client_pump(c, timeout_ms + 5000);
 		if (r < 0) {
 			agent_cmd_free(cmd);
 			return err_set(r, "cannot run sync in the guest: %s",
-					agent_client_last_error(c));
+					err_msg());
 		}
 	}
 	agent_cmd_free(cmd);

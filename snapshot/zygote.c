@@ -143,7 +143,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	c.ram_shared = true;
 	r = vm_start(d, &c, &v);
 	if (r < 0) {
-		err_set(r, "cannot boot the zygote: %s", vm_driver_last_error(d));
+		err_set(r, "cannot boot the zygote: %s", err_msg());
 		goto out_discard;
 	}
 	r = snapvm_agent_connect(v, SNAPVM_BOOT_WAIT_MS, &agent);
@@ -167,12 +167,12 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	if (r == 0)
 		r = vm_save_state(v, state_fd, true);
 	if (r < 0) {
-		err_set(r, "cannot save the zygote: %s", vm_driver_last_error(d));
+		err_set(r, "cannot save the zygote: %s", err_msg());
 		goto out_destroy;
 	}
 	r = vm_destroy(v);
 	if (r < 0) {
-		err_set(r, "cannot stop the zygote VM: %s", vm_driver_last_error(d));
+		err_set(r, "cannot stop the zygote VM: %s", err_msg());
 		goto out_destroy;
 	}
 	v = vm_free(v);
@@ -194,7 +194,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 out_destroy:
 	if (v && vm_destroy(v) < 0)
 		log_warn("vm=%s cannot remove the failed zygote: %s", name,
-			 vm_driver_last_error(d));
+			 err_msg());
 	vm_free(v);
 out_discard:
 	snapvm_discard(s, m->id);

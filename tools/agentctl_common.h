@@ -36,7 +36,7 @@ __attribute__((format(printf, 1, 2))) void agentctl_error(const char *fmt, ...);
 
 /* Connect to addr, giving up on a signal arriving on sigfd (-1: none,
  * -ECANCELED) or when check() fails (its error). Unless quiet, prints the
- * reason on failure (agent_connect_last_error() has it either way). */
+ * reason on failure (err_msg() has it either way). */
 int agentctl_connect(const char *addr, int timeout_ms, int sigfd, int (*check)(void *ud), void *ud,
 		     bool quiet, agent_client **ret);
 

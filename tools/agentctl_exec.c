@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "tools/agentctl_common.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -328,7 +329,7 @@ int agentctl_exec(agent_client *c, const struct exec_opts *o, int sigfd)
 	agent_client_set_timeout(c, 0);
 	r = agent_exec(c, &spec, &ops, &s, &s.cmd);
 	if (r < 0) {
-		agentctl_error("cannot start the command: %s", agent_client_last_error(c));
+		agentctl_error("cannot start the command: %s", err_msg());
 		free(s.buf);
 		return EXIT_TOOL;
 	}
@@ -369,7 +370,7 @@ int agentctl_exec(agent_client *c, const struct exec_opts *o, int sigfd)
 			(void)agent_client_on_readable(c);
 		if (agent_client_error(c) && !s.finished) {
 			s.err = agent_client_error(c);
-			snprintf(s.errmsg, sizeof(s.errmsg), "%s", agent_client_last_error(c));
+			snprintf(s.errmsg, sizeof(s.errmsg), "%s", err_msg());
 			break;
 		}
 		if (is >= 0 && (p[is].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -493,8 +494,8 @@ int agentctl_connect(const char *addr, int timeout_ms, int sigfd, int (*check)(v
 		return r;
 	if (r == -ECANCELED)
 		agentctl_error("interrupted while connecting to the agent");
-	else if (r < 0 && *agent_connect_last_error())
-		agentctl_error("%s", agent_connect_last_error());
+	else if (r < 0 && *err_msg())
+		agentctl_error("%s", err_msg());
 	else if (r < 0)
 		agentctl_error("cannot connect to the agent at %s: %s", addr, strerror(-r));
 	return r;

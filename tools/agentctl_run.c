@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "tools/agentctl_common.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -321,7 +322,7 @@ int agentctl_run(int argc, char **argv)
 	dcfg.probe_kernel = kernel; /* KVM only if a guest really boots on it */
 	r = vm_driver_open(&dcfg, &d);
 	if (r < 0) {
-		const char *why = vm_driver_last_error(NULL);
+		const char *why = err_msg();
 
 		agentctl_error("cannot open the VM driver (state in %s): %s", state_dir,
 			       why && *why ? why : strerror(-r));
@@ -341,7 +342,7 @@ int agentctl_run(int argc, char **argv)
 	t_start = mono_s();
 	r = vm_start(d, &vcfg, &v);
 	if (r < 0) {
-		agentctl_error("cannot start a VM from %s: %s", image, vm_driver_last_error(d));
+		agentctl_error("cannot start a VM from %s: %s", image, err_msg());
 		goto out_driver;
 	}
 	t_booted = mono_s();
@@ -359,7 +360,7 @@ int agentctl_run(int argc, char **argv)
 			agentctl_error("interrupted while VM %s was booting", name);
 		else
 			agentctl_error("cannot connect to the agent of VM %s: %s", name,
-				       *agent_connect_last_error() ? agent_connect_last_error()
+				       *err_msg() ? err_msg()
 								   : strerror(-r));
 		if (r != -ECANCELED)
 			print_console_tail(v);
@@ -389,7 +390,7 @@ out_vm:
 		t_destroyed = mono_s();
 		r = vm_destroy(v);
 		if (r < 0)
-			agentctl_error("cannot destroy VM %s: %s", name, vm_driver_last_error(d));
+			agentctl_error("cannot destroy VM %s: %s", name, err_msg());
 		else if (arg_verbose)
 			fprintf(stderr, "sbx-agentctl: destroyed VM %s in %.2f s\n", name,
 				mono_s() - t_destroyed);

@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "tools/agentctl_common.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -74,7 +75,7 @@ static int fail(agent_client *c, int err, const char *fmt, ...)
 {
 	char what[512];
 	const char *why =
-	    c && *agent_client_last_error(c) ? agent_client_last_error(c) : strerror(-err);
+	    c && *err_msg() ? err_msg() : strerror(-err);
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -4,9 +4,9 @@
  * options, the error buffer, the exit codes and the commands.
  *
  * sbx is a one-shot program. Lower layers return -errno and leave a
- * sentence for a person in the error buffer (sbx_error_set()); the command
- * at the top prints it once (sbx_error_print()) and turns it into an exit
- * code.
+ * sentence for a person in the error slot (err_set(), base/err.h); the
+ * command at the top prints it once (sbx_error_print()) and turns it into
+ * an exit code.
  */
 #pragma once
 
@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
+
+#include "base/err.h"
 
 /* Exit codes of sbx itself. exec and shell pass the command's code
  * through and use SBX_EXIT_REMOTE when sbx, sbxd or the connection failed. */
@@ -26,14 +28,12 @@
 /* Global options, set by main() before a command runs. */
 extern int arg_verbose;
 
-/* The error buffer: one sentence, without "sbx: " or a final newline. */
-__attribute__((format(printf, 2, 3))) int sbx_error_set(int err, const char *fmt, ...);
+/* The message is one sentence, without "sbx: " or a final newline. */
 /* Prefix the current message with context: "ctx: old message". Leaves the
  * message alone when it was marked final (sbx_error_set_final()), which
  * is how "cannot reach sbxd ..." stays readable. Returns err. */
 __attribute__((format(printf, 2, 3))) int sbx_error_wrap(int err, const char *fmt, ...);
 __attribute__((format(printf, 2, 3))) int sbx_error_set_final(int err, const char *fmt, ...);
-const char *sbx_error_get(void);
 /* Print "sbx: error: <message>" on stderr and return code. */
 int sbx_error_print(int code);
 

@@ -54,7 +54,7 @@ int sbx_cmd_audit(const struct sbx_command *cmd, int argc, char **argv)
 	esc = sbx_url_escape(argv[optind]);
 	all = json_array();
 	if (!esc || !all) {
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -66,14 +66,14 @@ int sbx_cmd_audit(const struct sbx_command *cmd, int argc, char **argv)
 
 		if (asprintf(&path, "/boxes/%s/audit?limit=1000&after=%" JSON_INTEGER_FORMAT, esc,
 			     after) < 0) {
-			sbx_error_set(-ENOMEM, "out of memory");
+			err_set(-ENOMEM, "out of memory");
 			goto out;
 		}
 		if (sbx_api_call("GET", path, NULL, 60, &r) < 0)
 			goto out;
 		if (r.status == 404) {
 			sbx_resp_release(&r);
-			sbx_error_set(-ENOENT, "no sandbox named '%s'", argv[optind]);
+			err_set(-ENOENT, "no sandbox named '%s'", argv[optind]);
 			goto out;
 		}
 		if (sbx_resp_check(&r) < 0) {

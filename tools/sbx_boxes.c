@@ -263,7 +263,7 @@ int sbx_cmd_create(const struct sbx_command *cmd, int argc, char **argv)
 	code = SBX_EXIT_OK;
 	goto out;
 out_oom:
-	sbx_error_set(-ENOMEM, "out of memory");
+	err_set(-ENOMEM, "out of memory");
 	code = sbx_error_print(SBX_EXIT_FAIL);
 out:
 	sbx_resp_release(&r);
@@ -387,14 +387,14 @@ int sbx_cmd_status(const struct sbx_command *cmd, int argc, char **argv)
 	}
 	esc = sbx_url_escape(argv[optind]);
 	if (!esc || asprintf(&path, "/boxes/%s/status", esc) < 0) {
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	if (sbx_api_call("GET", path, NULL, 60, &r) < 0)
 		return sbx_error_print(SBX_EXIT_FAIL);
 	if (r.status == 404) {
 		sbx_resp_release(&r);
-		sbx_error_set(-ENOENT, "no sandbox named '%s'", argv[optind]);
+		err_set(-ENOENT, "no sandbox named '%s'", argv[optind]);
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	if (sbx_resp_check(&r) < 0) {
@@ -435,7 +435,7 @@ int sbx_cmd_rename(const struct sbx_command *cmd, int argc, char **argv)
 	body = json_pack("{s:s}", "name", argv[optind + 1]);
 	if (!esc || !body || asprintf(&path, "/boxes/%s", esc) < 0) {
 		json_decref(body);
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	rc = sbx_api_call("PATCH", path, body, 60, &r);
@@ -477,7 +477,7 @@ int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv)
 		int rc;
 
 		if (!esc || asprintf(&path, "/boxes/%s", esc) < 0) {
-			sbx_error_set(-ENOMEM, "out of memory");
+			err_set(-ENOMEM, "out of memory");
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}
 		rc = sbx_api_call("DELETE", path, NULL, DELETE_TIMEOUT_S, &r);
@@ -488,7 +488,7 @@ int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv)
 			continue;
 		}
 		if (r.status == 404)
-			rc = sbx_error_set(-ENOENT, "no sandbox named '%s'", argv[i]);
+			rc = err_set(-ENOENT, "no sandbox named '%s'", argv[i]);
 		else if (sbx_resp_check(&r) < 0)
 			rc = sbx_error_wrap(-EIO, "cannot delete '%s'", argv[i]);
 		sbx_resp_release(&r);
@@ -523,7 +523,7 @@ static int stop_start_one(const char *name, bool stop, long timeout_s)
 
 	if (!esc || !body || asprintf(&path, "/boxes/%s/%s", esc, stop ? "stop" : "start") < 0) {
 		json_decref(body);
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = sbx_api_call("POST", path, body, timeout_s, &r);

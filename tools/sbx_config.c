@@ -80,9 +80,9 @@ int sbx_config_parse(const char *text, size_t len, const char *fname, struct sbx
 	int lineno = 0;
 
 	if (!copy)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (strlen(copy) != len)
-		return sbx_error_set(-EINVAL, "%s: contains a NUL byte", fname);
+		return err_set(-EINVAL, "%s: contains a NUL byte", fname);
 	for (line = copy; line; line = next) {
 		const char *name = NULL, *value = NULL, *canon;
 		char **slot;
@@ -96,7 +96,7 @@ int sbx_config_parse(const char *text, size_t len, const char *fname, struct sbx
 		if (r == 0)
 			continue;
 		if (r < 0)
-			return sbx_error_set(-EINVAL, "%s:%d: expected 'name = value'", fname,
+			return err_set(-EINVAL, "%s:%d: expected 'name = value'", fname,
 					     lineno);
 		canon = canonical_name(name);
 		if (!canon) {
@@ -104,12 +104,12 @@ int sbx_config_parse(const char *text, size_t len, const char *fname, struct sbx
 			continue;
 		}
 		if (!strcmp(canon, "endpoint") && !*value)
-			return sbx_error_set(-EINVAL, "%s:%d: endpoint is empty", fname, lineno);
+			return err_set(-EINVAL, "%s:%d: endpoint is empty", fname, lineno);
 		slot = !strcmp(canon, "endpoint") ? &cfg->endpoint : &cfg->api_key;
 		free(*slot);
 		*slot = *value ? strdup(value) : NULL;
 		if (*value && !*slot)
-			return sbx_error_set(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -144,28 +144,28 @@ static int read_config_file(const char *path, char **ret_text, size_t *ret_len)
 	if (fd < 0 && errno == ENOENT)
 		return -ENOENT;
 	if (fd < 0)
-		return sbx_error_set(-errno, "cannot open %s: %m", path);
+		return err_set(-errno, "cannot open %s: %m", path);
 	if (fstat(fd, &st) < 0)
-		return sbx_error_set(-errno, "cannot stat %s: %m", path);
+		return err_set(-errno, "cannot stat %s: %m", path);
 	if (!S_ISREG(st.st_mode))
-		return sbx_error_set(-EINVAL, "%s is not a regular file", path);
+		return err_set(-EINVAL, "%s is not a regular file", path);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return sbx_error_set(-EPERM,
+		return err_set(-EPERM,
 				     "refusing to read %s: other users can write it "
 				     "(fix with: chmod 600 %s)",
 				     path, path);
 	if (st.st_size > CONFIG_MAX)
-		return sbx_error_set(-EFBIG, "%s is larger than %d bytes", path, CONFIG_MAX);
+		return err_set(-EFBIG, "%s is larger than %d bytes", path, CONFIG_MAX);
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	while (len < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return sbx_error_set(-errno, "cannot read %s: %m", path);
+			return err_set(-errno, "cannot read %s: %m", path);
 		if (n == 0)
 			break;
 		len += (size_t)n;
@@ -200,7 +200,7 @@ int sbx_config_resolve(const char *flag_endpoint, const char *flag_api_key, stru
 		cfg->api_key_from = "SBX_API_KEY";
 	}
 	if ((cfg->endpoint_from && !cfg->endpoint) || (cfg->api_key_from && !cfg->api_key))
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (!cfg->endpoint || !cfg->api_key) {
 		path = sbx_config_path();
 		r = path ? read_config_file(path, &text, &len) : -ENOENT;
@@ -233,7 +233,7 @@ int sbx_config_resolve(const char *flag_endpoint, const char *flag_api_key, stru
 		cfg->endpoint = strdup(SBX_DEFAULT_ENDPOINT);
 		cfg->endpoint_from = "default";
 		if (!cfg->endpoint)
-			return sbx_error_set(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -325,7 +325,7 @@ static int write_config(const char *path, const char *text)
 	char *slash;
 
 	if (!dir || asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	/* ~/.config may not exist yet: create both levels, private. */
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
@@ -338,11 +338,11 @@ static int write_config(const char *path, const char *text)
 			*up = '/';
 		}
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return sbx_error_set(-errno, "cannot create %s: %m", dir);
+			return err_set(-errno, "cannot create %s: %m", dir);
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return sbx_error_set(-errno, "cannot create %s: %m", tmp);
+		return err_set(-errno, "cannot create %s: %m", tmp);
 	while (off < len) {
 		ssize_t n = write(fd, text + off, len - off);
 
@@ -352,7 +352,7 @@ static int write_config(const char *path, const char *text)
 			int e = -errno;
 
 			(void)unlink(tmp);
-			return sbx_error_set(e, "cannot write %s: %s", tmp, strerror(-e));
+			return err_set(e, "cannot write %s: %s", tmp, strerror(-e));
 		}
 		off += (size_t)n;
 	}
@@ -360,7 +360,7 @@ static int write_config(const char *path, const char *text)
 		int e = -errno;
 
 		(void)unlink(tmp);
-		return sbx_error_set(e, "cannot write %s: %s", path, strerror(-e));
+		return err_set(e, "cannot write %s: %s", path, strerror(-e));
 	}
 	return 0;
 }
@@ -392,7 +392,7 @@ static int config_show(void)
 static int read_value_stdin(char *buf, size_t len)
 {
 	if (!fgets(buf, (int)len, stdin))
-		return sbx_error_set(-EINVAL, "no value on standard input");
+		return err_set(-EINVAL, "no value on standard input");
 	buf[strcspn(buf, "\r\n")] = '\0';
 	return 0;
 }
@@ -441,7 +441,7 @@ int sbx_cmd_config(const struct sbx_command *cmd, int argc, char **argv)
 	}
 	path = sbx_config_path();
 	if (!path) {
-		sbx_error_set(-ENOENT, "no home directory to keep the config file in");
+		err_set(-ENOENT, "no home directory to keep the config file in");
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	r = read_config_file(path, &text, &len);
@@ -449,7 +449,7 @@ int sbx_cmd_config(const struct sbx_command *cmd, int argc, char **argv)
 		return sbx_error_print(SBX_EXIT_FAIL);
 	out = sbx_config_edit(text, name, value);
 	if (!out) {
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	if (write_config(path, out) < 0)

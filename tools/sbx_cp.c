@@ -73,7 +73,7 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 	}
 	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return sbx_error_set(-errno,
+		return err_set(-errno,
 				     "cannot make a temporary file in %s for standard "
 				     "input: %m",
 				     tmpdir);
@@ -83,7 +83,7 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return sbx_error_set(-errno, "cannot read standard input: %m");
+			return err_set(-errno, "cannot read standard input: %m");
 		if (n == 0)
 			break;
 		while (w < n) {
@@ -92,14 +92,14 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k < 0)
-				return sbx_error_set(
+				return err_set(
 				    -errno, "cannot spool standard input to %s: %m", tmpdir);
 			w += k;
 		}
 		size += n;
 	}
 	if (lseek(fd, 0, SEEK_SET) < 0)
-		return sbx_error_set(-errno, "cannot rewind the spooled standard input: %m");
+		return err_set(-errno, "cannot rewind the spooled standard input: %m");
 	*ret_fd = TAKE_FD(fd);
 	*ret_size = size;
 	return 0;
@@ -186,10 +186,10 @@ static int api_failure(long status, const struct sbx_resp *body)
 	_cleanup_free_ char *type = NULL, *msg = NULL;
 
 	if (sbx_api_error(status, body->body, body->len, &type, &msg) < 0)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (status == 501)
-		return sbx_error_set(-ENOSYS, "sbxd cannot transfer files yet (%s)", msg);
-	return sbx_error_set(status == 404 ? -ENOENT : -EIO, "%s", msg);
+		return err_set(-ENOSYS, "sbxd cannot transfer files yet (%s)", msg);
+	return err_set(status == 404 ? -ENOENT : -EIO, "%s", msg);
 }
 
 static int do_upload(const char *local, const char *name, const char *path)
@@ -210,12 +210,12 @@ static int do_upload(const char *local, const char *name, const char *path)
 
 	if (path[strlen(path) - 1] == '/') {
 		if (!strcmp(local, "-"))
-			return sbx_error_set(-EINVAL,
+			return err_set(-EINVAL,
 					     "give the file's name in the sandbox: "
 					     "%s:%sFILE",
 					     name, path);
 		if (asprintf(&full, "%s%s", path, base_name(local)) < 0)
-			return sbx_error_set(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 		path = full;
 	}
 	if (!strcmp(local, "-")) {
@@ -229,14 +229,14 @@ static int do_upload(const char *local, const char *name, const char *path)
 
 		own_fd = open(local, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (own_fd < 0)
-			return sbx_error_set(-errno, "cannot open %s: %m", local);
+			return err_set(-errno, "cannot open %s: %m", local);
 		if (fstat(own_fd, &st) < 0)
-			return sbx_error_set(-errno, "cannot stat %s: %m", local);
+			return err_set(-errno, "cannot stat %s: %m", local);
 		if (S_ISDIR(st.st_mode))
-			return sbx_error_set(-EISDIR, "%s is a directory (sbx cp copies one file)",
+			return err_set(-EISDIR, "%s is a directory (sbx cp copies one file)",
 					     local);
 		if (!S_ISREG(st.st_mode))
-			return sbx_error_set(-EINVAL, "%s is not a regular file", local);
+			return err_set(-EINVAL, "%s is not a regular file", local);
 		u.fd = own_fd;
 		size = st.st_size;
 	}
@@ -249,7 +249,7 @@ static int do_upload(const char *local, const char *name, const char *path)
 	url = sbx_dataplane_file_url(dp, "upload", path);
 	c = url ? sbx_http_handle(&h) : NULL;
 	if (!c)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	mime = curl_mime_init(c);
 	part = mime ? curl_mime_addpart(mime) : NULL;
 	if (!part || curl_mime_name(part, "file") != CURLE_OK ||
@@ -258,7 +258,7 @@ static int do_upload(const char *local, const char *name, const char *path)
 	    curl_mime_data_cb(part, size, upload_read, upload_seek, NULL, &u) != CURLE_OK) {
 		curl_mime_free(mime);
 		curl_slist_free_all(h);
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	}
 	/* no "Expect: 100-continue" round trip before the body */
 	h = curl_slist_append(h, "Expect:");
@@ -302,13 +302,13 @@ static int download_target(const char *local, const char *path, char **ret)
 		const char *b = base_name(path);
 
 		if (!*b)
-			return sbx_error_set(-EINVAL, "'%s' names no file", path);
+			return err_set(-EINVAL, "'%s' names no file", path);
 		return asprintf(ret, "%s%s%s", local, local[len - 1] == '/' ? "" : "/", b) < 0
-			   ? sbx_error_set(-ENOMEM, "out of memory")
+			   ? err_set(-ENOMEM, "out of memory")
 			   : 0;
 	}
 	*ret = strdup(local);
-	return *ret ? 0 : sbx_error_set(-ENOMEM, "out of memory");
+	return *ret ? 0 : err_set(-ENOMEM, "out of memory");
 }
 
 static int do_download(const char *name, const char *path, const char *local)
@@ -333,10 +333,10 @@ static int do_download(const char *name, const char *path, const char *local)
 		dir = strdup(target);
 		if (!dir ||
 		    asprintf(&tmp, "%s/.%s.sbx-XXXXXX", dirname(dir), base_name(target)) < 0)
-			return sbx_error_set(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 		fd = mkostemp(tmp, O_CLOEXEC);
 		if (fd < 0)
-			return sbx_error_set(-errno, "cannot create a file next to %s: %m", target);
+			return err_set(-errno, "cannot create a file next to %s: %m", target);
 		um = umask(0);
 		umask(um);
 		(void)fchmod(fd, 0666 & ~um);
@@ -347,7 +347,7 @@ static int do_download(const char *name, const char *path, const char *local)
 	url = sbx_dataplane_file_url(dp, "download", path);
 	s.curl = url ? sbx_http_handle(&h) : NULL;
 	if (!s.curl) {
-		r = sbx_error_set(-ENOMEM, "out of memory");
+		r = err_set(-ENOMEM, "out of memory");
 		goto out;
 	}
 	s.fd = fd >= 0 ? fd : STDOUT_FILENO;

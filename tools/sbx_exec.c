@@ -132,7 +132,7 @@ static void fail(struct session *s, int code)
 static void send_text(struct session *s, char *text)
 {
 	if (!text) {
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		fail(s, SBX_EXIT_REMOTE);
 		return;
 	}
@@ -458,7 +458,7 @@ static int run_session(const char *name, struct sbx_exec_req *req, bool forward_
 	if (sbx_http_need_key() < 0 || sbx_box_dataplane(name, READY_WAIT_S, &dp) < 0)
 		return sbx_error_print(SBX_EXIT_REMOTE);
 	if (sbx_uuid(command_id) < 0 || asprintf(&s.url, "%s/execute/ws", dp) < 0) {
-		sbx_error_set(-ENOMEM, "cannot make a command id");
+		err_set(-ENOMEM, "cannot make a command id");
 		return sbx_error_print(SBX_EXIT_REMOTE);
 	}
 	s.req.command_id = command_id;
@@ -471,7 +471,7 @@ static int run_session(const char *name, struct sbx_exec_req *req, bool forward_
 	r = sbx_ws_new(&session_ops, &s, &s.ws);
 	if (r < 0) {
 		free(s.url);
-		sbx_error_set(r, "cannot set up the WebSocket client");
+		err_set(r, "cannot set up the WebSocket client");
 		return sbx_error_print(SBX_EXIT_REMOTE);
 	}
 	sigemptyset(&set);

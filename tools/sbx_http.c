@@ -209,14 +209,14 @@ int sbx_api_error(long status, const char *body, size_t len, char **ret_type, ch
 int sbx_http_init(const struct sbx_config *cfg)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return sbx_error_set(-ENOMEM, "cannot initialise libcurl");
+		return err_set(-ENOMEM, "cannot initialise libcurl");
 	http.cfg = cfg;
 	http.base = sbx_api_base(cfg->endpoint);
 	if (!http.base)
 		return -EINVAL;
 	http.curl = curl_easy_init();
 	if (!http.curl)
-		return sbx_error_set(-ENOMEM, "cannot initialise libcurl");
+		return err_set(-ENOMEM, "cannot initialise libcurl");
 	return 0;
 }
 
@@ -339,15 +339,15 @@ int sbx_api_call(const char *method, const char *path, json_t *body, long timeou
 
 	*ret = (struct sbx_resp){0};
 	if (asprintf(&url, "%s%s", http.base, path) < 0)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	c = sbx_http_handle(&h);
 	if (!c)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		if (!text) {
 			curl_slist_free_all(h);
-			return sbx_error_set(-ENOMEM, "out of memory");
+			return err_set(-ENOMEM, "out of memory");
 		}
 		h = curl_slist_append(h, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -385,7 +385,7 @@ int sbx_resp_check(const struct sbx_resp *r)
 	if (r->status >= 200 && r->status < 300)
 		return 0;
 	if (sbx_api_error(r->status, r->body, r->len, &type, &msg) < 0)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	switch (r->status) {
 	case 404:
 		err = -ENOENT;
@@ -414,7 +414,7 @@ int sbx_resp_check(const struct sbx_resp *r)
 	default:
 		err = -EIO;
 	}
-	return sbx_error_set(err, "%s", msg);
+	return err_set(err, "%s", msg);
 }
 
 const char *sbx_json_str(const json_t *obj, const char *key, const char *def)
@@ -431,7 +431,7 @@ int sbx_box_get(const char *name, json_t **ret)
 	int rc;
 
 	if (!esc || asprintf(&path, "/boxes/%s", esc) < 0)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	rc = sbx_api_call("GET", path, NULL, 60, &r);
 	if (rc < 0)
 		return rc;
@@ -441,7 +441,7 @@ int sbx_box_get(const char *name, json_t **ret)
 	}
 	rc = sbx_resp_check(&r);
 	if (rc == 0 && !json_is_object(r.json))
-		rc = sbx_error_set(-EBADMSG, "sbxd answered with something that is not JSON");
+		rc = err_set(-EBADMSG, "sbxd answered with something that is not JSON");
 	if (rc == 0)
 		*ret = json_incref(r.json);
 	sbx_resp_release(&r);
@@ -475,7 +475,7 @@ int sbx_box_dataplane(const char *name, int wait_s, char **ret_url)
 		if (!strcmp(status, "ready") && dp && *dp) {
 			*ret_url = strdup(dp);
 			json_decref(box);
-			return *ret_url ? 0 : sbx_error_set(-ENOMEM, "out of memory");
+			return *ret_url ? 0 : err_set(-ENOMEM, "out of memory");
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((strcmp(status, "provisioning") && strcmp(status, "starting")) ||

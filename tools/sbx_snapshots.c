@@ -100,7 +100,7 @@ static int snapshot_get(const char *ref, json_t **ret)
 	int rc;
 
 	if (!esc || asprintf(&path, "/snapshots/%s", esc) < 0)
-		return sbx_error_set(-ENOMEM, "out of memory");
+		return err_set(-ENOMEM, "out of memory");
 	rc = sbx_api_call("GET", path, NULL, 60, &r);
 	if (rc < 0)
 		return rc;
@@ -137,7 +137,7 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 	body = json_pack("{s:s, s:b}", "name", argv[optind + 1], "include_memory", f.memory);
 	if (!esc || !body || asprintf(&path, "/boxes/%s/snapshot", esc) < 0) {
 		json_decref(body);
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	rc = sbx_api_call("POST", path, body, 120, &r);
@@ -147,7 +147,7 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 	else if (rc == 0)
 		rc = sbx_resp_check(&r);
 	if (rc == 0 && !(id = strdup(sbx_json_str(r.json, "id", ""))))
-		rc = sbx_error_set(-ENOMEM, "out of memory");
+		rc = err_set(-ENOMEM, "out of memory");
 	sbx_resp_release(&r);
 	if (rc < 0) {
 		sbx_error_wrap(rc, "cannot capture sandbox '%s'", argv[optind]);
@@ -168,13 +168,13 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 		if (!strcmp(st, "ready"))
 			break;
 		if (!strcmp(st, "failed")) {
-			sbx_error_set(-EIO, "snapshot '%s' failed: %s", argv[optind + 1],
+			err_set(-EIO, "snapshot '%s' failed: %s", argv[optind + 1],
 				      sbx_json_str(s, "status_message", "no reason given"));
 			json_decref(s);
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}
 		if (time(NULL) >= deadline) {
-			sbx_error_set(-ETIMEDOUT,
+			err_set(-ETIMEDOUT,
 				      "snapshot '%s' (%s) is not ready after %ld s; it is still %s "
 				      "(see 'sbx snapshot get %s')",
 				      argv[optind + 1], id, f.timeout, st, id);
@@ -305,7 +305,7 @@ static int snap_rm(const struct sbx_command *cmd, int argc, char **argv)
 		int rc;
 
 		if (!esc || asprintf(&path, "/snapshots/%s", esc) < 0) {
-			sbx_error_set(-ENOMEM, "out of memory");
+			err_set(-ENOMEM, "out of memory");
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}
 		if (sbx_api_call("DELETE", path, NULL, 180, &r) < 0)
@@ -316,7 +316,7 @@ static int snap_rm(const struct sbx_command *cmd, int argc, char **argv)
 			continue;
 		}
 		if (r.status == 404)
-			rc = sbx_error_set(-ENOENT, "no snapshot '%s'", argv[i]);
+			rc = err_set(-ENOENT, "no snapshot '%s'", argv[i]);
 		else if (sbx_resp_check(&r) < 0)
 			rc = sbx_error_wrap(-EIO, "cannot delete snapshot '%s'", argv[i]);
 		sbx_resp_release(&r);
@@ -349,7 +349,7 @@ static int snap_pool(const struct sbx_command *cmd, int argc, char **argv)
 	body = json_pack("{s:i}", "size", (int)size);
 	if (!esc || !body || asprintf(&path, "/snapshots/%s/pool", esc) < 0) {
 		json_decref(body);
-		sbx_error_set(-ENOMEM, "out of memory");
+		err_set(-ENOMEM, "out of memory");
 		return sbx_error_print(SBX_EXIT_FAIL);
 	}
 	rc = sbx_api_call("PUT", path, body, 60, &r);

@@ -8,73 +8,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "tools/sbx.h"
 
 int arg_verbose;
 
-static char errbuf[2048];
-static bool err_final;
-
-static int error_vset(int err, bool final, const char *fmt, va_list ap)
-{
-	/* so that %m names err even when the caller passed -errno */
-	if (err < 0)
-		errno = -err;
-	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
-	err_final = final;
-	return err;
-}
-
-int sbx_error_set(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	err = error_vset(err, false, fmt, ap);
-	va_end(ap);
-	return err;
-}
+/* The message sbx_error_set_final() left: sbx_error_wrap() keeps it as it
+ * is while it is still the one in the slot. */
+static char final_msg[ERR_MSG_MAX];
 
 int sbx_error_set_final(int err, const char *fmt, ...)
 {
+	char buf[ERR_MSG_MAX];
 	va_list ap;
 
+	if (err < 0)
+		errno = -err;
 	va_start(ap, fmt);
-	err = error_vset(err, true, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	return err;
+	memcpy(final_msg, buf, sizeof(final_msg));
+	return err_set(err, "%s", buf);
 }
 
 int sbx_error_wrap(int err, const char *fmt, ...)
 {
-	char old[sizeof(errbuf)];
+	char ctx[512];
 	va_list ap;
-	int n;
 
-	if (err_final)
+	if (final_msg[0] && strcmp(final_msg, err_msg()) == 0)
 		return err;
-	if (*errbuf)
-		memcpy(old, errbuf, sizeof(old));
-	else
-		snprintf(old, sizeof(old), "%s", strerror(err < 0 ? -err : err));
 	va_start(ap, fmt);
-	n = vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(errbuf))
-		snprintf(errbuf + n, sizeof(errbuf) - (size_t)n, ": %.*s",
-			 (int)(sizeof(errbuf) - (size_t)n), old);
-	return err;
-}
-
-const char *sbx_error_get(void)
-{
-	return errbuf;
+	return err_prefix(err, "%s", ctx);
 }
 
 int sbx_error_print(int code)
 {
-	log_error("%s", *errbuf ? errbuf : "unknown error");
+	log_error("%s", *err_msg() ? err_msg() : "unknown error");
 	return code;
 }
 

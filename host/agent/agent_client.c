@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client_int.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -65,6 +66,8 @@ void client_set_error(agent_client *c, const char *fmt, ...)
 	vsnprintf(c->err, sizeof(c->err), fmt, ap);
 	va_end(ap);
 	client_sanitize(c->err);
+	/* synchronous callers read it in this thread's error slot */
+	err_set(0, "%s", c->err);
 }
 
 static void fmt_seconds(char *buf, size_t len, int ms)
@@ -450,8 +453,13 @@ agent_client *agent_client_free(agent_client *c)
 		return NULL;
 	c->closed_notified = true; /* the owner is freeing: no on_close */
 	if (!c->dead) {
+		/* the caller's error (why it frees c) stays in its slot */
+		char saved[ERR_MSG_MAX];
+
+		snprintf(saved, sizeof(saved), "%s", err_msg());
 		client_set_error(c, "agent connection closed by the host");
 		client_close(c, -ECONNRESET);
+		err_set(0, "%s", saved);
 	}
 	/* handles outlive the client; detach them */
 	while ((cmd = c->cmds)) {
@@ -997,22 +1005,19 @@ static bool dial_retryable(int err)
 	}
 }
 
-static int connect_timed_out(agent_client *c, char *err, size_t errlen, int timeout_ms,
-			     const char *addr, const char *why)
+static int connect_timed_out(agent_client *c, int timeout_ms, const char *addr, const char *why)
 {
 	char secs[32];
 
 	fmt_seconds(secs, sizeof(secs), timeout_ms);
 	if (why && *why)
-		snprintf(err, errlen, "agent did not answer within %s (%s: %s)", secs, addr, why);
+		err_set(0, "agent did not answer within %s (%s: %.1000s)", secs, addr, why);
 	else
-		snprintf(err, errlen, "agent did not answer within %s (%s)", secs, addr);
+		err_set(0, "agent did not answer within %s (%s)", secs, addr);
 	if (c)
-		snprintf(c->err, sizeof(c->err), "%.1000s", err);
+		snprintf(c->err, sizeof(c->err), "%.1000s", err_msg());
 	return -ETIMEDOUT;
 }
-
-static __thread char connect_err[2048];
 
 int agent_client_connect_opts(const char *addr, const struct agent_connect_opts *o,
 			      agent_client **ret)
@@ -1023,13 +1028,14 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 	agent_client *c = NULL;
 	int fd, r;
 
-	connect_err[0] = 0;
+	err_clear();
 	if (!ret)
 		return -EINVAL;
 	for (;;) {
 		now = agent_now_ms();
 		if (o && o->check && now - last_check >= CHECK_INTERVAL_MS) {
 			last_check = now;
+			err_clear();
 			r = o->check(o->ud);
 			if (r < 0) {
 				agent_client_free(c);
@@ -1043,23 +1049,18 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 				if (r < 0)
 					return r;
 			} else if (fd == -EINVAL || fd == -ENAMETOOLONG) {
-				snprintf(
-				    connect_err, sizeof(connect_err),
-				    "bad agent address '%s' (expected unix:PATH or vsock:CID:PORT)",
+				return err_set(
+				    fd, "bad agent address '%s' (expected unix:PATH or vsock:CID:PORT)",
 				    addr ? addr : "");
-				return fd;
 			} else if (!dial_retryable(fd)) {
-				snprintf(connect_err, sizeof(connect_err),
-					 "cannot connect to %s: %s", addr, strerror(-fd));
-				return fd;
+				return err_set(fd, "cannot connect to %s: %s", addr, strerror(-fd));
 			} else {
 				snprintf(why, sizeof(why), "%s", strerror(-fd));
 			}
 		}
 		now = agent_now_ms();
 		if (now >= deadline) {
-			r = connect_timed_out(NULL, connect_err, sizeof(connect_err), timeout_ms,
-					      addr, c ? "no HELLO" : why);
+			r = connect_timed_out(NULL, timeout_ms, addr, c ? "no HELLO" : why);
 			agent_client_free(c);
 			return r;
 		}
@@ -1074,7 +1075,7 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 			return 0;
 		}
 		if (r == -EPROTONOSUPPORT) {
-			snprintf(connect_err, sizeof(connect_err), "%s", c->err);
+			err_set(r, "%s", c->err);
 			agent_client_free(c);
 			return r;
 		}
@@ -1094,11 +1095,6 @@ int agent_client_connect(const char *addr, int timeout_ms, agent_client **ret)
 	return agent_client_connect_opts(addr, &o, ret);
 }
 
-const char *agent_connect_last_error(void)
-{
-	return connect_err;
-}
-
 int agent_client_from_fd(int fd, int timeout_ms, agent_client **ret)
 {
 	uint64_t deadline;
@@ -1115,14 +1111,13 @@ int agent_client_from_fd(int fd, int timeout_ms, agent_client **ret)
 		uint64_t now = agent_now_ms();
 
 		if (now >= deadline) {
-			connect_timed_out(c, connect_err, sizeof(connect_err), timeout_ms, "fd",
-					  "no HELLO");
+			connect_timed_out(c, timeout_ms, "fd", "no HELLO");
 			agent_client_free(c);
 			return -ETIMEDOUT;
 		}
 		r = agent_client_pump(c, (int)(deadline - now));
 		if (r < 0) {
-			snprintf(connect_err, sizeof(connect_err), "%s", c->err);
+			err_set(r, "%s", c->err);
 			agent_client_free(c);
 			return r;
 		}

@@ -28,9 +28,10 @@
  * may not exceed what was sent. A violation is a protocol error: the
  * connection is closed and everything pending fails.
  *
- * Errors are -errno. A failed request leaves a message for a person in
- * agent_client_last_error(), e.g. "agent: cannot open /x/y for writing: No
- * such file or directory". When the connection is lost, every pending
+ * Errors are -errno (base/err.h). A failed request leaves a message for a
+ * person in this thread's error slot (err_msg()) and in
+ * agent_client_last_error(c), e.g. "agent: cannot open /x/y for writing: No
+ * such file or directory"; a failed connect, in err_msg() only. When the connection is lost, every pending
  * request, command and transfer gets its error callback with -ECONNRESET
  * (or the protocol error that caused the close).
  *
@@ -45,6 +46,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/err.h"
 #include "protocol/proto.h"
 
 typedef struct agent_client agent_client;
@@ -76,9 +78,6 @@ struct agent_connect_opts {
 int agent_client_connect(const char *addr, int timeout_ms, agent_client **ret);
 int agent_client_connect_opts(const char *addr, const struct agent_connect_opts *o,
 			      agent_client **ret);
-/* Why the last agent_client_connect*() / agent_client_from_fd() of this
- * thread failed, for a person (there is no client to hold the message). */
-const char *agent_connect_last_error(void);
 
 /* One non-blocking connect attempt to ADDR; returns a connected
  * SOCK_CLOEXEC|SOCK_NONBLOCK stream fd or -errno (-ENOENT, -ECONNREFUSED...:
@@ -108,7 +107,12 @@ void agent_client_set_ops(agent_client *c, const struct agent_client_ops *ops, v
 bool agent_client_ready(const agent_client *c);
 /* 0 while the connection is usable, else the -errno that ended it. */
 int agent_client_error(const agent_client *c);
-/* The last error message ("" if none); valid until the next call on c. */
+/* The message of c's last failure ("" if none): why a request failed or
+ * why the connection ended. Asynchronous completions (the callbacks of
+ * commands and transfers, the event loop noticing a dead connection) read
+ * it here, because this thread's error slot (base/err.h) serves other
+ * connections in between; synchronous callers may read either. Valid until
+ * the next call on c. */
 const char *agent_client_last_error(const agent_client *c);
 /* From the agent's HELLO ("" / false before it). */
 const char *agent_client_peer_software(const agent_client *c);

@@ -28,6 +28,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
@@ -215,9 +216,9 @@ static int fail_with_log(vm_driver *d, int err, const char *name, const char *wh
 	_cleanup_free_ char *path = qemu_log_path(d, name);
 
 	if (log)
-		return vm_fail(d, err, "cannot start VM %s: %s: %s (QEMU log %s: %s)", name, what,
+		return err_set(err, "cannot start VM %s: %s: %s (QEMU log %s: %s)", name, what,
 			       detail, path, log);
-	return vm_fail(d, err, "cannot start VM %s: %s: %s", name, what, detail);
+	return err_set(err, "cannot start VM %s: %s: %s", name, what, detail);
 }
 
 /* The image's kernel: an uncompressed vmlinux if the image has one (QEMU
@@ -234,7 +235,7 @@ static char *image_kernel(const char *image)
 	return vmu_printf("%s/vmlinuz", image);
 }
 
-static int check_image(vm_driver *d, const char *name, const char *image, uint64_t *ret_size)
+static int check_image(const char *name, const char *image, uint64_t *ret_size)
 {
 	static const char *const files[] = {"vmlinuz", "initrd.img", "rootfs.ext4"};
 	struct stat st;
@@ -244,10 +245,10 @@ static int check_image(vm_driver *d, const char *name, const char *image, uint64
 		if (!p)
 			return -ENOMEM;
 		if (stat(p, &st) < 0 || access(p, R_OK) < 0)
-			return vm_fail(d, -errno, "cannot start VM %s: image %s: %s: %m", name,
+			return err_set(-errno, "cannot start VM %s: image %s: %s: %m", name,
 				       image, files[i]);
 		if (!S_ISREG(st.st_mode))
-			return vm_fail(d, -EINVAL, "cannot start VM %s: image %s: %s is not a file",
+			return err_set(-EINVAL, "cannot start VM %s: image %s: %s is not a file",
 				       name, image, files[i]);
 	}
 	*ret_size = (uint64_t)st.st_size; /* rootfs.ext4, the last one */
@@ -256,7 +257,7 @@ static int check_image(vm_driver *d, const char *name, const char *image, uint64
 
 /* The overlay the guest writes: over the newest frozen layer if there are
  * layers, else over the image's rootfs, or (blank) over nothing. */
-static int create_overlay(vm_driver *d, const struct vm_config *cfg, const char *image,
+static int create_overlay(const struct vm_config *cfg, const char *image,
 			  const char *disk, uint64_t bytes)
 {
 	const char *name = cfg->name;
@@ -280,10 +281,10 @@ static int create_overlay(vm_driver *d, const struct vm_config *cfg, const char 
 		return -ENOMEM;
 	r = vmu_spawn(cfg->disk_blank ? blank_argv : argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
 	if (r < 0)
-		return vm_fail(d, r, "cannot start VM %s: cannot run qemu-img: %s", name,
+		return err_set(r, "cannot start VM %s: cannot run qemu-img: %s", name,
 			       strerror(-r));
 	if (r > 0)
-		return vm_fail(d, -EIO,
+		return err_set(-EIO,
 			       "cannot start VM %s: qemu-img create failed (status %d): %s", name,
 			       r, err[0] ? err : "no message");
 	return 0;
@@ -301,7 +302,7 @@ static int wait_for_socket(vm_driver *d, const char *name, virDomainPtr dom, con
 			return fail_with_log(d, -ECHILD, name, "QEMU exited right after starting",
 					     "guest not running");
 		if (vmu_now_ms() > deadline)
-			return vm_fail(d, -ETIMEDOUT,
+			return err_set(-ETIMEDOUT,
 				       "cannot start VM %s: agent socket %s did not appear within "
 				       "%d ms",
 				       name, sock, AGENT_SOCKET_WAIT_MS);
@@ -328,40 +329,40 @@ static bool snapshot_path_ok(const char *p)
 
 /* The snapshot-related parts of a config: files that must exist, paths
  * that go into QEMU options, combinations that make no sense. */
-static int check_snapshot_config(vm_driver *d, const struct vm_config *cfg)
+static int check_snapshot_config(const struct vm_config *cfg)
 {
 	size_t n = 0;
 
 	for (; cfg->disk_layers && cfg->disk_layers[n]; n++) {
 		if (!snapshot_path_ok(cfg->disk_layers[n]) || access(cfg->disk_layers[n], R_OK) < 0)
-			return vm_fail(d, -EINVAL, "cannot start VM %s: disk layer %s: %s",
+			return err_set(-EINVAL, "cannot start VM %s: disk layer %s: %s",
 				       cfg->name, cfg->disk_layers[n],
 				       snapshot_path_ok(cfg->disk_layers[n])
 					   ? strerror(errno)
 					   : "not an absolute path without commas or control "
 					     "characters");
 		if (n >= 64)
-			return vm_fail(d, -EINVAL, "cannot start VM %s: more than 64 disk layers",
+			return err_set(-EINVAL, "cannot start VM %s: more than 64 disk layers",
 				       cfg->name);
 	}
 	if (n && cfg->disk_blank)
-		return vm_fail(d, -EINVAL, "cannot start VM %s: a blank disk has no layers",
+		return err_set(-EINVAL, "cannot start VM %s: a blank disk has no layers",
 			       cfg->name);
 	if (cfg->ram_file) {
 		if (!snapshot_path_ok(cfg->ram_file))
-			return vm_fail(d, -EINVAL,
+			return err_set(-EINVAL,
 				       "cannot start VM %s: RAM file %s is not an absolute path "
 				       "without commas or control characters",
 				       cfg->name, cfg->ram_file);
 		if (!cfg->ram_shared && access(cfg->ram_file, R_OK) < 0)
-			return vm_fail(d, -errno, "cannot start VM %s: RAM file %s: %m", cfg->name,
+			return err_set(-errno, "cannot start VM %s: RAM file %s: %m", cfg->name,
 				       cfg->ram_file);
 	}
 	if (cfg->incoming && cfg->incoming_fd < 0)
-		return vm_fail(d, -EBADF, "cannot start VM %s: no saved state to restore from",
+		return err_set(-EBADF, "cannot start VM %s: no saved state to restore from",
 			       cfg->name);
 	if (cfg->incoming_ignore_shared && !cfg->ram_file)
-		return vm_fail(d, -EINVAL,
+		return err_set(-EINVAL,
 			       "cannot start VM %s: a state saved without RAM needs the RAM file",
 			       cfg->name);
 	return 0;
@@ -384,36 +385,36 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 
 	*ret = NULL;
 	if (!cfg || !vm_name_is_valid(cfg->name))
-		return vm_fail(d, -EINVAL,
+		return err_set(-EINVAL,
 			       "cannot start VM: invalid name '%s' (expected 1-63 of a-z, 0-9 "
 			       "and '-', not starting with '-')",
 			       cfg && cfg->name ? cfg->name : "(null)");
 	if (!hostname_is_valid(cfg->hostname ? cfg->hostname : cfg->name))
-		return vm_fail(d, -EINVAL, "cannot start VM %s: invalid hostname '%s'", cfg->name,
+		return err_set(-EINVAL, "cannot start VM %s: invalid hostname '%s'", cfg->name,
 			       cfg->hostname);
 	if (cfg->vcpus > MAX_VCPUS)
-		return vm_fail(d, -EINVAL, "cannot start VM %s: %u vCPUs (at most %u)", cfg->name,
+		return err_set(-EINVAL, "cannot start VM %s: %u vCPUs (at most %u)", cfg->name,
 			       cfg->vcpus, MAX_VCPUS);
 	if (cfg->memory_mib &&
 	    (cfg->memory_mib < MIN_MEMORY_MIB || cfg->memory_mib > MAX_MEMORY_MIB))
-		return vm_fail(d, -EINVAL, "cannot start VM %s: memory %u MiB out of range",
+		return err_set(-EINVAL, "cannot start VM %s: memory %u MiB out of range",
 			       cfg->name, cfg->memory_mib);
-	r = check_snapshot_config(d, cfg);
+	r = check_snapshot_config(cfg);
 	if (r < 0)
 		return r;
 	if (!cfg->image_dir || !realpath(cfg->image_dir, image))
-		return vm_fail(d, cfg->image_dir ? -errno : -EINVAL,
+		return err_set(cfg->image_dir ? -errno : -EINVAL,
 			       "cannot start VM %s: image directory %s: %s", cfg->name,
 			       cfg->image_dir ? cfg->image_dir : "(none)",
 			       cfg->image_dir ? strerror(errno) : "not given");
 	if (!path_is_sane(image))
-		return vm_fail(d, -EINVAL, "cannot start VM %s: image path has control characters",
+		return err_set(-EINVAL, "cannot start VM %s: image path has control characters",
 			       cfg->name);
-	r = check_image(d, cfg->name, image, &image_bytes);
+	r = check_image(cfg->name, image, &image_bytes);
 	if (r < 0)
 		return r;
 	if (cfg->disk_bytes && cfg->disk_bytes < image_bytes && !cfg->disk_blank)
-		return vm_fail(d, -EINVAL,
+		return err_set(-EINVAL,
 			       "cannot start VM %s: disk size %llu is smaller than the image's "
 			       "root disk (%llu bytes)",
 			       cfg->name, (unsigned long long)cfg->disk_bytes,
@@ -428,38 +429,38 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	if (!dir || !sock_dir || !disk || !sock || !domname || !kernel)
 		return -ENOMEM;
 	if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return vm_fail(d, -ENAMETOOLONG,
+		return err_set(-ENAMETOOLONG,
 			       "cannot start VM %s: %s is too long for a Unix socket path "
 			       "(use a shorter state directory or VM name)",
 			       cfg->name, sock);
 
 	r = starting_add(d, cfg->name);
 	if (r == -EEXIST)
-		return vm_fail(d, r, "cannot start VM %s: it is being started already", cfg->name);
+		return err_set(r, "cannot start VM %s: it is being started already", cfg->name);
 	if (r < 0)
-		return vm_fail(d, r, "cannot start VM %s: too many VMs starting at once",
+		return err_set(r, "cannot start VM %s: too many VMs starting at once",
 			       cfg->name);
 
 	dom = virDomainLookupByName(d->conn, domname);
 	if (dom) {
-		r = vm_fail(d, -EEXIST, "cannot start VM %s: a VM of that name exists", cfg->name);
+		r = err_set(-EEXIST, "cannot start VM %s: a VM of that name exists", cfg->name);
 		goto out_unreserve;
 	}
 	if (mkdir(dir, 0711) < 0) {
 		r = -errno;
 		if (r == -EEXIST)
-			vm_fail(d, r,
+			err_set(r,
 				"cannot start VM %s: %s exists (a leftover? vm_destroy_by_name() "
 				"removes it)",
 				cfg->name, dir);
 		else
-			vm_fail(d, r, "cannot start VM %s: cannot create %s: %s", cfg->name, dir,
+			err_set(r, "cannot start VM %s: cannot create %s: %s", cfg->name, dir,
 				strerror(-r));
 		goto out_unreserve;
 	}
 
 	t_overlay = vmu_now_ms();
-	r = create_overlay(d, cfg, image, disk,
+	r = create_overlay(cfg, image, disk,
 			   cfg->disk_blank && !cfg->disk_bytes ? image_bytes : cfg->disk_bytes);
 	if (r < 0)
 		goto out_remove;
@@ -472,7 +473,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	info.layers = cfg->disk_layers ? (char **)cfg->disk_layers : no_layers;
 	r = vm_info_write(dir, &info, disk);
 	if (r < 0) {
-		vm_fail(d, r, "cannot start VM %s: cannot write %s/vm.info: %s", cfg->name, dir,
+		err_set(r, "cannot start VM %s: cannot write %s/vm.info: %s", cfg->name, dir,
 			strerror(-r));
 		goto out_remove;
 	}
@@ -534,7 +535,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 			r = vm_resume(v);
 		if (r < 0) {
 			fail_with_log(d, r, cfg->name, "restoring the saved state failed",
-				      vm_driver_last_error(d));
+				      err_msg());
 			v->dom = NULL;
 			vm_free(v);
 			goto out_destroy;
@@ -590,15 +591,15 @@ int vm_lookup(vm_driver *d, const char *name, vm **ret)
 
 	*ret = NULL;
 	if (!vm_name_is_valid(name))
-		return vm_fail(d, -EINVAL, "invalid VM name '%s'", name ? name : "(null)");
+		return err_set(-EINVAL, "invalid VM name '%s'", name ? name : "(null)");
 	r = lookup_domain(d, name, &dom);
 	if (r == -ENOENT)
-		return vm_fail(d, r, "no VM named %s", name);
+		return err_set(r, "no VM named %s", name);
 	if (r == -EPERM)
-		return vm_fail(d, r, "domain " VM_DOMAIN_PREFIX "%s is not a VM of %s", name,
+		return err_set(r, "domain " VM_DOMAIN_PREFIX "%s is not a VM of %s", name,
 			       d->state_dir);
 	if (r < 0)
-		return vm_fail(d, r, "cannot look up VM %s: libvirt: %s", name, vm_virt_error());
+		return err_set(r, "cannot look up VM %s: libvirt: %s", name, vm_virt_error());
 	v = vm_new(d, name, dom);
 	if (!v) {
 		virDomainFree(dom);
@@ -623,7 +624,7 @@ int vm_list(vm_driver *d, char ***ret)
 	*ret = NULL;
 	count = virConnectListAllDomains(d->conn, &doms, 0);
 	if (count < 0)
-		return vm_fail(d, -EIO, "cannot list VMs: libvirt: %s", vm_virt_error());
+		return err_set(-EIO, "cannot list VMs: libvirt: %s", vm_virt_error());
 	names = calloc((size_t)count + 1, sizeof(char *));
 	if (!names)
 		r = -ENOMEM;
@@ -665,7 +666,7 @@ int vm_list_stale(vm_driver *d, char ***ret)
 	dir = opendir(d->vms_dir);
 	if (!dir) {
 		vm_strv_free(doms);
-		return vm_fail(d, -errno, "cannot list %s: %m", d->vms_dir);
+		return err_set(-errno, "cannot list %s: %m", d->vms_dir);
 	}
 	r = 0;
 	while (r == 0 && (e = readdir(dir))) {
@@ -766,7 +767,7 @@ int vm_is_running(vm *v)
 	if (virDomainGetState(v->dom, &state, &reason, 0) < 0) {
 		if (vm_virt_error_code() == VIR_ERR_NO_DOMAIN)
 			return 0;
-		return vm_fail(v->d, -EIO, "cannot get state of VM %s: libvirt: %s", v->name,
+		return err_set(-EIO, "cannot get state of VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
 	}
 	switch (state) {
@@ -807,7 +808,7 @@ int vm_qemu_pid(vm *v)
 
 /* Stops QEMU if it runs and forgets the domain; a domain that is already
  * gone (powered off, QEMU killed, destroyed by someone else) is success. */
-static int destroy_domain(vm_driver *d, const char *name, virDomainPtr dom)
+static int destroy_domain(const char *name, virDomainPtr dom)
 {
 	long long t0 = vmu_now_ms();
 	int persistent;
@@ -816,13 +817,13 @@ static int destroy_domain(vm_driver *d, const char *name, virDomainPtr dom)
 		int code = vm_virt_error_code();
 		if (code != VIR_ERR_NO_DOMAIN && code != VIR_ERR_OPERATION_INVALID &&
 		    virDomainIsActive(dom) == 1)
-			return vm_fail(d, -EIO, "cannot destroy VM %s: libvirt: %s", name,
+			return err_set(-EIO, "cannot destroy VM %s: libvirt: %s", name,
 				       vm_virt_error());
 	}
 	persistent = virDomainIsPersistent(dom);
 	if (persistent == 1 && virDomainUndefine(dom) < 0 &&
 	    vm_virt_error_code() != VIR_ERR_NO_DOMAIN)
-		return vm_fail(d, -EIO, "cannot undefine VM %s: libvirt: %s", name,
+		return err_set(-EIO, "cannot undefine VM %s: libvirt: %s", name,
 			       vm_virt_error());
 	log_debug("vm=%s domain destroyed in %lld ms", name, vmu_now_ms() - t0);
 	return 0;
@@ -834,7 +835,7 @@ int vm_destroy(vm *v)
 
 	if (vm_is_destroyed(v))
 		return 0;
-	r = destroy_domain(v->d, v->name, v->dom);
+	r = destroy_domain(v->name, v->dom);
 	if (r < 0)
 		return r;
 	remove_leftovers(v->d, v->name, v->dir);
@@ -852,23 +853,23 @@ int vm_destroy_by_name(vm_driver *d, const char *name)
 	int r;
 
 	if (!vm_name_is_valid(name))
-		return vm_fail(d, -EINVAL, "invalid VM name '%s'", name ? name : "(null)");
+		return err_set(-EINVAL, "invalid VM name '%s'", name ? name : "(null)");
 	pthread_mutex_lock(&d->lock);
 	busy = starting_has(d, name);
 	pthread_mutex_unlock(&d->lock);
 	if (busy)
-		return vm_fail(d, -EBUSY, "cannot destroy VM %s: it is being started", name);
+		return err_set(-EBUSY, "cannot destroy VM %s: it is being started", name);
 
 	r = lookup_domain(d, name, &dom);
 	if (r == -EPERM)
-		return vm_fail(d, r,
+		return err_set(r,
 			       "cannot destroy VM %s: domain " VM_DOMAIN_PREFIX "%s is not a VM "
 			       "of %s",
 			       name, name, d->state_dir);
 	if (r < 0 && r != -ENOENT)
-		return vm_fail(d, r, "cannot destroy VM %s: libvirt: %s", name, vm_virt_error());
+		return err_set(r, "cannot destroy VM %s: libvirt: %s", name, vm_virt_error());
 	if (dom) {
-		r = destroy_domain(d, name, dom);
+		r = destroy_domain(name, dom);
 		if (r < 0)
 			return r;
 	}

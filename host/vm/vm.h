@@ -13,13 +13,15 @@
  * vm_destroy() removes all of that, also when QEMU or the guest crashed.
  *
  * All functions return 0 or -errno; on failure a message for a person is
- * left in the driver (vm_driver_last_error()).
+ * left in this thread's error slot (err_msg(), base/err.h).
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "base/err.h"
 
 typedef struct vm_driver vm_driver;
 typedef struct vm vm;
@@ -49,7 +51,7 @@ struct vm_driver_config {
 
 /* Opens libvirt (starting libvirt's event loop thread on first use) and
  * chooses the accelerator, logging "accelerator: tcg (reason)" at info level.
- * On failure, vm_driver_last_error(NULL) has the message.
+ * On failure, err_msg() has the message.
  * Embedded driver (the default): a process can embed one state directory
  * only, and keeps it locked until it exits (libvirt never unloads the
  * driver; reopening it in the same process is fine); meanwhile another
@@ -61,10 +63,6 @@ enum vm_accel vm_driver_accel(const vm_driver *d);
 const char *vm_driver_accel_reason(const vm_driver *d);
 const char *vm_driver_uri(const vm_driver *d);
 const char *vm_driver_state_dir(const vm_driver *d); /* absolute */
-/* The message of the last failed vm_* call made by this thread on d (or, with
- * d NULL, of the last failed vm_driver_open() of this thread). Valid until
- * this thread's next vm_* call. */
-const char *vm_driver_last_error(const vm_driver *d);
 bool vm_name_is_valid(const char *name);
 
 struct vm_config {
@@ -176,7 +174,7 @@ int vm_resume(vm *v);
 /* A VM left mid-capture by a process that died (a migration still copying
  * memory, waiting at pre-switchover, or completed, or a disk freeze):
  * cancel any migration and resume the guest. 1: it was recovered and runs;
- * 0: nothing to do; <0: error (message in vm_driver_last_error). */
+ * 0: nothing to do; <0: error (message in err_msg()). */
 int vm_recover_paused(vm *v);
 int vm_get_info(vm *v, struct vm_info *ret); /* vm_info_release() it */
 /* Freeze the root disk: the current overlay becomes the read-only file

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
@@ -498,14 +499,14 @@ int vm_accel_choose(vm_driver *d, int force_accel, const char *probe_kernel)
 		d->accel = (enum vm_accel)force_accel;
 		snprintf(d->accel_reason, sizeof(d->accel_reason), "forced by configuration");
 	} else if (force_accel >= _VM_ACCEL_MAX) {
-		return vm_fail(d, -EINVAL, "invalid accelerator %d in configuration", force_accel);
+		return err_set(-EINVAL, "invalid accelerator %d in configuration", force_accel);
 	} else if (env && *env) {
 		if (!strcmp(env, "tcg"))
 			d->accel = VM_ACCEL_TCG;
 		else if (!strcmp(env, "kvm"))
 			d->accel = VM_ACCEL_KVM;
 		else
-			return vm_fail(d, -EINVAL, "SBX_ACCEL=%s: expected tcg or kvm", env);
+			return err_set(-EINVAL, "SBX_ACCEL=%s: expected tcg or kvm", env);
 		snprintf(d->accel_reason, sizeof(d->accel_reason), "forced by $SBX_ACCEL");
 	} else {
 		choose_by_probe(d, probe_kernel);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
@@ -117,7 +118,7 @@ int vm_console_watch(vm_driver *d, uint64_t max_bytes)
 	d->console_timer = virEventAddTimeout(CONSOLE_CHECK_MS, check_all, w, watch_free);
 	if (d->console_timer < 0) {
 		watch_free(w);
-		return vm_fail(d, -EIO, "cannot start the console log watch: libvirt: %s",
+		return err_set(-EIO, "cannot start the console log watch: libvirt: %s",
 			       vm_virt_error());
 	}
 	return 0;

@@ -7,7 +7,7 @@
  * before the first virConnectOpen() and never stopped (see
  * docs/vm-driver.md for why a thread of its own). libvirt errors never reach
  * stderr: a virSetErrorFunc handler swallows them and every failing vm_*
- * call quotes the message in its own, kept per thread (vm_fail()).
+ * call quotes the message in its own, kept per thread (err_set(), base/err.h).
  */
 #include <errno.h>
 #include <grp.h>
@@ -23,6 +23,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
@@ -45,8 +46,6 @@ const char *vm_accel_to_string(enum vm_accel a)
 /* The message of the last failed vm_* call of this thread, and libvirt's
  * last error as seen by the error callback (libvirt errors are per thread
  * too, so concurrent callers never read each other's messages). */
-static __thread const vm_driver *tls_err_driver;
-static __thread char tls_err[VM_ERR_MAX];
 static __thread char tls_virt_err[1024];
 
 static void virt_error_cb(void *opaque, virErrorPtr e)
@@ -72,36 +71,6 @@ int vm_virt_error_code(void)
 	virErrorPtr e = virGetLastError();
 
 	return e ? e->code : VIR_ERR_OK;
-}
-
-int vm_fail(vm_driver *d, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(tls_err, sizeof(tls_err), fmt, ap);
-	va_end(ap);
-	tls_err_driver = d;
-	if (d) {
-		pthread_mutex_lock(&d->lock);
-		memcpy(d->last_error, tls_err, sizeof(d->last_error));
-		pthread_mutex_unlock(&d->lock);
-	}
-	return err;
-}
-
-const char *vm_driver_last_error(const vm_driver *d)
-{
-	if (tls_err_driver == d)
-		return tls_err;
-	if (!d)
-		return "";
-	/* Another thread failed last: hand out a copy this thread owns. */
-	pthread_mutex_lock((pthread_mutex_t *)&d->lock);
-	memcpy(tls_err, d->last_error, sizeof(tls_err));
-	pthread_mutex_unlock((pthread_mutex_t *)&d->lock);
-	tls_err_driver = d;
-	return tls_err;
 }
 
 /* -- libvirt's event loop -------------------------------------------------- */
@@ -146,13 +115,13 @@ static int loop_start(vm_driver *d)
 	}
 	virSetErrorFunc(NULL, virt_error_cb);
 	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
-		r = vm_fail(d, -EIO, "cannot start libvirt's event loop: libvirt: %s",
+		r = err_set(-EIO, "cannot start libvirt's event loop: libvirt: %s",
 			    vm_virt_error());
 		goto out;
 	}
 	r = -pthread_create(&t, NULL, loop_main, NULL);
 	if (r < 0) {
-		vm_fail(d, r, "cannot start libvirt's event loop thread: %s", strerror(-r));
+		err_set(r, "cannot start libvirt's event loop thread: %s", strerror(-r));
 		goto out;
 	}
 	pthread_setname_np(t, "sbx-virt-loop");
@@ -194,19 +163,19 @@ static int write_qemu_conf(vm_driver *d)
 		return -ENOMEM;
 	r = vmu_mkdir_p(etc, 0755);
 	if (r < 0)
-		return vm_fail(d, r, "cannot create %s: %s", etc, strerror(-r));
+		return err_set(r, "cannot create %s: %s", etc, strerror(-r));
 	r = vmu_write_file_atomic(conf, qemu_conf, 0644);
 	if (r < 0)
-		return vm_fail(d, r, "cannot write %s: %s", conf, strerror(-r));
+		return err_set(r, "cannot write %s: %s", conf, strerror(-r));
 	return 0;
 }
 
-static int check_qemu_account(vm_driver *d)
+static int check_qemu_account(void)
 {
 	/* libvirt's QEMU driver refuses to initialise without this account,
 	 * whatever qemu.conf says. */
 	if (!getpwnam("libvirt-qemu") || !getgrnam("libvirt-qemu"))
-		return vm_fail(d, -ENOENT,
+		return err_set(-ENOENT,
 			       "the libvirt-qemu user or group does not exist, and libvirt's "
 			       "QEMU driver will not start without it: run 'make deps' as root");
 	return 0;
@@ -299,7 +268,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 
 	*ret = NULL;
 	if (!cfg || !cfg->state_dir || !*cfg->state_dir)
-		return vm_fail(NULL, -EINVAL, "VM driver: no state directory given");
+		return err_set(-EINVAL, "VM driver: no state directory given");
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
@@ -310,10 +279,10 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 
 	r = vmu_mkdir_p(cfg->state_dir, 0711);
 	if (r < 0)
-		return vm_fail(NULL, r, "cannot create state directory %s: %s", cfg->state_dir,
+		return err_set(r, "cannot create state directory %s: %s", cfg->state_dir,
 			       strerror(-r));
 	if (!realpath(cfg->state_dir, real))
-		return vm_fail(NULL, -errno, "cannot resolve state directory %s: %m",
+		return err_set(-errno, "cannot resolve state directory %s: %m",
 			       cfg->state_dir);
 	d->state_dir = strdup(real);
 	d->vms_dir = vmu_printf("%s/vms", real);
@@ -328,14 +297,14 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	d->embed = uri_is_embed(d->uri);
 	r = vmu_mkdir_p(d->vms_dir, 0711);
 	if (r < 0) {
-		vm_fail(d, r, "cannot create %s: %s", d->vms_dir, strerror(-r));
+		err_set(r, "cannot create %s: %s", d->vms_dir, strerror(-r));
 		goto fail;
 	}
 	/* With a libvirtd, QEMU runs as its own user (libvirt-qemu on Debian)
 	 * and must be able to walk down to the overlays; it can list nothing. */
 	if (!d->embed && (chmod(d->state_dir, 0711) < 0 || chmod(d->vms_dir, 0711) < 0)) {
 		r = -errno;
-		vm_fail(d, r, "cannot make %s searchable for QEMU: %s", d->state_dir, strerror(-r));
+		err_set(r, "cannot make %s searchable for QEMU: %s", d->state_dir, strerror(-r));
 		goto fail;
 	}
 
@@ -345,7 +314,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 			r = -ENOMEM;
 			goto fail;
 		}
-		r = check_qemu_account(d);
+		r = check_qemu_account();
 		if (r < 0)
 			goto fail;
 		r = write_qemu_conf(d);
@@ -363,7 +332,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	d->conn = virConnectOpen(d->uri);
 	if (!d->conn) {
 		r = -EIO;
-		vm_fail(d, r, "cannot open libvirt connection %s: libvirt: %s", d->uri,
+		err_set(r, "cannot open libvirt connection %s: libvirt: %s", d->uri,
 			vm_virt_error());
 		goto fail;
 	}
@@ -381,16 +350,10 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 		goto fail;
 	warm_capabilities(d);
 
-	/* the last error of this thread must not point at freed memory */
-	if (tls_err_driver == d)
-		tls_err_driver = NULL;
 	*ret = TAKE_PTR(d);
 	return 0;
 
 fail:
-	/* keep the message for the caller, who has no driver to ask */
-	if (tls_err_driver == d)
-		tls_err_driver = NULL;
 	vm_driver_free(TAKE_PTR(d));
 	return r;
 }
@@ -406,8 +369,6 @@ vm_driver *vm_driver_free(vm_driver *d)
 		virConnectClose(d->conn);
 	for (size_t i = 0; i < VM_MAX_STARTING; i++)
 		free(d->starting[i]);
-	if (tls_err_driver == d)
-		tls_err_driver = NULL;
 	free(d->uri);
 	free(d->state_dir);
 	free(d->vms_dir);

@@ -22,6 +22,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
@@ -91,9 +92,9 @@ int vm_driver_watch_stops(vm_driver *d, vm_stopped_fn fn, void *ud)
 	struct stop_watch *w;
 
 	if (!fn)
-		return vm_fail(d, -EINVAL, "no function to report stopped VMs to");
+		return err_set(-EINVAL, "no function to report stopped VMs to");
 	if (d->stop_watch >= 0)
-		return vm_fail(d, -EBUSY, "stopped VMs are already reported to someone");
+		return err_set(-EBUSY, "stopped VMs are already reported to someone");
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -109,7 +110,7 @@ int vm_driver_watch_stops(vm_driver *d, vm_stopped_fn fn, void *ud)
 	    d->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
 	    w, watch_free);
 	if (d->stop_watch < 0)
-		return vm_fail(d, -EIO, "cannot watch VM lifecycle events: libvirt: %s",
+		return err_set(-EIO, "cannot watch VM lifecycle events: libvirt: %s",
 			       vm_virt_error());
 	return 0;
 }
@@ -206,7 +207,7 @@ int vm_io_error_watch(vm_driver *d)
 	    virConnectDomainEventRegisterAny(d->conn, NULL, VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
 					     VIR_DOMAIN_EVENT_CALLBACK(on_io_error), w, free);
 	if (d->io_error_watch < 0)
-		return vm_fail(d, -EIO, "cannot watch VM disk errors: libvirt: %s",
+		return err_set(-EIO, "cannot watch VM disk errors: libvirt: %s",
 			       vm_virt_error());
 	return 0;
 }

@@ -6,7 +6,7 @@
  * utilities) so that other host/ modules linked into libsbxhost.a cannot
  * clash with them.
  *
- * Locking: struct vm_driver's mutable fields (last_error, the starting set,
+ * Locking: struct vm_driver's mutable fields (the starting set,
  * every vm's destroyed flag) are guarded by vm_driver.lock. The libvirt
  * connection is thread-safe on its own and is used without the lock, so a
  * slow libvirt call never blocks another thread's vm_* call.
@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "base/err.h"
 #include "host/vm/vm.h"
 
 #define VM_DOMAIN_PREFIX "sbx-"
@@ -46,7 +47,6 @@ struct vm_driver {
 	int stop_watch;		    /* libvirt domain event callback id, -1: none */
 	int io_error_watch;	    /* the same, for disk I/O errors (host disk full) */
 	/* guarded by lock */
-	char last_error[VM_ERR_MAX];
 	char *starting[VM_MAX_STARTING]; /* names between mkdir and domain creation */
 };
 
@@ -61,8 +61,6 @@ struct vm {
 	bool destroyed; /* guarded by d->lock */
 };
 
-/* vm_driver.c: record a message for vm_driver_last_error() and return err */
-__attribute__((format(printf, 3, 4))) int vm_fail(vm_driver *d, int err, const char *fmt, ...);
 /* The message and code (VIR_ERR_*) of this thread's last libvirt error. */
 const char *vm_virt_error(void);
 int vm_virt_error_code(void);
@@ -112,7 +110,7 @@ int vm_xml_get_attr(const char *xml, const char *attr, char **ret);
 
 /* vm_snap.c: a QMP command through libvirt (fd passed along if >= 0).
  * *ret (may be NULL) gets the "return" member as compact JSON text. A QMP
- * error becomes -EIO with QEMU's description in vm_driver_last_error(). */
+ * error becomes -EIO with QEMU's description in err_msg(). */
 int vm_qmp(vm *v, const char *cmd, int fd, char **ret);
 /* Run a migration (outgoing: "migrate", incoming: "migrate-incoming") on
  * fd and wait until QEMU says it completed. */

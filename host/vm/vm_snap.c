@@ -26,6 +26,7 @@
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
@@ -53,16 +54,16 @@ int vm_qmp(vm *v, const char *cmd, int fd, char **ret)
 		close(outfds[i]);
 	free(outfds);
 	if (r < 0)
-		return vm_fail(v->d, -EIO, "VM %s: QEMU monitor: libvirt: %s", v->name,
+		return err_set(-EIO, "VM %s: QEMU monitor: libvirt: %s", v->name,
 			       vm_virt_error());
 	j = json_loads(reply ? reply : "", 0, NULL);
 	if (!json_is_object(j))
-		return vm_fail(v->d, -EBADMSG, "VM %s: QEMU monitor: unreadable reply to %s",
+		return err_set(-EBADMSG, "VM %s: QEMU monitor: unreadable reply to %s",
 			       v->name, cmd);
 	err = json_object_get(j, "error");
 	if (err) {
 		const char *desc = json_string_value(json_object_get(err, "desc"));
-		return vm_fail(v->d, -EIO, "VM %s: QEMU refused %s: %s", v->name, cmd,
+		return err_set(-EIO, "VM %s: QEMU refused %s: %s", v->name, cmd,
 			       desc ? desc : "no reason given");
 	}
 	rv = json_object_get(j, "return");
@@ -106,14 +107,14 @@ static int wait_migration_status(vm *v, const char *what, const char *want)
 			return 0;
 		if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
 			const char *why = json_string_value(json_object_get(j, "error-desc"));
-			return vm_fail(v->d, -EIO, "VM %s: %s %s: %s", v->name, what, status,
+			return err_set(-EIO, "VM %s: %s %s: %s", v->name, what, status,
 				       why ? why : "QEMU gave no reason (see its log)");
 		}
 		if (vm_is_running(v) != 1)
-			return vm_fail(v->d, -ECHILD, "VM %s: QEMU exited during the %s", v->name,
+			return err_set(-ECHILD, "VM %s: QEMU exited during the %s", v->name,
 				       what);
 		if (vmu_now_ms() > deadline)
-			return vm_fail(v->d, -ETIMEDOUT, "VM %s: %s still %s after %d s", v->name,
+			return err_set(-ETIMEDOUT, "VM %s: %s still %s after %d s", v->name,
 				       what, status ? status : "not started",
 				       MIGRATE_TIMEOUT_MS / 1000);
 		vmu_sleep_ms(delay);
@@ -209,7 +210,7 @@ int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused
 int vm_pause(vm *v)
 {
 	if (virDomainSuspend(v->dom) < 0)
-		return vm_fail(v->d, -EIO, "cannot pause VM %s: libvirt: %s", v->name,
+		return err_set(-EIO, "cannot pause VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
 	return 0;
 }
@@ -217,7 +218,7 @@ int vm_pause(vm *v)
 int vm_resume(vm *v)
 {
 	if (virDomainResume(v->dom) < 0)
-		return vm_fail(v->d, -EIO, "cannot resume VM %s: libvirt: %s", v->name,
+		return err_set(-EIO, "cannot resume VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
 	return 0;
 }
@@ -252,13 +253,13 @@ int vm_recover_paused(vm *v)
 			vmu_sleep_ms(20);
 	}
 	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
-		return vm_fail(v->d, -EIO, "cannot read the state of VM %s: libvirt: %s", v->name,
+		return err_set(-EIO, "cannot read the state of VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
 	if (state != VIR_DOMAIN_PAUSED && !migrating)
 		return 0;
 	(void)set_capability(v, "pause-before-switchover", false);
 	if (state == VIR_DOMAIN_PAUSED && virDomainResume(v->dom) < 0)
-		return vm_fail(v->d, -EIO,
+		return err_set(-EIO,
 			       "VM %s was left paused and cannot be resumed: libvirt: %s", v->name,
 			       vm_virt_error());
 	return 1;
@@ -269,17 +270,17 @@ int vm_save_state(vm *v, int fd, bool ignore_shared)
 	int state, reason;
 
 	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
-		return vm_fail(v->d, -EIO, "cannot save VM %s: libvirt: %s", v->name,
+		return err_set(-EIO, "cannot save VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
 	if (state != VIR_DOMAIN_PAUSED)
-		return vm_fail(v->d, -EBUSY, "cannot save VM %s: it is not paused", v->name);
+		return err_set(-EBUSY, "cannot save VM %s: it is not paused", v->name);
 	return vm_migrate_fd(v, false, fd, ignore_shared);
 }
 
 int vm_disk_resize(vm *v, uint64_t bytes)
 {
 	if (virDomainBlockResize(v->dom, "vda", bytes, VIR_DOMAIN_BLOCK_RESIZE_BYTES) < 0)
-		return vm_fail(v->d, -EIO, "cannot resize the disk of VM %s: libvirt: %s", v->name,
+		return err_set(-EIO, "cannot resize the disk of VM %s: libvirt: %s", v->name,
 			       vm_virt_error());
 	return 0;
 }
@@ -411,7 +412,7 @@ int vm_get_info(vm *v, struct vm_info *ret)
 		return -ENOMEM;
 	r = vm_info_read(path, ret);
 	if (r < 0)
-		return vm_fail(v->d, r, "VM %s: cannot read %s: %s", v->name, path, strerror(-r));
+		return err_set(r, "VM %s: cannot read %s: %s", v->name, path, strerror(-r));
 	return 0;
 }
 
@@ -431,7 +432,7 @@ static int new_overlay(vm *v, const char *layer, const char *overlay, uint64_t b
 		return -ENOMEM;
 	r = vmu_spawn(argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
 	if (r != 0)
-		return vm_fail(v->d, r < 0 ? r : -EIO, "VM %s: cannot create overlay %s: %s",
+		return err_set(r < 0 ? r : -EIO, "VM %s: cannot create overlay %s: %s",
 			       v->name, overlay, r < 0 ? strerror(-r) : err);
 	return 0;
 }
@@ -458,7 +459,7 @@ static int switch_overlay(vm *v, const char *overlay)
 	    VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
 		VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
 	if (!snap)
-		return vm_fail(v->d, -EIO,
+		return err_set(-EIO,
 			       "VM %s: cannot switch to a new disk overlay: libvirt: %s", v->name,
 			       vm_virt_error());
 	virDomainSnapshotFree(snap);
@@ -474,7 +475,7 @@ int vm_freeze_disk(vm *v, const char *layer_path)
 	int r;
 
 	if (!old_disk)
-		return vm_fail(v->d, -EIO,
+		return err_set(-EIO,
 			       "VM %s: %s/vm.info has no disk (not started by this "
 			       "version of sbx?)",
 			       v->name, v->dir);
@@ -500,11 +501,11 @@ int vm_freeze_disk(vm *v, const char *layer_path)
 	 * QEMU switch. The old name goes last. */
 	r = vm_info_write(v->dir, &next, old_disk);
 	if (r < 0) {
-		vm_fail(v->d, r, "VM %s: cannot write vm.info: %s", v->name, strerror(-r));
+		err_set(r, "VM %s: cannot write vm.info: %s", v->name, strerror(-r));
 		goto out;
 	}
 	if (link(old_disk, layer_path) < 0) {
-		r = vm_fail(v->d, -errno, "VM %s: cannot link %s to %s: %m", v->name, old_disk,
+		r = err_set(-errno, "VM %s: cannot link %s to %s: %m", v->name, old_disk,
 			    layer_path);
 		goto out_restore;
 	}

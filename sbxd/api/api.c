@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "sbxd/api/api_int.h"
 #include "sbxd/api/api_render.h"
 #include "sbxd/common/metrics.h"
@@ -125,7 +126,7 @@ static int authenticate(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		return http_reply_error(r, 401, "Unauthorized", "this API key was revoked"), ret;
 	if (ret < 0) {
 		log_error("request=%s cannot check an API key: %s", http_req_id_str(r),
-			  store_last_error());
+			  err_msg());
 		return http_reply_error(r, 500, "InternalError",
 					"the API key could not be checked (see the server log)"),
 		       ret;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/err.h"
 #include "base/clock.h"
 #include "sbxd/api/api_int.h"
 #include "sbxd/api/api_render.h"
@@ -112,6 +113,6 @@ void api_audit_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	return;
 fail:
 	log_error("request=%s cannot read the audit log of sandbox %s: %s", http_req_id_str(r),
-		  ctx->route.target, store_last_error());
+		  ctx->route.target, err_msg());
 	http_reply_error(r, 500, "InternalError", "cannot read the audit log (see the server log)");
 }

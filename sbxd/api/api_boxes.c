@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "sbxd/api/api_int.h"
 #include "sbxd/api/api_render.h"
 #include "base/cleanup.h"
@@ -47,7 +48,7 @@ static int load_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, struct store_
 		       e;
 	if (e < 0) {
 		log_error("request=%s cannot read sandbox %s: %s", http_req_id_str(r),
-			  ctx->route.target, store_last_error());
+			  ctx->route.target, err_msg());
 		return http_reply_error(r, 500, "InternalError",
 					"cannot read the sandbox (see the server log)"),
 		       e;
@@ -99,7 +100,7 @@ static void list_boxes(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 
 	if (store_box_list(a->st, api_owner(ctx), &v, &n) < 0) {
 		http_reply_error(r, 500, "InternalError", "cannot list sandboxes: %s",
-				 store_last_error());
+				 err_msg());
 		return;
 	}
 	arr = json_array();
@@ -153,7 +154,7 @@ static int load_create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx,
 		return http_reply_error(r, 404, "NotFound", "snapshot '%s' not found", ref), e;
 	if (e < 0)
 		return http_reply_error(r, 500, "InternalError", "cannot read snapshot '%s': %s",
-					ref, store_last_error()),
+					ref, err_msg()),
 		       e;
 	if (ret->state == SNAPSHOT_BUILDING)
 		e = http_reply_error(r, 409, "Conflict",
@@ -284,7 +285,7 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	    check_key_quota(a, ctx, &res, &e) < 0) {
 		if (!e.status)
 			api_error_set(&e, 500, "InternalError", "cannot count sandboxes: %s",
-				      store_last_error());
+				      err_msg());
 		api_reply_error(r, &e);
 		goto out;
 	}
@@ -318,9 +319,9 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	}
 	if (ret < 0) {
 		log_error("request=%s cannot store a new sandbox: %s", http_req_id_str(r),
-			  store_last_error());
+			  err_msg());
 		http_reply_error(r, 500, "InternalError", "cannot store the sandbox: %s",
-				 ret == -EIO ? store_last_error() : strerror(-ret));
+				 ret == -EIO ? err_msg() : strerror(-ret));
 		goto out;
 	}
 	snprintf(ctx->box_id, sizeof(ctx->box_id), "%s", b.id);
@@ -418,7 +419,7 @@ static void update_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	goto out_box;
 out_fail:
 	http_reply_error(r, 500, "InternalError", "cannot update sandbox '%s': %s", b.name,
-			 store_last_error());
+			 err_msg());
 out_box:
 	store_box_release(&b);
 out:
@@ -439,7 +440,7 @@ static void delete_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		http_reply_error(r, 404, "NotFound", "sandbox '%s' not found", ctx->route.target);
 	else if (ret < 0)
 		http_reply_error(r, 500, "InternalError", "cannot delete sandbox '%s': %s", b.name,
-				 ret == -EIO ? store_last_error() : strerror(-ret));
+				 ret == -EIO ? err_msg() : strerror(-ret));
 	else
 		http_req_defer(r);
 	store_box_release(&b);
@@ -494,7 +495,7 @@ static void stop_start_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, bool s
 		http_reply_error(r, 404, "NotFound", "sandbox '%s' not found", ctx->route.target);
 	} else {
 		http_reply_error(r, 500, "InternalError", "cannot %s sandbox '%s': %s", verb,
-				 b.name, ret == -EIO ? store_last_error() : strerror(-ret));
+				 b.name, ret == -EIO ? err_msg() : strerror(-ret));
 	}
 	store_box_release(&b);
 }

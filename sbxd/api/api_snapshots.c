@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "sbxd/api/api_int.h"
 #include "sbxd/api/api_render.h"
 #include "base/cleanup.h"
@@ -62,7 +63,7 @@ static int load_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx, struct s
 		       e;
 	if (e < 0)
 		return http_reply_error(r, 500, "InternalError", "cannot read snapshot '%s': %s",
-					ctx->route.target, store_last_error()),
+					ctx->route.target, err_msg()),
 		       e;
 	return 0;
 }
@@ -207,7 +208,7 @@ static void capture_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	}
 	if (ret < 0) {
 		http_reply_error(r, 500, "InternalError", "cannot store the snapshot: %s",
-				 store_last_error());
+				 err_msg());
 		goto out;
 	}
 	log_info("snapshot=%s id=%s: capturing sandbox=%s (%s) for key=%s", q.name, s.id, b.name,
@@ -309,7 +310,7 @@ static void create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	}
 	if (ret < 0) {
 		http_reply_error(r, 500, "InternalError", "cannot store the snapshot: %s",
-				 store_last_error());
+				 err_msg());
 		goto out;
 	}
 	snprintf(ctx->snap_id, sizeof(ctx->snap_id), "%s", s.id);
@@ -354,7 +355,7 @@ static void list_snapshots(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 				has_contains && contains[0] ? contains : NULL, lim, off, &v, &n,
 				&more) < 0) {
 		http_reply_error(r, 500, "InternalError", "cannot list snapshots: %s",
-				 store_last_error());
+				 err_msg());
 		return;
 	}
 	arr = json_array();
@@ -389,7 +390,7 @@ static void delete_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		http_reply_error(r, 404, "NotFound", "snapshot '%s' not found", ctx->route.target);
 	else if (ret < 0)
 		http_reply_error(r, 500, "InternalError", "cannot delete snapshot '%s': %s", s.name,
-				 ret == -EIO ? store_last_error() : strerror(-ret));
+				 ret == -EIO ? err_msg() : strerror(-ret));
 	else
 		http_req_defer(r);
 	store_snapshot_release(&s);
@@ -467,7 +468,7 @@ static void snapshot_pool(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	}
 	if (ret < 0) {
 		http_reply_error(r, 500, "InternalError", "cannot set the pool of '%s': %s", s.name,
-				 ret == -EIO ? store_last_error() : strerror(-ret));
+				 ret == -EIO ? err_msg() : strerror(-ret));
 		goto out;
 	}
 	log_info("snapshot=%s id=%s: pool size %u (key=%s)", s.name, s.id, size, ctx->who.key_name);
@@ -529,7 +530,7 @@ void sbxd_api_start_pools(sbxd_api *a, unsigned image_pool_size, const char *ove
 	if (overrides && *overrides)
 		apply_pool_overrides(a, overrides);
 	if (store_snapshot_list(a->st, STORE_OWNER_ANY, NULL, 0, 0, &v, &n, NULL) < 0) {
-		log_warn("pools: cannot list snapshots: %s, ignoring", store_last_error());
+		log_warn("pools: cannot list snapshots: %s, ignoring", err_msg());
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {

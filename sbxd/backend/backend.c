@@ -177,7 +177,7 @@ static int cold_boot(sbxd_vm_backend *b, const struct sbxd_vm_spec *spec, char *
 	int r = vm_start(b->d, &cfg, &v);
 
 	if (r < 0)
-		snprintf(err, errlen, "%s", vm_driver_last_error(b->d));
+		snprintf(err, errlen, "%s", err_msg());
 	return r;
 }
 
@@ -295,7 +295,7 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 
 	r = vm_lookup(d, vm_name, &v);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", vm_driver_last_error(d));
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	/* Nothing of ours pauses or migrates a VM we wait for: if it is, sbxd
@@ -307,7 +307,7 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 			 "and it runs again",
 			 vm_name);
 	else if (r < 0)
-		log_warn("vm=%s: %s, ignoring", vm_name, vm_driver_last_error(d));
+		log_warn("vm=%s: %s, ignoring", vm_name, err_msg());
 	w.v = v;
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	r = agent_client_connect_opts(addr, &o, &c);
@@ -317,7 +317,7 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 		r = agent_ping(c, &rtt);
 		if (r < 0)
 			snprintf(err, errlen, "the guest agent did not answer a ping: %s",
-				 agent_client_last_error(c));
+				 err_msg());
 		agent_client_free(c);
 		return r;
 	}
@@ -330,7 +330,7 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 			 timeout_ms / 1000, hint[0] ? "; console: " : "", hint);
 	else
 		snprintf(err, errlen, "cannot reach the guest agent: %s%s%s",
-			 agent_connect_last_error(), hint[0] ? "; console: " : "", hint);
+			 err_msg(), hint[0] ? "; console: " : "", hint);
 	return r;
 }
 
@@ -342,7 +342,7 @@ static int vb_destroy(void *ctx, const char *vm_name, char *err, size_t errlen)
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		snprintf(err, errlen, "%s", vm_driver_last_error(b->d));
+		snprintf(err, errlen, "%s", err_msg());
 	return r;
 }
 
@@ -407,7 +407,7 @@ static int vb_fixup(void *ctx, const char *vm_name, const char *hostname, char *
 
 	r = vm_lookup(b->d, vm_name, &v);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", vm_driver_last_error(b->d));
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	if (getrandom(entropy, sizeof(entropy), 0) != (ssize_t)sizeof(entropy)) {
@@ -418,14 +418,14 @@ static int vb_fixup(void *ctx, const char *vm_name, const char *hostname, char *
 	r = agent_client_connect(addr, FIXUP_CONNECT_MS, &c);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot reach the guest agent: %s",
-			 agent_connect_last_error());
+			 err_msg());
 		return r;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	f.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	r = agent_fixup(c, &f);
 	if (r < 0)
-		snprintf(err, errlen, "%s", agent_client_last_error(c));
+		snprintf(err, errlen, "%s", err_msg());
 	agent_client_free(c);
 	return r;
 }
@@ -473,7 +473,7 @@ static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_sna
 		return no_store(err, errlen);
 	r = vm_lookup(b->d, vm_name, &v);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", vm_driver_last_error(b->d));
+		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	/* A parent that was deleted meanwhile is no parent (the VM still has

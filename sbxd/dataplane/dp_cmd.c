@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "sbxd/dataplane/dp_int.h"
 #include "sbxd/common/metrics.h"
 #include "base/log.h"
@@ -81,7 +82,7 @@ void dp_audit_begin(struct dp_box *b, const char *id, const char *who, const cha
 
 	if (r < 0)
 		log_warn("sandbox=%s command=%s cannot write the audit log: %s, ignoring", b->name,
-			 id, r == -EIO ? store_last_error() : strerror(-r));
+			 id, r == -EIO ? err_msg() : strerror(-r));
 }
 
 void dp_audit_end(struct dp_box *b, const char *id, int exit_code, const char *outcome)
@@ -90,7 +91,7 @@ void dp_audit_end(struct dp_box *b, const char *id, int exit_code, const char *o
 
 	if (r < 0 && r != -ENOENT)
 		log_warn("sandbox=%s command=%s cannot write the audit log: %s, ignoring", b->name,
-			 id, r == -EIO ? store_last_error() : strerror(-r));
+			 id, r == -EIO ? err_msg() : strerror(-r));
 }
 
 static void cmd_store(struct dp_cmd *c, const char *state, int code)
@@ -99,7 +100,7 @@ static void cmd_store(struct dp_cmd *c, const char *state, int code)
 
 	if (r < 0)
 		log_warn("sandbox=%s command=%s cannot record state %s: %s, ignoring", c->box->name,
-			 c->id, state, r == -EIO ? store_last_error() : strerror(-r));
+			 c->id, state, r == -EIO ? err_msg() : strerror(-r));
 	/* the audit log sees a command's end once */
 	if (!strcmp(state, "exited"))
 		dp_audit_end(c->box, c->id, code,

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "sbxd/common/key.h"
@@ -217,7 +218,7 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 		if (r < 0 && r != -ENOENT) {
 			snprintf(msg, sizeof(msg),
 				 "the VM is gone but its row could not be removed: %s",
-				 store_last_error());
+				 err_msg());
 			o = MGR_DELETE_FAILED;
 		}
 	}
@@ -516,7 +517,7 @@ static void run_snap_delete(sbxd_mgr *m, struct job *j)
 		r = store_snapshot_delete(m->c.st, j->id);
 		if (r < 0 && r != -ENOENT) {
 			snprintf(msg, sizeof(msg), "the snapshot is gone but its row stays: %s",
-				 store_last_error());
+				 err_msg());
 			o = MGR_DELETE_FAILED;
 		}
 	}
@@ -594,7 +595,7 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 		    store_box_set_stop_snapshot(m->c.st, j->id, snap, j->stop_memory) < 0) {
 			r = -EIO;
 			snprintf(msg, sizeof(msg), "cannot record the stop snapshot: %s",
-				 store_last_error());
+				 err_msg());
 			free(j->stop_snap);
 			j->stop_snap = NULL;
 		}

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "sbxd/mgr/mgr_int.h"
@@ -218,7 +219,7 @@ static void ttl_tick(sbxd_mgr *m)
 	pthread_mutex_unlock(&m->ttl.lock);
 
 	if (store_box_list(m->c.st, STORE_OWNER_ANY, &rows, &n) < 0) {
-		log_warn("ttl: cannot read the sandboxes: %s, ignoring", store_last_error());
+		log_warn("ttl: cannot read the sandboxes: %s, ignoring", err_msg());
 		n = 0;
 	}
 	for (size_t i = 0; i < n_stopped; i++) {

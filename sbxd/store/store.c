@@ -19,9 +19,8 @@
 #include <time.h>
 
 #include "base/cleanup.h"
+#include "base/err.h"
 #include "sbxd/store/store_int.h"
-
-static __thread char tls_err[512];
 
 /* migrations[i] takes the schema from version i to i + 1. Later versions
  * append to this list; a released entry never changes. */
@@ -139,15 +138,9 @@ static const char *const migrations[] = {
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
 	       "STORE_SCHEMA_VERSION must be the number of migrations");
 
-const char *store_last_error(void)
-{
-	return tls_err;
-}
-
 int store_fail(store *s, int rc)
 {
-	snprintf(tls_err, sizeof(tls_err), "%s",
-		 s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	err_set(0, "%s", s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
 		return -ENOENT;
 	switch (rc & 0xff) {
@@ -232,11 +225,10 @@ static int migrate(store *s)
 	if (r < 0)
 		return r;
 	if (version > (int)ARRAY_SIZE(migrations)) {
-		snprintf(tls_err, sizeof(tls_err),
-			 "the database has schema version %d, but this sbxd knows only up to %d "
-			 "(was it written by a newer sbxd?)",
-			 version, (int)ARRAY_SIZE(migrations));
-		return -EPROTO;
+		return err_set(-EPROTO,
+			       "the database has schema version %d, but this sbxd knows only up to %d "
+			       "(was it written by a newer sbxd?)",
+			       version, (int)ARRAY_SIZE(migrations));
 	}
 	for (; version < (int)ARRAY_SIZE(migrations); version++) {
 		char bump[64];
@@ -251,12 +243,11 @@ static int migrate(store *s)
 		if (r == 0)
 			r = store_exec(s, "COMMIT");
 		if (r < 0) {
-			char saved[sizeof(tls_err)];
+			char saved[ERR_MSG_MAX];
 
-			memcpy(saved, tls_err, sizeof(saved));
+			snprintf(saved, sizeof(saved), "%s", err_msg());
 			(void)store_exec(s, "ROLLBACK");
-			memcpy(tls_err, saved, sizeof(saved));
-			return r;
+			return err_set(r, "%s", saved);
 		}
 	}
 	return 0;
@@ -267,7 +258,7 @@ int store_open(const char *path, store **ret)
 	store *s;
 	int rc, r;
 
-	tls_err[0] = '\0';
+	err_clear();
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -276,8 +267,8 @@ int store_open(const char *path, store **ret)
 	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		r = store_fail(s, rc);
-		snprintf(tls_err, sizeof(tls_err), "cannot open %s: %s", path,
-			 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		err_set(r, "cannot open %s: %s", path,
+			s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto out_close;
 	}
 	/* A CLI "sbxd key create" may write while sbxd serve holds the file. */

@@ -12,7 +12,7 @@
  * handle's lock. All functions return 0 (or a count) or -errno:
  *   -ENOENT  no such row (or not visible to that owner)
  *   -EEXIST  a unique name is taken
- *   -EIO     SQLite failed; store_last_error() has its message
+ *   -EIO     SQLite failed; err_msg() has its message
  * Strings in result structs are owned by the caller (release functions).
  */
 #pragma once
@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "base/err.h"
 
 typedef struct store store;
 
@@ -160,8 +162,6 @@ static inline void store_closep(store **s)
 {
 	store_close(*s);
 }
-/* SQLite's message for the last -EIO of this thread ("" if none). */
-const char *store_last_error(void);
 /* The journal mode in use ("wal"), for tests and diagnostics. */
 int store_journal_mode(store *s, char *buf, size_t len);
 int store_schema_version(store *s);

@@ -15,7 +15,7 @@ struct store {
 	pthread_mutex_t lock;
 };
 
-/* Records SQLite's message for store_last_error() and returns -EIO (or
+/* Records SQLite's message in err_msg() (base/err.h) and returns -EIO (or
  * -EEXIST for a constraint violation, -EBUSY when locked). */
 int store_fail(store *s, int rc);
 /* Prepare sql; on failure the error is recorded. */

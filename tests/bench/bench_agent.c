@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "protocol/proto.h"
 #include "host/vm/vm.h"
@@ -134,13 +135,13 @@ static int boot(const char *image, const char *name, bool bench_channel, vm **re
 	r = vm_start(drv, &vc, ret_vm);
 	g_live = *ret_vm;
 	if (r < 0) {
-		fprintf(stderr, "bench: cannot start a VM: %s\n", vm_driver_last_error(drv));
+		fprintf(stderr, "bench: cannot start a VM: %s\n", err_msg());
 		return r;
 	}
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(*ret_vm));
 	r = agent_client_connect(addr, 120000, ret_c);
 	if (r < 0) {
-		fprintf(stderr, "bench: %s\n", agent_connect_last_error());
+		fprintf(stderr, "bench: %s\n", err_msg());
 		vm_destroy(*ret_vm);
 		g_live = NULL;
 		*ret_vm = vm_free(*ret_vm);
@@ -337,7 +338,7 @@ int main(void)
 	dc.probe_kernel = kernel;
 	if (vm_driver_open(&dc, &drv) < 0) {
 		fprintf(stderr, "bench: cannot open the VM driver: %s\n",
-			vm_driver_last_error(NULL));
+			err_msg());
 		return 1;
 	}
 	accel = vm_accel_to_string(vm_driver_accel(drv));

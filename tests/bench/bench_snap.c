@@ -108,7 +108,7 @@ static int first_exec(vm *v)
 
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	if (agent_client_connect(addr, 180000, &c) < 0) {
-		fprintf(stderr, "bench: %s\n", agent_connect_last_error());
+		fprintf(stderr, "bench: %s\n", err_msg());
 		return -1;
 	}
 	if (agent_exec(c, &spec, &ops, &r, &cmd) < 0)
@@ -125,7 +125,7 @@ static void destroy(vm *v)
 {
 	if (v && vm_destroy(v) < 0)
 		fprintf(stderr, "bench: cannot destroy %s: %s\n", vm_name(v),
-			vm_driver_last_error(drv));
+			err_msg());
 	vm_free(v);
 }
 
@@ -141,7 +141,7 @@ static double cold_boot(void)
 
 		snprintf(name, sizeof(name), "bcold-%d-%d", (int)getpid(), i);
 		if (vm_start(drv, &c, &v) < 0 || first_exec(v) < 0) {
-			fprintf(stderr, "bench: cold boot: %s\n", vm_driver_last_error(drv));
+			fprintf(stderr, "bench: cold boot: %s\n", err_msg());
 			exit(1);
 		}
 		t[i] = now_ms() - t0;
@@ -447,7 +447,7 @@ int main(void)
 	mkdir(state, 0700);
 	dc.state_dir = state;
 	if (vm_driver_open(&dc, &drv) < 0 || snap_store_open(state, &st) < 0) {
-		fprintf(stderr, "bench: %s %s\n", vm_driver_last_error(NULL), err_msg());
+		fprintf(stderr, "bench: %s %s\n", err_msg(), err_msg());
 		return 1;
 	}
 	accel = vm_accel_to_string(vm_driver_accel(drv));

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "base/cleanup.h"
 #include "protocol/proto.h"
@@ -60,7 +61,7 @@ static agent_client *connect_agent_at(const char *sock)
 
 	snprintf(addr, sizeof(addr), "unix:%s", sock);
 	r = agent_client_connect(addr, 60000, &c);
-	ck_assert_msg(r == 0, "cannot connect to the agent: %s", agent_connect_last_error());
+	ck_assert_msg(r == 0, "cannot connect to the agent: %s", err_msg());
 	agent_client_set_timeout(c, 120000);
 	return c;
 }
@@ -155,7 +156,7 @@ static void pump_until(agent_client *c, const bool *flag, int timeout_ms)
 	while (!*flag) {
 		ck_assert_msg(now_ms() < end, "timed out waiting for the agent");
 		int r = agent_client_pump(c, 200);
-		ck_assert_msg(r == 0, "connection lost: %s", agent_client_last_error(c));
+		ck_assert_msg(r == 0, "connection lost: %s", err_msg());
 	}
 }
 
@@ -352,9 +353,9 @@ START_TEST(test_64mib_file_round_trip_is_identical)
 	lseek(sfd, 0, SEEK_SET);
 
 	r = agent_put_file(c, sfd, "/root/big.bin", 0600, false);
-	ck_assert_msg(r == 0, "put: %s", agent_client_last_error(c));
+	ck_assert_msg(r == 0, "put: %s", err_msg());
 	r = agent_get_file(c, "/root/big.bin", dfd, &meta);
-	ck_assert_msg(r == 0, "get: %s", agent_client_last_error(c));
+	ck_assert_msg(r == 0, "get: %s", err_msg());
 	ck_assert_uint_eq(meta.size, n);
 	ck_assert_int_eq(pread(dfd, back, n, 0), (ssize_t)n);
 	ck_assert(memcmp(data, back, n) == 0);
@@ -371,8 +372,8 @@ START_TEST(test_put_under_missing_directory_gives_clear_error)
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int r = agent_put_file(c, fd, "/no/such/dir/file.txt", 0, false);
 	ck_assert_int_eq(r, -ENOENT);
-	ck_assert_msg(strstr(agent_client_last_error(c), "/no/such/dir"), "message: %s",
-		      agent_client_last_error(c));
+	ck_assert_msg(strstr(err_msg(), "/no/such/dir"), "message: %s",
+		      err_msg());
 	close(fd);
 	/* and a get of a file that is not there */
 	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -892,7 +893,7 @@ int main(void)
 	r = vm_driver_open(&dc, &g_drv);
 	if (r < 0) {
 		fprintf(stderr, "check_integration: cannot open the VM driver: %s\n",
-			vm_driver_last_error(NULL));
+			err_msg());
 		return 1;
 	}
 	g_main_pid = getpid();
@@ -915,7 +916,7 @@ int main(void)
 		r = vm_start(g_drv, &vc, &g_vm);
 		if (r < 0) {
 			fprintf(stderr, "check_integration: cannot start the test VM: %s\n",
-				vm_driver_last_error(g_drv));
+				err_msg());
 			return 1;
 		}
 		snprintf(g_sock, sizeof(g_sock), "%s", vm_agent_socket(g_vm));
@@ -931,7 +932,7 @@ int main(void)
 		r = vm_start(g_drv, &vc, &g_big);
 		if (r < 0) {
 			fprintf(stderr, "check_integration: cannot start the big-disk VM: %s\n",
-				vm_driver_last_error(g_drv));
+				err_msg());
 			return 1;
 		}
 		printf("check_integration: VM %s (disk %llu bytes) started\n", name,

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "base/log.h"
 
@@ -182,7 +183,7 @@ static void agent_answers(const char *id)
 
 	snprintf(addr, sizeof(addr), "unix:%s/vms/%s/agent.sock", state, id);
 	r = agent_client_connect(addr, 30000, &c);
-	ck_assert_msg(r == 0, "connect %s: %s", addr, agent_connect_last_error());
+	ck_assert_msg(r == 0, "connect %s: %s", addr, err_msg());
 	ck_assert_int_eq(agent_ping(c, &rtt), 0);
 	agent_client_free(c);
 }

@@ -123,12 +123,12 @@ static char *sh(const char *name, const char *shell, int *code)
 
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(find_vm(name)));
 	ck_assert_msg(agent_client_connect(addr, 30000, &c) == 0, "%s: cannot connect: %s", name,
-		      agent_connect_last_error());
+		      err_msg());
 	agent_client_set_timeout(c, 60000);
 	ck_assert_int_eq(agent_exec(c, &spec, &ops, &r, &cmd), 0);
 	while (!r.done)
 		ck_assert_msg(agent_client_pump(c, 60000) == 0, "%s: %s", name,
-			      agent_client_last_error(c));
+			      err_msg());
 	agent_cmd_free(cmd);
 	agent_client_free(c);
 	ck_assert_msg(!r.failed, "%s: '%s' could not run", name, shell);
@@ -494,7 +494,7 @@ START_TEST(test_host_disk_full_child)
 	vm *v = NULL;
 	int fd, code, r;
 
-	ck_assert_msg(vm_start(g_drv, &c, &v) == 0, "%s", vm_driver_last_error(g_drv));
+	ck_assert_msg(vm_start(g_drv, &c, &v) == 0, "%s", err_msg());
 	keep_vm(v);
 	sh_expect("full1", "echo up", "up");
 	/* leave 8 MiB */
@@ -553,7 +553,7 @@ static int host_disk_full_child(const char *dir)
 	mkdir(g_state, 0700);
 	dc.state_dir = g_state;
 	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
-		fprintf(stderr, "check_snapshot: %s %s\n", vm_driver_last_error(NULL),
+		fprintf(stderr, "check_snapshot: %s %s\n", err_msg(),
 			err_msg());
 		return 1;
 	}
@@ -642,7 +642,7 @@ int main(int argc, char **argv)
 	mkdir(g_state, 0700);
 	dc.state_dir = g_state;
 	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
-		fprintf(stderr, "check_snapshot: %s %s\n", vm_driver_last_error(NULL),
+		fprintf(stderr, "check_snapshot: %s %s\n", err_msg(),
 			err_msg());
 		return 1;
 	}

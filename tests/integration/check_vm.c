@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "base/log.h"
 #include "host/vm/vm.h"
 #include "host/vm/vm_int.h"
@@ -55,7 +56,7 @@ static vm_driver *open_driver(void)
 	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", image_dir);
 	c.probe_kernel = kernel;
 	r = vm_driver_open(&c, &d);
-	ck_assert_msg(r == 0, "vm_driver_open: %d %s", r, vm_driver_last_error(NULL));
+	ck_assert_msg(r == 0, "vm_driver_open: %d %s", r, err_msg());
 	return d;
 }
 
@@ -146,7 +147,7 @@ static void destroy_everything_in(vm_driver *d)
 		for (char **p = names; *p; p++)
 			if (vm_destroy_by_name(d, *p) < 0)
 				fprintf(stderr, "check_vm: cleanup of %s: %s\n", *p,
-					vm_driver_last_error(d));
+					err_msg());
 		vm_strv_free(names);
 	}
 	snprintf(vms, sizeof(vms), "%s/vms", state_dir);
@@ -196,7 +197,7 @@ static vm *start_vm(vm_driver *d, const char *name)
 	int r;
 
 	r = vm_start(d, &c, &v);
-	ck_assert_msg(r == 0, "vm_start %s: %d %s", name, r, vm_driver_last_error(d));
+	ck_assert_msg(r == 0, "vm_start %s: %d %s", name, r, err_msg());
 	ck_assert_ptr_nonnull(v);
 	return v;
 }
@@ -281,7 +282,7 @@ START_TEST(test_vm_driver_accelerator_can_be_forced)
 	setenv("SBX_ACCEL", "hvf", 1);
 	ck_assert_int_eq(vm_driver_open(&c, &d), -EINVAL);
 	ck_assert_ptr_null(d);
-	ck_assert_ptr_nonnull(strstr(vm_driver_last_error(NULL), "SBX_ACCEL=hvf"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "SBX_ACCEL=hvf"));
 	unsetenv("SBX_ACCEL");
 }
 END_TEST
@@ -352,7 +353,7 @@ START_TEST(test_vm_two_guests_run_at_once)
 	/* a second VM of the same name is refused and harms nothing */
 	ck_assert_int_eq(vm_start(d, &dup, &c), -EEXIST);
 	ck_assert_ptr_null(c);
-	ck_assert_ptr_nonnull(strstr(vm_driver_last_error(d), "t-one"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "t-one"));
 	ck_assert_int_eq(vm_is_running(a), 1);
 	ck_assert(is_socket(vm_agent_socket(a)));
 
@@ -382,7 +383,7 @@ static void *par_start_main(void *arg)
 	struct vm_config c = {.name = p->name, .image_dir = image_dir, .memory_mib = 256};
 
 	p->r = vm_start(p->d, &c, &p->v);
-	snprintf(p->err, sizeof(p->err), "%s", p->r < 0 ? vm_driver_last_error(p->d) : "");
+	snprintf(p->err, sizeof(p->err), "%s", p->r < 0 ? err_msg() : "");
 	return NULL;
 }
 
@@ -506,11 +507,11 @@ static int start_and_leave(const char *state, const char *image, const char *nam
 
 	log_set_level(LOG_LVL_WARN);
 	if (vm_driver_open(&c, &d) < 0) {
-		fprintf(stderr, "start: open: %s\n", vm_driver_last_error(NULL));
+		fprintf(stderr, "start: open: %s\n", err_msg());
 		return 10;
 	}
 	if (vm_start(d, &vc, &v) < 0) {
-		fprintf(stderr, "start: %s\n", vm_driver_last_error(d));
+		fprintf(stderr, "start: %s\n", err_msg());
 		return 11;
 	}
 	vm_free(v);
@@ -528,18 +529,18 @@ static int adopt_and_destroy(const char *state, const char *name)
 	log_set_level(LOG_LVL_WARN);
 	r = vm_driver_open(&c, &d);
 	if (r < 0) {
-		fprintf(stderr, "adopt: open: %s\n", vm_driver_last_error(NULL));
+		fprintf(stderr, "adopt: open: %s\n", err_msg());
 		return 10;
 	}
 	r = vm_lookup(d, name, &v);
 	if (r < 0) {
-		fprintf(stderr, "adopt: lookup: %s\n", vm_driver_last_error(d));
+		fprintf(stderr, "adopt: lookup: %s\n", err_msg());
 		return 11;
 	}
 	if (vm_is_running(v) != 1 || !is_socket(vm_agent_socket(v)))
 		return 12;
 	if (vm_destroy(v) < 0) {
-		fprintf(stderr, "adopt: destroy: %s\n", vm_driver_last_error(d));
+		fprintf(stderr, "adopt: destroy: %s\n", err_msg());
 		return 13;
 	}
 	vm_free(v);
@@ -629,8 +630,8 @@ START_TEST(test_vm_start_with_missing_image_fails_clearly)
 
 	ck_assert_int_eq(vm_start(d, &c, &v), -ENOENT);
 	ck_assert_ptr_null(v);
-	ck_assert_ptr_nonnull(strstr(vm_driver_last_error(d), "cannot start VM t-noimg"));
-	ck_assert_ptr_nonnull(strstr(vm_driver_last_error(d), "/nonexistent/sbx-image"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "cannot start VM t-noimg"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "/nonexistent/sbx-image"));
 	assert_nothing_left(d, "t-noimg");
 	vm_driver_free(d);
 }
@@ -660,7 +661,7 @@ START_TEST(test_vm_start_with_broken_kernel_fails_and_leaves_nothing)
 	ck_assert_int_eq(symlink(t, p), 0);
 
 	r = vm_start(d, &c, &v);
-	err = vm_driver_last_error(d);
+	err = err_msg();
 	fprintf(stderr, "check_vm: broken kernel: %s\n", err);
 	ck_assert_int_lt(r, 0);
 	ck_assert_ptr_null(v);
@@ -705,7 +706,7 @@ START_TEST(test_vm_invalid_names_are_rejected)
 		ck_assert_msg(!vm_name_is_valid(bad[i]), "'%s' accepted", bad[i]);
 		ck_assert_int_eq(vm_start(d, &c, &v), -EINVAL);
 		ck_assert_ptr_null(v);
-		ck_assert_ptr_nonnull(strstr(vm_driver_last_error(d), "invalid name"));
+		ck_assert_ptr_nonnull(strstr(err_msg(), "invalid name"));
 		ck_assert_int_eq(vm_lookup(d, bad[i], &v), -EINVAL);
 		ck_assert_int_eq(vm_destroy_by_name(d, bad[i]), -EINVAL);
 	}

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "host/agent/agent_client.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -137,7 +138,7 @@ static agent_client *connect_ok(void)
 	int r = agent_client_connect(addr, 5000, &c);
 
 	ck_assert_msg(r == 0, "connect %s: %s (%s)", addr, strerror(-r),
-		      agent_connect_last_error());
+		      err_msg());
 	agent_client_set_timeout(c, 20000);
 	return c;
 }
@@ -1022,15 +1023,15 @@ START_TEST(test_connect_times_out_when_nobody_answers)
 	ck_assert_int_eq(agent_client_connect(a, 700, &c), -ETIMEDOUT);
 	ck_assert_uint_ge(now_ms() - t0, 650);
 	ck_assert_uint_lt(now_ms() - t0, 3000);
-	ck_assert_msg(strstr(agent_connect_last_error(), "agent did not answer within 0.7 s"),
-		      "message: %s", agent_connect_last_error());
+	ck_assert_msg(strstr(err_msg(), "agent did not answer within 0.7 s"),
+		      "message: %s", err_msg());
 	close(fd);
 
 	/* nothing there at all */
 	snprintf(a, sizeof(a), "unix:%s/absent.sock", tmpdir);
 	ck_assert_int_eq(agent_client_connect(a, 300, &c), -ETIMEDOUT);
-	ck_assert_msg(strstr(agent_connect_last_error(), "No such file or directory"),
-		      "message: %s", agent_connect_last_error());
+	ck_assert_msg(strstr(err_msg(), "No such file or directory"),
+		      "message: %s", err_msg());
 	ck_assert_int_eq(agent_client_connect("tcp:1.2.3.4", 300, &c), -EINVAL);
 	ck_assert_int_eq(agent_client_connect("vsock:x:1", 300, &c), -EINVAL);
 }

@@ -71,10 +71,10 @@ START_TEST(test_config_rejects_lines_without_equals_naming_the_line)
 	struct sbx_config c;
 
 	ck_assert_int_eq(parse_text("endpoint = http://x\nnonsense\n", &c), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(sbx_error_get(), "cfg:2:"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "cfg:2:"));
 	sbx_config_release(&c);
 	ck_assert_int_eq(parse_text("endpoint =\n", &c), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(sbx_error_get(), "endpoint is empty"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "endpoint is empty"));
 	sbx_config_release(&c);
 	ck_assert_int_eq(parse_text("= x\n", &c), -EINVAL);
 	sbx_config_release(&c);
@@ -158,7 +158,7 @@ START_TEST(test_config_refuses_a_file_others_can_write)
 
 	write_cfg("api_key = k\n", 0622);
 	ck_assert_int_eq(sbx_config_resolve(NULL, NULL, &c), -EPERM);
-	ck_assert_ptr_nonnull(strstr(sbx_error_get(), "chmod 600"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "chmod 600"));
 	sbx_config_release(&c);
 }
 END_TEST
@@ -378,7 +378,7 @@ START_TEST(test_urls_api_base_refuses_other_schemes)
 	ck_assert_ptr_null(sbx_api_base("ftp://h"));
 	ck_assert_ptr_null(sbx_api_base("127.0.0.1:8080"));
 	ck_assert_ptr_null(sbx_api_base("http://"));
-	ck_assert_ptr_nonnull(strstr(sbx_error_get(), "no host"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "no host"));
 }
 END_TEST
 
@@ -461,7 +461,7 @@ START_TEST(test_api_resp_check_maps_statuses)
 	ck_assert_int_eq(sbx_resp_check(&r), -EEXIST);
 	r.status = 401;
 	ck_assert_int_eq(sbx_resp_check(&r), -EACCES);
-	ck_assert_ptr_nonnull(strstr(sbx_error_get(), "refused the API key"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "refused the API key"));
 	r.status = 204;
 	ck_assert_int_eq(sbx_resp_check(&r), 0);
 	sbx_http_cleanup();

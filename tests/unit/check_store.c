@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "sbxd/api/api_req.h"
 #include "base/log.h"
 #include "sbxd/common/key.h"
@@ -109,7 +110,7 @@ START_TEST(test_store_refuses_a_newer_schema)
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(store_open(dbpath, &st), -EPROTO);
-	ck_assert_ptr_nonnull(strstr(store_last_error(), "newer sbxd"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "newer sbxd"));
 	st = NULL;
 }
 END_TEST
