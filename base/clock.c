@@ -19,14 +19,14 @@ int64_t clock_wall_ms(void)
 	return ns_of(CLOCK_REALTIME) / 1000000;
 }
 
-int64_t clock_mono_ms(void)
+uint64_t clock_mono_ms(void)
 {
-	return ns_of(CLOCK_MONOTONIC) / 1000000;
+	return (uint64_t)ns_of(CLOCK_MONOTONIC) / 1000000;
 }
 
-int64_t clock_mono_us(void)
+uint64_t clock_mono_us(void)
 {
-	return ns_of(CLOCK_MONOTONIC) / 1000;
+	return (uint64_t)ns_of(CLOCK_MONOTONIC) / 1000;
 }
 
 double clock_mono_s(void)

@@ -15,8 +15,8 @@
 /* Wall clock: milliseconds since the Unix epoch. */
 int64_t clock_wall_ms(void);
 /* Monotonic clock (CLOCK_MONOTONIC). */
-int64_t clock_mono_ms(void);
-int64_t clock_mono_us(void);
+uint64_t clock_mono_ms(void);
+uint64_t clock_mono_us(void);
 double clock_mono_s(void);
 /* Sleep ms milliseconds (resumed after signals). For pacing only: never as
  * a way to wait for something to happen (poll it with a deadline). */

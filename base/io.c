@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* io.c - see io.h. */
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "base/io.h"
@@ -15,6 +16,13 @@ int io_write_all(int fd, const void *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN) {
+				/* a non-blocking fd (a terminal shared with others) */
+				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+				(void)poll(&pfd, 1, -1);
+				continue;
+			}
 			return -errno;
 		}
 		p += n;

@@ -121,8 +121,5 @@ extern struct agent agent;
 /* A new channel id (never 0, never reused while the agent runs). */
 uint32_t agent_new_chan(void);
 
-/* CLOCK_MONOTONIC in milliseconds. */
-uint64_t agent_now_ms(void);
-
 /* PID 1: console message, sync, power off. Ordinary process: exit(1). */
 __attribute__((noreturn, format(printf, 1, 2))) void agent_fatal(const char *fmt, ...);

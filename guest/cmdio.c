@@ -15,6 +15,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "guest/cmd.h"
 #include "guest/conn.h"
 #include "base/log.h"
@@ -136,7 +137,7 @@ static void send_exit(struct cmd *cmd)
 	e->duration_ms = cmd->exited_ms - cmd->started_ms;
 	if (conn_send(cmd->conn, &m) < 0)
 		return;
-	cmd->delivered_ms = agent_now_ms();
+	cmd->delivered_ms = clock_mono_ms();
 	cmd_enter_state(cmd, CMD_RETAINED);
 	loop_timer_want(cmd->delivered_ms + cmd->keep_ms);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "guest/agent.h"
 #include "base/cleanup.h"
 #include "guest/conn.h"
@@ -442,7 +443,7 @@ static void conn_flush_sync(struct conn *c, uint64_t deadline)
 			continue;
 		if (n == 0 || errno != EAGAIN)
 			return;
-		now = agent_now_ms();
+		now = clock_mono_ms();
 		if (now >= deadline)
 			return;
 		(void)poll(&p, 1, (int)(deadline - now));
@@ -451,7 +452,7 @@ static void conn_flush_sync(struct conn *c, uint64_t deadline)
 
 void conn_close_all(void)
 {
-	uint64_t deadline = agent_now_ms() + 1000;
+	uint64_t deadline = clock_mono_ms() + 1000;
 	struct list *pos, *tmp;
 	struct conn *c;
 

@@ -22,6 +22,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "guest/cmd.h"
 #include "guest/conn.h"
@@ -206,7 +207,7 @@ void exec_on_child_exit(pid_t pid, int status)
 		if (cmd->pid != pid || cmd->state != CMD_RUNNING || cmd->dead)
 			continue;
 		cmd->status = status;
-		cmd->exited_ms = agent_now_ms();
+		cmd->exited_ms = clock_mono_ms();
 		log_debug("cmd=%u pid=%d exited status=0x%x", cmd->id, (int)pid, status);
 		if (cmd->pty_slave >= 0)
 			close(cmd->pty_slave);
@@ -552,7 +553,7 @@ void exec_on_exec(struct conn *c, const struct proto_msg *m)
 				e->pty ? "a terminal" : "pipes", s.argv[0], strerror(-ret));
 		return;
 	}
-	cmd->started_ms = agent_now_ms();
+	cmd->started_ms = clock_mono_ms();
 	ret = spawn_start(&s, &cmd->pid, &step);
 	close_child_fds(child);
 	if (ret < 0) {

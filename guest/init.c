@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "guest/agent.h"
 #include "base/cleanup.h"
 #include "guest/init.h"
@@ -41,14 +42,6 @@
 #define INIT_MODULE_DIR "/lib/modules/sbx"
 #define RAMFS_MAGIC_ 0x858458f6
 #define TMPFS_MAGIC_ 0x01021994
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static void mount_or_die(const char *src, const char *dst, const char *type, unsigned long flags,
 			 const char *opts)
@@ -260,7 +253,7 @@ static int wait_for_device(const char *dev, int wait_ms, char *msg, size_t len)
 			return root_fail(msg, len, errno, "cannot use %s as the root", dev);
 		if (waited >= wait_ms)
 			break;
-		sleep_ms(10);
+		clock_sleep_ms(10);
 		waited += 10;
 	}
 	snprintf(msg, len,
@@ -496,11 +489,11 @@ int init_grow_fs(const char *dev, const char *mnt, char *msg, size_t msglen)
 static void grow_root(const char *dev)
 {
 	char msg[512];
-	uint64_t t0 = agent_now_ms();
+	uint64_t t0 = clock_mono_ms();
 	int r = init_grow_fs(dev, "/", msg, sizeof(msg));
 
 	if (r > 0)
-		log_info("%s in %llu ms", msg, (unsigned long long)(agent_now_ms() - t0));
+		log_info("%s in %llu ms", msg, (unsigned long long)(clock_mono_ms() - t0));
 	else if (r == 0)
 		log_info("%s", msg);
 	else
@@ -573,12 +566,12 @@ void init_stage1(void)
 
 static void reap_until(uint64_t deadline)
 {
-	while (agent_now_ms() < deadline) {
+	while (clock_mono_ms() < deadline) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 		if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
 			return;
-		sleep_ms(20);
+		clock_sleep_ms(20);
 	}
 }
 
@@ -586,9 +579,9 @@ void init_power_off(bool reboot_after)
 {
 	log_info("%s: stopping all processes", reboot_after ? "rebooting" : "powering off");
 	(void)kill(-1, SIGTERM);
-	reap_until(agent_now_ms() + 2000);
+	reap_until(clock_mono_ms() + 2000);
 	(void)kill(-1, SIGKILL);
-	reap_until(agent_now_ms() + 1000);
+	reap_until(clock_mono_ms() + 1000);
 	sync();
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 		log_warn("cannot remount / read-only: %s, ignoring", strerror(errno));

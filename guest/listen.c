@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
+#include "base/clock.h"
 #include "guest/agent.h"
 #include "base/cleanup.h"
 #include "guest/conn.h"
@@ -169,7 +170,7 @@ void listen_on_accept(struct op *op, int res)
 	} else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
 		log_warn("cannot accept a connection: %s, retrying", strerror(-res));
 		l->retry = true;
-		loop_timer_want(agent_now_ms() + 100);
+		loop_timer_want(clock_mono_ms() + 100);
 		return;
 	}
 	loop_accept(&l->op, l->fd);
@@ -259,13 +260,13 @@ static void port_on_close(struct conn *c)
 	(void)c;
 	port.conn = NULL;
 	/* look again on the next tick, not from inside conn_close() */
-	loop_timer_want(agent_now_ms());
+	loop_timer_want(clock_mono_ms());
 }
 
 static void port_try(void)
 {
 	struct pollfd p;
-	uint64_t now = agent_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (!port.enabled || port.conn || agent.quitting)
 		return;

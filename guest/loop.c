@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "guest/agent.h"
 #include "guest/conn.h"
 #include "guest/exec.h"
@@ -157,7 +158,7 @@ static void timer_arm(void)
 
 static void on_timer(void)
 {
-	uint64_t now = agent_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	L.armed = 0;
 	if (L.torn_down)

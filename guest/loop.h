@@ -40,7 +40,7 @@ void loop_accept(struct op *op, int fd);
  * its normal result). */
 void loop_cancel(struct op *op);
 
-/* Call the tick functions at (or soon after) when_ms (agent_now_ms()). */
+/* Call the tick functions at (or soon after) when_ms (clock_mono_ms()). */
 void loop_timer_want(uint64_t when_ms);
 
 /* Reap every exited child (SIGCHLD handler, also used at start-up). */

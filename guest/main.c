@@ -40,14 +40,6 @@ uint32_t agent_new_chan(void)
 	return agent.next_chan;
 }
 
-uint64_t agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void agent_fatal(const char *fmt, ...)
 {
 	char msg[1024];

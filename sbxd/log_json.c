@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "sbxd/log_json.h"
 
 #define MAX_FIELDS 8
@@ -80,18 +81,13 @@ static json_t *text(const char *msg, size_t len)
 static void json_sink(enum log_level l, const char *msg, size_t len)
 {
 	json_t *o = json_object();
-	struct timespec ts;
-	struct tm tm;
 	char when[80];
 	char *line, *nl;
 	size_t n;
 
 	if (!o)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	clock_rfc3339(clock_wall_ms(), true, when, sizeof(when));
 	json_object_set_new(o, "time", json_string(when));
 	json_object_set_new(o, "level", json_string(level_names[l]));
 	json_object_set_new(o, "program", json_string(log_state.ident ? log_state.ident : "sbx"));

@@ -226,7 +226,7 @@ static int open_store(const struct sbxd_config *cfg, store **ret)
 static void audit_housekeeping(store *st)
 {
 	int lost = store_audit_sweep(st);
-	int old = store_audit_prune(st, store_now_ms() - SBXD_AUDIT_KEEP_DAYS * 86400000LL);
+	int old = store_audit_prune(st, clock_wall_ms() - SBXD_AUDIT_KEEP_DAYS * 86400000LL);
 
 	if (lost < 0 || old < 0)
 		log_warn("audit log: cannot tidy up: %s, ignoring", err_msg());
@@ -671,14 +671,12 @@ static int serve(const struct sbxd_config *cfg)
 			 err_msg());
 	r = sbxd_mgr_reconcile(mgr);
 	if (r < 0) {
-		log_error("cannot compare the sandboxes with the running VMs: %s",
-			  err_msg_or(r));
+		log_error("cannot compare the sandboxes with the running VMs: %s", err_msg_or(r));
 		goto out;
 	}
 	r = sbxd_mgr_reconcile_snapshots(mgr);
 	if (r < 0) {
-		log_error("cannot compare the snapshots with the snapshot store: %s",
-			  err_msg());
+		log_error("cannot compare the snapshots with the snapshot store: %s", err_msg());
 		goto out;
 	}
 	audit_housekeeping(st);

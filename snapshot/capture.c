@@ -27,28 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "snapshot/snap_vm.h"
 
 #define SYNC_TIMEOUT_MS 60000
-
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* The blob name of a layer path of the VM, which must be in the store. */
 static int layer_blob(snap_store *s, const char *path, const char **ret)
@@ -58,7 +43,7 @@ static int layer_blob(snap_store *s, const char *path, const char **ret)
 
 	if (strncmp(path, blobs, n) || path[n] != '/' || !snap_blob_name_is_valid(path + n + 1))
 		return err_set(-EINVAL, "the VM's disk layer %s is not in the snapshot store %s",
-				path, blobs);
+			       path, blobs);
 	*ret = path + n + 1;
 	return 0;
 }
@@ -161,8 +146,7 @@ static int convert_stream(snap_store *s, vm_driver *d, const struct vm_info *inf
 	if (r < 0)
 		err_set(r, "%s", err_msg());
 	if (vm_destroy(h) < 0)
-		log_warn("vm=%s cannot remove the conversion helper: %s", name,
-			 err_msg());
+		log_warn("vm=%s cannot remove the conversion helper: %s", name, err_msg());
 	vm_free(h);
 	return r;
 }
@@ -177,7 +161,7 @@ static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
 	_cleanup_free_ char *ram_path = NULL, *state_path = NULL, *stream_path = NULL;
 	_cleanup_strv_ char **layers = NULL;
 	_cleanup_close_ int state_fd = -1;
-	long long t0 = mono_ms();
+	long long t0 = clock_mono_ms();
 	int r;
 
 	if (!ram || !state || !stream)
@@ -202,14 +186,14 @@ static int capture_memory(snap_store *s, vm_driver *d, struct snap_manifest *m,
 	state_fd = snapvm_tmpfile(s->blobs_dir);
 	if (state_fd < 0)
 		return err_set(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
-				strerror(-state_fd));
+			       strerror(-state_fd));
 	r = stream_only ? err_set(-ECANCELED, "the shared-file form was not asked for")
 			: convert_stream(s, d, info, layers, stream_fd, ram_path, state_fd);
 	if (r == 0)
 		r = snapvm_compress(state_fd, state_path);
 	if (r == 0) {
 		log_info("snapshot %s: memory in shared-file form (converted in %lld ms)", m->id,
-			 mono_ms() - t0);
+			 clock_mono_ms() - t0);
 		return 0;
 	}
 	if (!stream_only)
@@ -256,9 +240,9 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		return err_set(r, "cannot capture VM %s: %s", vm_name(v), err_msg());
 	if (info.ram_shared) {
 		r = err_set(-EINVAL,
-			     "cannot capture VM %s: its memory is a shared file (a "
-			     "zygote build?)",
-			     vm_name(v));
+			    "cannot capture VM %s: its memory is a shared file (a "
+			    "zygote build?)",
+			    vm_name(v));
 		goto out;
 	}
 
@@ -280,7 +264,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 	m->vcpus = info.vcpus;
 	m->memory_mib = info.memory_mib;
 	m->disk_bytes = info.disk_bytes;
-	m->created_ms = now_ms();
+	m->created_ms = clock_wall_ms();
 	if (!m->id || (o->name && !m->name) || (o->parent && !m->parent) || !m->image_dir ||
 	    !m->source_vm) {
 		r = -ENOMEM;
@@ -315,7 +299,7 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		stream_fd = snapvm_tmpfile(s->blobs_dir);
 		if (stream_fd < 0) {
 			r = err_set(stream_fd, "cannot create a file in %s: %s", s->blobs_dir,
-				     strerror(-stream_fd));
+				    strerror(-stream_fd));
 			goto out_discard;
 		}
 	}
@@ -324,12 +308,11 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		 * for the last dirty pages, the disk freeze and device state */
 		r = vm_capture_live(v, layer_path, stream_fd, &paused_ms);
 		if (r < 0) {
-			err_set(r, "cannot capture VM %s: %s", vm_name(v),
-				 err_msg());
+			err_set(r, "cannot capture VM %s: %s", vm_name(v), err_msg());
 			goto out_discard;
 		}
 	} else {
-		t_pause = mono_ms();
+		t_pause = clock_mono_ms();
 		r = vm_pause(v);
 		if (r < 0) {
 			err_set(r, "%s", err_msg());
@@ -338,17 +321,15 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		paused = true;
 		r = vm_freeze_disk(v, layer_path);
 		if (r < 0)
-			err_set(r, "cannot capture VM %s: %s", vm_name(v),
-				 err_msg());
+			err_set(r, "cannot capture VM %s: %s", vm_name(v), err_msg());
 		if (vm_resume(v) < 0) {
-			log_error("vm=%s cannot resume after a capture: %s", vm_name(v),
-				  err_msg());
+			log_error("vm=%s cannot resume after a capture: %s", vm_name(v), err_msg());
 			if (r == 0)
 				r = err_set(-EIO, "VM %s did not resume after the capture: %s",
-					     vm_name(v), err_msg());
+					    vm_name(v), err_msg());
 		}
 		paused = false;
-		paused_ms = mono_ms() - t_pause;
+		paused_ms = clock_mono_ms() - t_pause;
 		if (r < 0)
 			goto out_discard;
 	}

@@ -28,6 +28,7 @@
 #include <archive_entry.h>
 #include <openssl/evp.h>
 
+#include "base/io.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
@@ -148,7 +149,7 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 		return err_set(-errno, "%s: %s", what, strerror(errno));
 	if ((uint64_t)st.st_size != p->size)
 		return err_set(-EBADMSG, "%s: size %llu but the manifest says %llu", what,
-				(unsigned long long)st.st_size, (unsigned long long)p->size);
+			       (unsigned long long)st.st_size, (unsigned long long)p->size);
 	r = data_extents(fd, p->size, &x, &n);
 	if (r < 0)
 		return err_set(r, "%s: %s", what, strerror(-r));
@@ -197,7 +198,7 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 				continue;
 			if (got <= 0) {
 				r = err_set(got < 0 ? -errno : -EBADMSG, "%s: %s", what,
-					     got < 0 ? strerror(errno) : "shorter than its size");
+					    got < 0 ? strerror(errno) : "shorter than its size");
 				break;
 			}
 			r = write_data(a, buf, (size_t)got) < 0 ? arc_err(a, -EIO, what) : 0;
@@ -211,7 +212,7 @@ static int export_blob(struct archive *a, const struct snap_manifest *m, const s
 	EVP_MD_CTX_free(ctx);
 	if (r == 0 && strcmp(hex, p->sha256))
 		r = err_set(-EBADMSG, "%s: SHA-256 mismatch: the file was changed or damaged",
-			     what);
+			    what);
 	if (r == 0 && archive_write_finish_entry(a) != ARCHIVE_OK)
 		r = arc_err(a, -EIO, what);
 	return r;
@@ -254,7 +255,7 @@ int snap_export(snap_store *s, const char *id, int out_fd)
 		return r;
 	if (m->status != SNAP_READY) {
 		r = err_set(-EBUSY, "snapshot %s: is %s, only ready snapshots can be exported", id,
-			     snap_status_to_string(m->status));
+			    snap_status_to_string(m->status));
 		goto out;
 	}
 	/* open every part under the shared lock: an open file stays readable
@@ -268,9 +269,9 @@ int snap_export(snap_store *s, const char *id, int out_fd)
 		fds[n] = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY) : -ENOMEM;
 		if (fds[n] < 0) {
 			r = err_set(path ? -errno : -ENOMEM, "snapshot %s: part %s (blobs/%s): %s",
-				     id, snap_part_role_to_string(m->parts[n].role),
-				     m->parts[n].blob,
-				     errno == ENOENT ? "missing" : strerror(errno));
+				    id, snap_part_role_to_string(m->parts[n].role),
+				    m->parts[n].blob,
+				    errno == ENOENT ? "missing" : strerror(errno));
 			break;
 		}
 	}
@@ -317,22 +318,6 @@ struct import {
 	bool moved[SNAP_MAX_PARTS]; /* moved into blobs/ by this import */
 };
 
-static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, p, n, (off_t)off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 static bool all_zero(const unsigned char *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -353,7 +338,7 @@ static int write_sparse(int fd, const unsigned char *buf, size_t len, uint64_t o
 			k = len - i;
 		zero = all_zero(buf + i, k);
 		if (zero && in_run) {
-			int r = pwrite_all(fd, buf + run, i - run, off + run);
+			int r = io_pwrite_all(fd, buf + run, i - run, off + run);
 
 			if (r < 0)
 				return r;
@@ -364,7 +349,7 @@ static int write_sparse(int fd, const unsigned char *buf, size_t len, uint64_t o
 		}
 		i += k;
 	}
-	return in_run ? pwrite_all(fd, buf + run, len - run, off + run) : 0;
+	return in_run ? io_pwrite_all(fd, buf + run, len - run, off + run) : 0;
 }
 
 static int import_manifest(struct import *im, struct archive_entry *e)
@@ -378,14 +363,14 @@ static int import_manifest(struct import *im, struct archive_entry *e)
 
 	if (strcmp(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", "manifest.json"))
 		return err_set(-EBADMSG,
-				"import: the first entry must be manifest.json, not \"%s\"",
-				archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+			       "import: the first entry must be manifest.json, not \"%s\"",
+			       archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
 	if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
 	    !archive_entry_size_is_set(e) || size < 0 || size > SNAP_MANIFEST_MAX)
 		return err_set(-EBADMSG,
-				"import: manifest.json: not a regular file of at most %d "
-				"bytes",
-				SNAP_MANIFEST_MAX);
+			       "import: manifest.json: not a regular file of at most %d "
+			       "bytes",
+			       SNAP_MANIFEST_MAX);
 	text = malloc((size_t)size + 1);
 	if (!text)
 		return err_set(-ENOMEM, "out of memory");
@@ -403,7 +388,7 @@ static int import_manifest(struct import *im, struct archive_entry *e)
 		return err_set(r, "import: manifest.json: %s", err);
 	if (im->m->status != SNAP_READY)
 		return err_set(-EBADMSG, "import: snapshot %s is %s, not ready", im->m->id,
-				snap_status_to_string(im->m->status));
+			       snap_status_to_string(im->m->status));
 	dir = snap_manifest_dir(im->s, im->m->id);
 	if (!dir)
 		return err_set(-ENOMEM, "out of memory");
@@ -438,7 +423,7 @@ static int import_blob_data(struct import *im, const struct snap_part *p, int fd
 		if (off < 0 || (uint64_t)off < pos || (uint64_t)off > p->size ||
 		    len > p->size - (uint64_t)off) {
 			r = err_set(-EBADMSG, "import: blobs/%s: data outside the file's size",
-				     p->blob);
+				    p->blob);
 			break;
 		}
 		r = hash_zeros(ctx, (uint64_t)off - pos);
@@ -462,12 +447,12 @@ static int import_blob_data(struct import *im, const struct snap_part *p, int fd
 		return r;
 	if (ftruncate(fd, (off_t)p->size) < 0 || fsync(fd) < 0)
 		return err_set(-errno, "import: cannot write blobs/%s: %s", p->blob,
-				strerror(errno));
+			       strerror(errno));
 	if (strcmp(hex, p->sha256))
 		return err_set(-EBADMSG,
-				"import: part %s (blobs/%s): SHA-256 mismatch: the archive was "
-				"changed or damaged",
-				snap_part_role_to_string(p->role), p->blob);
+			       "import: part %s (blobs/%s): SHA-256 mismatch: the archive was "
+			       "changed or damaged",
+			       snap_part_role_to_string(p->role), p->blob);
 	return 0;
 }
 
@@ -486,8 +471,8 @@ static int import_blob(struct import *im, struct archive_entry *e)
 			p = &im->m->parts[i];
 	if (!p)
 		return err_set(-EBADMSG,
-				"import: unexpected entry \"%s\" (not a part of snapshot %s)", path,
-				im->m->id);
+			       "import: unexpected entry \"%s\" (not a part of snapshot %s)", path,
+			       im->m->id);
 	i--;
 	if (im->got[i])
 		return err_set(-EBADMSG, "import: entry \"%s\" appears twice", path);
@@ -497,8 +482,8 @@ static int import_blob(struct import *im, struct archive_entry *e)
 		return err_set(-EBADMSG, "import: entry \"%s\" is not a regular file", path);
 	if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != p->size)
 		return err_set(-EBADMSG,
-				"import: entry \"%s\": size %lld but the manifest says %llu", path,
-				(long long)archive_entry_size(e), (unsigned long long)p->size);
+			       "import: entry \"%s\": size %lld but the manifest says %llu", path,
+			       (long long)archive_entry_size(e), (unsigned long long)p->size);
 	r = snap_blob_check(im->s, p);
 	if (r == 0) {
 		im->reuse[i] = true;
@@ -508,12 +493,12 @@ static int import_blob(struct import *im, struct archive_entry *e)
 	}
 	if (r != -ENOENT)
 		return err_set(r == -EBADMSG ? -EEXIST : r,
-				"import: blobs/%s already exists with other content", p->blob);
+			       "import: blobs/%s already exists with other content", p->blob);
 	fd = openat(im->tmp_fd, p->blob, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    (archive_entry_perm(e) & 0644) | 0400);
 	if (fd < 0)
 		return err_set(-errno, "import: cannot create %s/%s: %s", im->tmp, p->blob,
-				strerror(errno));
+			       strerror(errno));
 	return import_blob_data(im, p, fd);
 }
 
@@ -542,17 +527,17 @@ static int import_publish(struct import *im)
 			}
 			if (errno != EEXIST)
 				return err_set(-errno,
-						"import: cannot move blobs/%s into place: %s",
-						p->blob, strerror(errno));
+					       "import: cannot move blobs/%s into place: %s",
+					       p->blob, strerror(errno));
 		}
 		/* it exists (now): it must be the same */
 		r = snap_blob_check(s, p);
 		if (r == -ENOENT)
 			r = err_set(-EAGAIN, "import: blobs/%s was removed meanwhile; try again",
-				     p->blob);
+				    p->blob);
 		else if (r < 0)
 			r = err_set(-EEXIST, "import: blobs/%s already exists with other content",
-				     p->blob);
+				    p->blob);
 	}
 	if (r < 0)
 		return r;
@@ -599,8 +584,8 @@ static int import_run(struct import *im, int in_fd)
 	for (size_t i = 0; r == 0 && i < im->m->n_parts; i++)
 		if (!im->got[i])
 			r = err_set(-EBADMSG, "import: the archive has no blobs/%s (part %s)",
-				     im->m->parts[i].blob,
-				     snap_part_role_to_string(im->m->parts[i].role));
+				    im->m->parts[i].blob,
+				    snap_part_role_to_string(im->m->parts[i].role));
 	return r;
 }
 
@@ -614,7 +599,7 @@ int snap_import(snap_store *s, int in_fd, char **ret_id)
 		return err_set(-ENOMEM, "out of memory");
 	if (!mkdtemp(im.tmp)) {
 		r = err_set(-errno, "import: cannot create a directory in %s: %s", s->dir,
-			     strerror(errno));
+			    strerror(errno));
 		free(im.tmp);
 		return r;
 	}

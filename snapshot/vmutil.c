@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "base/io.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -22,22 +23,6 @@
 
 #define IO_CHUNK (1024 * 1024)
 #define ZSTD_LEVEL 3
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 int snapvm_tmpfile(const char *dir)
 {
@@ -88,7 +73,7 @@ int snapvm_compress(int in_fd, const char *out_path)
 				r = err_set(-EIO, "zstd: %s", ZSTD_getErrorName(left));
 				goto out_unlink;
 			}
-			r = write_all(ofd, out, ob.pos);
+			r = io_write_all(ofd, out, ob.pos);
 			if (r < 0) {
 				err_set(r, "cannot write %s: %s", out_path, strerror(-r));
 				goto out_unlink;
@@ -147,16 +132,16 @@ int snapvm_decompress_memfd(const char *path, uint64_t max_bytes, int *ret_fd)
 			last = ZSTD_decompressStream(z, &ob, &ib);
 			if (ZSTD_isError(last)) {
 				r = err_set(-EBADMSG, "%s is not a valid zstd stream: %s", path,
-					     ZSTD_getErrorName(last));
+					    ZSTD_getErrorName(last));
 				goto out;
 			}
 			total += ob.pos;
 			if (total > max_bytes) {
-				r = err_set(-EFBIG, "%s decompresses to more than %llu bytes",
-					     path, (unsigned long long)max_bytes);
+				r = err_set(-EFBIG, "%s decompresses to more than %llu bytes", path,
+					    (unsigned long long)max_bytes);
 				goto out;
 			}
-			r = write_all(mfd, out, ob.pos);
+			r = io_write_all(mfd, out, ob.pos);
 			if (r < 0)
 				goto out;
 		}
@@ -193,13 +178,13 @@ int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 			return 0;
 		if (vm_is_running(v) != 1)
 			return err_set(-ECHILD, "VM %s stopped before its agent answered",
-					vm_name(v));
+				       vm_name(v));
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (elapsed >= timeout_ms)
 			return err_set(-ETIMEDOUT,
-					"the agent of VM %s did not answer within %d s: %s",
-					vm_name(v), timeout_ms / 1000, err_msg());
+				       "the agent of VM %s did not answer within %d s: %s",
+				       vm_name(v), timeout_ms / 1000, err_msg());
 		usleep(20 * 1000);
 	}
 }
@@ -222,8 +207,7 @@ int snapvm_fixup(agent_client *c, const char *hostname, const char *root)
 	r = agent_fixup(c, &spec);
 	explicit_bzero(entropy, sizeof(entropy));
 	if (r < 0)
-		return err_set(r, "the guest could not take its new identity: %s",
-				err_msg());
+		return err_set(r, "the guest could not take its new identity: %s", err_msg());
 	return 0;
 }
 
@@ -269,8 +253,7 @@ int snapvm_guest_sync(agent_client *c, int timeout_ms)
 		r = agent_client_pump(c, timeout_ms + 5000);
 		if (r < 0) {
 			agent_cmd_free(cmd);
-			return err_set(r, "cannot run sync in the guest: %s",
-					err_msg());
+			return err_set(r, "cannot run sync in the guest: %s", err_msg());
 		}
 	}
 	agent_cmd_free(cmd);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -34,14 +35,6 @@
 /* One zygote build at a time per process (two creates racing for the
  * first zygote share the one build). */
 static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* The manifest name of the zygotes this build makes and uses. A change of
  * the VM's machine that a booted guest keeps (its CPU features: "arat"
@@ -63,7 +56,7 @@ static struct snap_manifest *new_manifest(enum snap_kind kind, const char *image
 	m->status = SNAP_BUILDING;
 	m->image_dir = strdup(image);
 	m->image_digest = strdup(digest);
-	m->created_ms = now_ms();
+	m->created_ms = clock_wall_ms();
 	if (!m->id || !m->image_dir || !m->image_digest)
 		return snap_manifest_free(m);
 	return m;
@@ -108,7 +101,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	struct vm_config c = {0};
 	struct vm_info info = {0};
 	agent_client *agent = NULL;
-	long long t0 = now_ms();
+	long long t0 = clock_wall_ms();
 	vm *v = NULL;
 	int r;
 
@@ -149,9 +142,9 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	r = snapvm_agent_connect(v, SNAPVM_BOOT_WAIT_MS, &agent);
 	if (r == 0 && !agent_client_has_cap(agent, "root"))
 		r = err_set(-EOPNOTSUPP,
-			     "the agent in %s cannot mount its root disk on request "
-			     "(no \"root\" capability): rebuild the image",
-			     image);
+			    "the agent in %s cannot mount its root disk on request "
+			    "(no \"root\" capability): rebuild the image",
+			    image);
 	agent = agent_client_free(agent);
 	if (r == 0 && (r = vm_get_info(v, &info)) == 0)
 		m->disk_bytes = info.disk_bytes;
@@ -160,7 +153,7 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	state_fd = snapvm_tmpfile(s->blobs_dir);
 	if (state_fd < 0) {
 		r = err_set(state_fd, "cannot create a file in %s: %s", s->blobs_dir,
-			     strerror(-state_fd));
+			    strerror(-state_fd));
 		goto out_destroy;
 	}
 	r = vm_pause(v);
@@ -186,15 +179,14 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 	if (r < 0)
 		goto out_discard;
 	snapvm_drop_cache(ram_path);
-	log_info("zygote %s of %s ready in %lld ms", m->id, image, now_ms() - t0);
+	log_info("zygote %s of %s ready in %lld ms", m->id, image, clock_wall_ms() - t0);
 	*ret_id = strdup(m->id);
 	r = *ret_id ? 0 : -ENOMEM;
 	goto out;
 
 out_destroy:
 	if (v && vm_destroy(v) < 0)
-		log_warn("vm=%s cannot remove the failed zygote: %s", name,
-			 err_msg());
+		log_warn("vm=%s cannot remove the failed zygote: %s", name, err_msg());
 	vm_free(v);
 out_discard:
 	snapvm_discard(s, m->id);
@@ -248,9 +240,9 @@ int snap_from_image(snap_store *s, const char *id, const char *image_dir, const 
 		return err_set(-errno, "image %s has no root disk (%s): %m", image, rootfs);
 	if (disk_bytes && disk_bytes < (uint64_t)st.st_size)
 		return err_set(-EINVAL,
-				"a disk of %llu bytes is smaller than the image's root "
-				"disk (%llu bytes)",
-				(unsigned long long)disk_bytes, (unsigned long long)st.st_size);
+			       "a disk of %llu bytes is smaller than the image's root "
+			       "disk (%llu bytes)",
+			       (unsigned long long)disk_bytes, (unsigned long long)st.st_size);
 	r = snap_image_digest(image, &digest);
 	if (r < 0)
 		return r;

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "base/io.h"
 #include "base/err.h"
 #include "tools/agentctl_common.h"
 #include "base/cleanup.h"
@@ -64,29 +65,6 @@ void agentctl_error(const char *fmt, ...)
 	fprintf(stderr, "sbx-agentctl: %s\n", buf);
 }
 
-static int write_all(int fd, const uint8_t *data, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, data, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd p = {.fd = fd, .events = POLLOUT};
-
-				(void)poll(&p, 1, -1);
-				continue;
-			}
-			return -errno;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void on_started(agent_cmd *cmd, void *ud)
 {
 	struct exec_state *s = ud;
@@ -106,7 +84,7 @@ static void on_output(agent_cmd *cmd, int stream, uint64_t offset, const uint8_t
 	(void)offset;
 	if (s->out_broken)
 		return;
-	r = write_all(stream == PROTO_STDERR ? STDERR_FILENO : STDOUT_FILENO, data, len);
+	r = io_write_all(stream == PROTO_STDERR ? STDERR_FILENO : STDOUT_FILENO, data, len);
 	if (r == -EPIPE) {
 		/* our reader went away (| head): the command would get SIGPIPE
 		 * if it wrote to that pipe itself */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "tools/agentctl_common.h"
 #include "base/cleanup.h"
@@ -33,14 +34,6 @@
 static const char *const image_files[] = {"vmlinuz", "initrd.img", "rootfs.ext4", "manifest.json"};
 static const char *const image_missing_msg[] = {"vmlinuz missing", "initrd.img missing",
 						"rootfs.ext4 missing", "manifest.json missing"};
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* What an image directory lacks ("vmlinuz missing"), or NULL when it is
  * complete. */
@@ -136,7 +129,7 @@ struct boot_check {
 static int boot_check(void *ud)
 {
 	struct boot_check *b = ud;
-	double now = mono_s();
+	double now = clock_mono_s();
 
 	if (now - b->last < 1.0)
 		return 0;
@@ -339,13 +332,13 @@ int agentctl_run(int argc, char **argv)
 	if (arg_verbose)
 		fprintf(stderr, "sbx-agentctl: starting VM %s from %s, accelerator %s (%s)\n", name,
 			image, vm_accel_to_string(vm_driver_accel(d)), vm_driver_accel_reason(d));
-	t_start = mono_s();
+	t_start = clock_mono_s();
 	r = vm_start(d, &vcfg, &v);
 	if (r < 0) {
 		agentctl_error("cannot start a VM from %s: %s", image, err_msg());
 		goto out_driver;
 	}
-	t_booted = mono_s();
+	t_booted = clock_mono_s();
 	bc.v = v;
 	bc.last = t_booted;
 	r = agentctl_connect(vm_agent_socket(v), boot_timeout_ms, sigfd, boot_check, &bc, true, &c);
@@ -360,13 +353,12 @@ int agentctl_run(int argc, char **argv)
 			agentctl_error("interrupted while VM %s was booting", name);
 		else
 			agentctl_error("cannot connect to the agent of VM %s: %s", name,
-				       *err_msg() ? err_msg()
-								   : strerror(-r));
+				       *err_msg() ? err_msg() : strerror(-r));
 		if (r != -ECANCELED)
 			print_console_tail(v);
 		goto out_vm;
 	}
-	t_ready = mono_s();
+	t_ready = clock_mono_s();
 	if (arg_verbose)
 		fprintf(stderr,
 			"sbx-agentctl: accel=%s vm_start=%.2f s agent_ready=%.2f s "
@@ -374,7 +366,7 @@ int agentctl_run(int argc, char **argv)
 			vm_accel_to_string(vm_driver_accel(d)), t_booted - t_start,
 			t_ready - t_start, t_ready - t_booted, agent_client_peer_software(c));
 	code = agentctl_exec(c, &o, sigfd);
-	t_done = mono_s();
+	t_done = clock_mono_s();
 	if (arg_verbose)
 		fprintf(stderr, "sbx-agentctl: command took %.2f s\n", t_done - t_ready);
 	c = agent_client_free(c);
@@ -387,13 +379,13 @@ out_vm:
 			"  console: %s\n",
 			name, state_dir, vm_agent_socket(v), vm_console_log(v));
 	} else {
-		t_destroyed = mono_s();
+		t_destroyed = clock_mono_s();
 		r = vm_destroy(v);
 		if (r < 0)
 			agentctl_error("cannot destroy VM %s: %s", name, err_msg());
 		else if (arg_verbose)
 			fprintf(stderr, "sbx-agentctl: destroyed VM %s in %.2f s\n", name,
-				mono_s() - t_destroyed);
+				clock_mono_s() - t_destroyed);
 	}
 	vm_free(v);
 out_driver:

@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "tools/agentctl_common.h"
 #include "base/cleanup.h"
@@ -74,8 +75,7 @@ static int usage_error(const struct command *cmd, const char *fmt, ...)
 static int fail(agent_client *c, int err, const char *fmt, ...)
 {
 	char what[512];
-	const char *why =
-	    c && *err_msg() ? err_msg() : strerror(-err);
+	const char *why = c && *err_msg() ? err_msg() : strerror(-err);
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -356,14 +356,6 @@ static int cmd_exec(int argc, char **argv)
 
 /* ---- put / get ---------------------------------------------------------------- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void print_transfer(const char *verb, const char *from, const char *to, uint64_t bytes,
 			   double secs)
 {
@@ -453,14 +445,14 @@ static int cmd_put(int argc, char **argv)
 		a.mode = S_ISREG(st.st_mode) ? (st.st_mode & 07777) : 0644;
 	if (connect_agent(&c) < 0)
 		return 1;
-	t0 = now_s();
+	t0 = clock_mono_s();
 	r = agent_put_file(c, fd, remote, a.mode, a.mkdirs);
 	if (r < 0)
 		code = fail(c, r, "put %s %s", local, remote);
 	else
 		print_transfer("put", local, remote,
 			       S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX,
-			       now_s() - t0);
+			       clock_mono_s() - t0);
 	agent_client_free(c);
 	return code;
 }
@@ -487,13 +479,13 @@ static int cmd_get(int argc, char **argv)
 	local = argv[idx + 1];
 	if (connect_agent(&c) < 0)
 		return 1;
-	t0 = now_s();
+	t0 = clock_mono_s();
 	if (strcmp(local, "-") == 0) {
 		r = agent_get_file(c, remote, STDOUT_FILENO, &meta);
 		if (r < 0)
 			code = fail(c, r, "get %s", remote);
 		else
-			print_transfer("get", remote, "-", meta.size, now_s() - t0);
+			print_transfer("get", remote, "-", meta.size, clock_mono_s() - t0);
 		agent_client_free(c);
 		return code;
 	}
@@ -539,7 +531,7 @@ static int cmd_get(int argc, char **argv)
 		code = 1;
 		goto out_unlink;
 	}
-	print_transfer("get", remote, target, meta.size, now_s() - t0);
+	print_transfer("get", remote, target, meta.size, clock_mono_s() - t0);
 	agent_client_free(c);
 	return 0;
 

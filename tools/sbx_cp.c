@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "tools/sbx.h"
@@ -31,14 +32,6 @@
 #define READY_WAIT_S 120
 #define ERRBODY_MAX (64u << 10)
 #define STALL_S 120L /* give up when nothing moved for this long */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void report_speed(const char *verb, curl_off_t bytes, double secs)
 {
@@ -74,9 +67,9 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(-errno,
-				     "cannot make a temporary file in %s for standard "
-				     "input: %m",
-				     tmpdir);
+			       "cannot make a temporary file in %s for standard "
+			       "input: %m",
+			       tmpdir);
 	for (;;) {
 		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf)), w = 0;
 
@@ -92,8 +85,8 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k < 0)
-				return err_set(
-				    -errno, "cannot spool standard input to %s: %m", tmpdir);
+				return err_set(-errno, "cannot spool standard input to %s: %m",
+					       tmpdir);
 			w += k;
 		}
 		size += n;
@@ -211,9 +204,9 @@ static int do_upload(const char *local, const char *name, const char *path)
 	if (path[strlen(path) - 1] == '/') {
 		if (!strcmp(local, "-"))
 			return err_set(-EINVAL,
-					     "give the file's name in the sandbox: "
-					     "%s:%sFILE",
-					     name, path);
+				       "give the file's name in the sandbox: "
+				       "%s:%sFILE",
+				       name, path);
 		if (asprintf(&full, "%s%s", path, base_name(local)) < 0)
 			return err_set(-ENOMEM, "out of memory");
 		path = full;
@@ -234,7 +227,7 @@ static int do_upload(const char *local, const char *name, const char *path)
 			return err_set(-errno, "cannot stat %s: %m", local);
 		if (S_ISDIR(st.st_mode))
 			return err_set(-EISDIR, "%s is a directory (sbx cp copies one file)",
-					     local);
+				       local);
 		if (!S_ISREG(st.st_mode))
 			return err_set(-EINVAL, "%s is not a regular file", local);
 		u.fd = own_fd;
@@ -270,7 +263,7 @@ static int do_upload(const char *local, const char *name, const char *path)
 	s.curl = c;
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, download_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	t0 = now_s();
+	t0 = clock_mono_s();
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
 	if (rc == CURLE_ABORTED_BY_CALLBACK || (rc != CURLE_OK && u.err))
@@ -282,7 +275,7 @@ static int do_upload(const char *local, const char *name, const char *path)
 	else if (resp.status < 200 || resp.status >= 300)
 		r = api_failure(resp.status, &s.err_body);
 	else
-		report_speed("sent", size, now_s() - t0);
+		report_speed("sent", size, clock_mono_s() - t0);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_MIMEPOST, NULL);
 	curl_mime_free(mime);
@@ -356,7 +349,7 @@ static int do_download(const char *name, const char *path, const char *local)
 	curl_easy_setopt(s.curl, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(s.curl, CURLOPT_LOW_SPEED_TIME, STALL_S);
-	t0 = now_s();
+	t0 = clock_mono_s();
 	rc = curl_easy_perform(s.curl);
 	curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(s.curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
@@ -376,7 +369,7 @@ static int do_download(const char *name, const char *path, const char *local)
 		goto out;
 	}
 	renamed = true;
-	report_speed("received", got, now_s() - t0);
+	report_speed("received", got, clock_mono_s() - t0);
 out:
 	if (fd >= 0 && !renamed)
 		(void)unlink(tmp);

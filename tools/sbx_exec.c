@@ -28,6 +28,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "tools/sbx.h"
@@ -149,27 +150,6 @@ static void send_resize(struct session *s)
 	send_text(s, sbx_frame_resize(w.ws_row, w.ws_col));
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-
-			(void)poll(&pfd, 1, -1);
-			continue;
-		}
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void on_open(sbx_ws *ws, void *ud)
 {
 	struct session *s = ud;
@@ -205,7 +185,7 @@ static void on_output(struct session *s, const struct sbx_msg *m)
 		s->next[i] = offset + (int64_t)m->len;
 	if (skip == m->len)
 		return;
-	r = write_all(i ? STDERR_FILENO : STDOUT_FILENO, m->data + skip, m->len - skip);
+	r = io_write_all(i ? STDERR_FILENO : STDOUT_FILENO, m->data + skip, m->len - skip);
 	if (r == -EPIPE) {
 		/* our reader went away: end the command the way a pipe would */
 		send_text(s, sbx_frame_simple("kill"));

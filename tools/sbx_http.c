@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "tools/sbx.h"
@@ -448,14 +449,6 @@ int sbx_box_get(const char *name, json_t **ret)
 	return rc;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int sbx_box_dataplane(const char *name, int wait_s, char **ret_url)
 {
 	struct timespec start, now;
@@ -495,6 +488,6 @@ int sbx_box_dataplane(const char *name, int wait_s, char **ret_url)
 		if (!told && arg_verbose)
 			fprintf(stderr, "sbx: waiting for sandbox '%s' to be ready\n", name);
 		told = true;
-		sleep_ms(500);
+		clock_sleep_ms(500);
 	}
 }

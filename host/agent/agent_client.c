@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "host/agent/agent_client_int.h"
 #include "base/cleanup.h"
@@ -41,14 +42,6 @@
 #define CHECK_INTERVAL_MS 100
 #define HELLO_RESEND_MS 1000
 #define HELLO_RESEND_MAX_MS 8000
-
-uint64_t agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Agent-supplied text ends up on terminals: no control characters. */
 void client_sanitize(char *s)
@@ -391,7 +384,7 @@ static int client_send_hello(agent_client *c)
  */
 void agent_client_tick(agent_client *c)
 {
-	uint64_t now = agent_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (c->dead || c->ready || now < c->hello_next_ms)
 		return;
@@ -429,7 +422,7 @@ int agent_client_new(int fd, agent_client **ret)
 	c->fd = fd;
 	c->next_id = 1;
 	c->timeout_ms = AGENT_DEFAULT_TIMEOUT_MS;
-	c->last_rx_ms = agent_now_ms();
+	c->last_rx_ms = clock_mono_ms();
 	proto_reader_init(&c->rd, PROTO_MAX_BODY);
 	proto_buf_init(&c->wq);
 	r = client_send_hello(c);
@@ -437,7 +430,7 @@ int agent_client_new(int fd, agent_client **ret)
 		agent_client_free(c);
 		return r;
 	}
-	c->hello_next_ms = agent_now_ms() + HELLO_RESEND_MS;
+	c->hello_next_ms = clock_mono_ms() + HELLO_RESEND_MS;
 	c->hello_backoff_ms = HELLO_RESEND_MS;
 	*ret = c;
 	return 0;
@@ -819,7 +812,7 @@ int agent_client_on_readable(agent_client *c)
 			break;
 		}
 		proto_reader_commit(&c->rd, (size_t)n);
-		c->last_rx_ms = agent_now_ms();
+		c->last_rx_ms = clock_mono_ms();
 		budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 		client_process(c);
 	}
@@ -877,8 +870,8 @@ int agent_client_pump(agent_client *c, int timeout_ms)
 		return c->dead;
 	if (!c->ready) {
 		agent_client_tick(c);
-		if (c->hello_next_ms > agent_now_ms() && timeout_ms != 0) {
-			uint64_t left = c->hello_next_ms - agent_now_ms();
+		if (c->hello_next_ms > clock_mono_ms() && timeout_ms != 0) {
+			uint64_t left = c->hello_next_ms - clock_mono_ms();
 
 			if (timeout_ms < 0 || (uint64_t)timeout_ms > left)
 				timeout_ms = (int)left + 1;
@@ -903,7 +896,7 @@ int agent_client_pump(agent_client *c, int timeout_ms)
 
 int client_wait(agent_client *c, const bool *done)
 {
-	uint64_t start = agent_now_ms(), now, last, deadline;
+	uint64_t start = clock_mono_ms(), now, last, deadline;
 	int tmo, r;
 	char secs[32];
 
@@ -912,7 +905,7 @@ int client_wait(agent_client *c, const bool *done)
 			return c->dead;
 		tmo = -1;
 		if (c->timeout_ms > 0) {
-			now = agent_now_ms();
+			now = clock_mono_ms();
 			last = c->last_rx_ms > start ? c->last_rx_ms : start;
 			deadline = last + (uint64_t)c->timeout_ms;
 			if (now >= deadline) {
@@ -1023,7 +1016,7 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 			      agent_client **ret)
 {
 	int timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : AGENT_DEFAULT_TIMEOUT_MS;
-	uint64_t deadline = agent_now_ms() + (uint64_t)timeout_ms, last_check = 0, now, left;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms, last_check = 0, now, left;
 	char why[sizeof(((agent_client *)0)->err)] = "";
 	agent_client *c = NULL;
 	int fd, r;
@@ -1032,7 +1025,7 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 	if (!ret)
 		return -EINVAL;
 	for (;;) {
-		now = agent_now_ms();
+		now = clock_mono_ms();
 		if (o && o->check && now - last_check >= CHECK_INTERVAL_MS) {
 			last_check = now;
 			err_clear();
@@ -1050,7 +1043,8 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 					return r;
 			} else if (fd == -EINVAL || fd == -ENAMETOOLONG) {
 				return err_set(
-				    fd, "bad agent address '%s' (expected unix:PATH or vsock:CID:PORT)",
+				    fd,
+				    "bad agent address '%s' (expected unix:PATH or vsock:CID:PORT)",
 				    addr ? addr : "");
 			} else if (!dial_retryable(fd)) {
 				return err_set(fd, "cannot connect to %s: %s", addr, strerror(-fd));
@@ -1058,7 +1052,7 @@ int agent_client_connect_opts(const char *addr, const struct agent_connect_opts 
 				snprintf(why, sizeof(why), "%s", strerror(-fd));
 			}
 		}
-		now = agent_now_ms();
+		now = clock_mono_ms();
 		if (now >= deadline) {
 			r = connect_timed_out(NULL, timeout_ms, addr, c ? "no HELLO" : why);
 			agent_client_free(c);
@@ -1106,9 +1100,9 @@ int agent_client_from_fd(int fd, int timeout_ms, agent_client **ret)
 		return r;
 	if (timeout_ms <= 0)
 		timeout_ms = AGENT_DEFAULT_TIMEOUT_MS;
-	deadline = agent_now_ms() + (uint64_t)timeout_ms;
+	deadline = clock_mono_ms() + (uint64_t)timeout_ms;
 	while (!c->ready) {
-		uint64_t now = agent_now_ms();
+		uint64_t now = clock_mono_ms();
 
 		if (now >= deadline) {
 			connect_timed_out(c, timeout_ms, "fd", "no HELLO");

@@ -131,7 +131,6 @@ struct agent_xfer {
 };
 
 /* agent_client.c */
-uint64_t agent_now_ms(void);
 /* Replace control characters (agent text ends up on terminals). */
 void client_sanitize(char *s);
 __attribute__((format(printf, 2, 3))) void client_set_error(agent_client *c, const char *fmt, ...);

@@ -13,15 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "host/agent/agent_client_int.h"
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* ---- synchronous requests ----------------------------------------------------- */
 
@@ -63,14 +56,14 @@ int agent_ping(agent_client *c, uint64_t *ret_rtt_us)
 {
 	struct proto_msg m = {.type = PROTO_PING};
 	struct sync_req s = {0};
-	uint64_t t0 = now_us();
+	uint64_t t0 = clock_mono_us();
 	int r;
 
 	r = sync_request(c, &m, sync_plain_fn, &s);
 	if (r < 0)
 		return r;
 	if (ret_rtt_us)
-		*ret_rtt_us = now_us() - t0;
+		*ret_rtt_us = clock_mono_us() - t0;
 	return 0;
 }
 

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "sbxd/dataplane/dp_int.h"
 #include "sbxd/common/metrics.h"
@@ -49,14 +50,6 @@ static const char *const cmd_state_names[_DP_CMD_STATE_MAX] = {
 const char *dp_cmd_state_to_string(enum dp_cmd_state s)
 {
 	return (unsigned)s < _DP_CMD_STATE_MAX ? cmd_state_names[s] : "unknown";
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static void cmd_enter_state(struct dp_cmd *c, enum dp_cmd_state s)
@@ -169,7 +162,8 @@ static void on_started(agent_cmd *ac, void *ud)
 	} else {
 		c->agent_id = agent_cmd_id(ac);
 		c->pid = agent_cmd_pid(ac);
-		sbxd_metrics_observe(SBXD_HIST_EXEC_START, (double)(mono_us() - c->start_us) / 1e6);
+		sbxd_metrics_observe(SBXD_HIST_EXEC_START,
+				     (double)(clock_mono_us() - c->start_us) / 1e6);
 		cmd_enter_state(c, DP_CMD_RUNNING);
 		cmd_store(c, "running", 0);
 		log_debug("sandbox=%s command=%s started: agent cmd %" PRIu32 " pid %d",
@@ -507,7 +501,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		dp_exec_argv_release(&a);
 		return -ENOMEM;
 	}
-	c->start_us = mono_us();
+	c->start_us = clock_mono_us();
 	dp_audit_begin(b, id, who, p->command, a.cwd);
 	c->pty = p->pty;
 	c->stdin_open = p->pty || !p->close_stdin;

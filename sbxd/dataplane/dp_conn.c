@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "sbxd/dataplane/dp_int.h"
 #include "base/log.h"
@@ -46,14 +47,6 @@ static void box_enter_state(struct dp_box *b, enum dp_conn_state s)
 		log_debug("sandbox=%s agent connection %s -> %s", b->name,
 			  dp_conn_state_to_string(b->state), dp_conn_state_to_string(s));
 	b->state = s;
-}
-
-uint64_t dp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void dp_schedule(struct dp *d, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms)
@@ -290,7 +283,7 @@ static int box_dial(struct dp_box *b)
 		return -ENOMEM;
 	}
 	box_enter_state(b, DP_CONN_CONNECTING);
-	b->deadline_ms = dp_now_ms() + DP_CONNECT_TIMEOUT_MS;
+	b->deadline_ms = clock_mono_ms() + DP_CONNECT_TIMEOUT_MS;
 	dp_schedule(d, &b->sul, box_sul_cb, 1000);
 	dp_box_flush(b);
 	return 0;
@@ -356,7 +349,7 @@ static void box_conn_lost(struct dp_box *b, int err)
 		 why ? ": " : "", why ? agent_client_last_error(b->ac) : "");
 	box_close(b); /* fails what was pending on it; commands keep their state */
 	if (!b->lost_since_ms)
-		b->lost_since_ms = dp_now_ms();
+		b->lost_since_ms = clock_mono_ms();
 	box_enter_state(b, DP_CONN_BACKOFF);
 	dp_schedule(b->dp, &b->sul, box_sul_cb, 100);
 }
@@ -391,7 +384,7 @@ static void box_recheck(struct dp_box *b)
 		box_enter_state(b, DP_CONN_DOWN);
 		return;
 	}
-	if (dp_now_ms() - b->lost_since_ms > DP_RECONNECT_GIVE_UP_MS) {
+	if (clock_mono_ms() - b->lost_since_ms > DP_RECONNECT_GIVE_UP_MS) {
 		box_enter_state(b, DP_CONN_DOWN);
 		dp_cmds_fail_all(b, "CommandError",
 				 "the connection to the sandbox's agent was lost and could not be "
@@ -415,7 +408,7 @@ static void box_sul_cb(lws_sorted_usec_list_t *sul)
 	case DP_CONN_CONNECTING:
 		if (!b->ac)
 			return;
-		if (dp_now_ms() > b->deadline_ms) {
+		if (clock_mono_ms() > b->deadline_ms) {
 			log_warn("sandbox=%s its agent did not answer within %d s (is another "
 				 "host process connected to it?)",
 				 b->name, DP_CONNECT_TIMEOUT_MS / 1000);

@@ -175,7 +175,6 @@ void dp_box_flush(struct dp_box *b);
 /* Have the loop run the agent client's producers (a put source has data). */
 void dp_box_kick(struct dp_box *b);
 void dp_teardown(struct dp *d);
-uint64_t dp_now_ms(void);
 void dp_schedule(struct dp *d, lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t ms);
 
 /* ---- dp_cmd.c ---- */

@@ -2,7 +2,7 @@
 /*
  * mgr.c - boot, adoption, deletion, capture, stop and start jobs of
  * sandboxes, build and deletion jobs of snapshots, one detached worker
- * thread per job; reconciliation at start.
+ * thread per job. Reconciliation at start is in reconcile.c.
  *
  * Invariants:
  *  - a sandbox (or snapshot) has at most one job (struct job, keyed by its
@@ -27,23 +27,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "sbxd/common/key.h"
 #include "sbxd/common/metrics.h"
 #include "sbxd/mgr/mgr_int.h"
-
-enum job_kind {
-	JOB_BOOT,
-	JOB_ADOPT,
-	JOB_DELETE,
-	JOB_CAPTURE,
-	JOB_SNAP_BUILD,
-	JOB_SNAP_DELETE,
-	JOB_STOP,
-	JOB_START,
-};
 
 struct waiter {
 	uint64_t id;
@@ -95,14 +85,6 @@ static const char *job_kind_to_string(enum job_kind k)
 	return "?";
 }
 
-double mgr_mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static struct job *job_find(sbxd_mgr *m, const char *id)
 {
 	for (struct job *j = m->jobs; j; j = j->next)
@@ -121,7 +103,7 @@ static void job_unlink(sbxd_mgr *m, struct job *j)
 	}
 }
 
-static void job_free(struct job *j)
+void mgr_job_free(struct job *j)
 {
 	struct waiter *w, *n;
 
@@ -217,8 +199,7 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 		r = store_box_delete(m->c.st, j->id);
 		if (r < 0 && r != -ENOENT) {
 			snprintf(msg, sizeof(msg),
-				 "the VM is gone but its row could not be removed: %s",
-				 err_msg());
+				 "the VM is gone but its row could not be removed: %s", err_msg());
 			o = MGR_DELETE_FAILED;
 		}
 	}
@@ -298,7 +279,7 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 	char msg[MGR_MSG_MAX + 128] = "";
 	unsigned timeout = m->c.boot_timeout_s ? m->c.boot_timeout_s : 120;
 	enum mgr_outcome o = MGR_READY;
-	double t0 = mgr_mono_s();
+	double t0 = clock_mono_s();
 	bool started = j->kind == JOB_ADOPT;
 	const char *how = job_kind_to_string(j->kind);
 	struct waiter *w;
@@ -360,9 +341,10 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 
 	if (o == MGR_READY) {
 		if (j->kind == JOB_BOOT)
-			sbxd_metrics_observe(SBXD_HIST_CREATE, mgr_mono_s() - t0);
+			sbxd_metrics_observe(SBXD_HIST_CREATE, clock_mono_s() - t0);
 		log_info("sandbox=%s id=%s vm=%s ready after %.2f s (%s%s%s)", j->name, j->id,
-			 j->vm_name, mgr_mono_s() - t0, how, j->snapshot_id ? " of snapshot " : "",
+			 j->vm_name, clock_mono_s() - t0, how,
+			 j->snapshot_id ? " of snapshot " : "",
 			 j->snapshot_id ? j->snapshot_id : "");
 	} else {
 		log_warn("sandbox=%s id=%s failed: %s", j->name, j->id, msg);
@@ -393,7 +375,7 @@ static void run_capture(sbxd_mgr *m, struct job *j)
 	struct sbxd_snap_info info = {0};
 	struct store_snapshot_built built;
 	enum mgr_outcome o = MGR_READY;
-	double t0 = mgr_mono_s();
+	double t0 = clock_mono_s();
 	bool orphan = false;
 	struct waiter *w;
 	int r;
@@ -452,7 +434,7 @@ static void run_capture(sbxd_mgr *m, struct job *j)
 	}
 	if (o == MGR_READY)
 		log_info("snapshot=%s id=%s of sandbox=%s taken in %.2f s (%s, memory %llu bytes)",
-			 row.name, j->snap_id, j->name, mgr_mono_s() - t0, info.kind,
+			 row.name, j->snap_id, j->name, clock_mono_s() - t0, info.kind,
 			 (unsigned long long)info.memory_bytes);
 	else
 		log_warn("snapshot=%s id=%s: %s", row.name ? row.name : "?", j->snap_id, msg);
@@ -551,7 +533,7 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 	char snap[STORE_ID_LEN + 1];
 	struct sbxd_snap_info info;
 	enum mgr_outcome o = MGR_READY;
-	double t0 = mgr_mono_s();
+	double t0 = clock_mono_s();
 	char *old = j->stop_snap;
 	bool captured = false;
 	struct waiter *w;
@@ -636,7 +618,7 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 	pthread_mutex_unlock(&m->lock);
 	if (o == MGR_READY)
 		log_info("sandbox=%s id=%s stopped%s in %.2f s (stop snapshot %s, %s)", j->name,
-			 j->id, j->idle ? " (idle)" : "", mgr_mono_s() - t0, j->stop_snap,
+			 j->id, j->idle ? " (idle)" : "", clock_mono_s() - t0, j->stop_snap,
 			 j->stop_memory ? "memory and disk" : "disk");
 	else if (j->idle && r == -EBUSY)
 		log_debug("sandbox=%s idle TTL: %s: not stopped", j->name, msg);
@@ -655,7 +637,7 @@ static void run_start(sbxd_mgr *m, struct job *j)
 	char msg[MGR_MSG_MAX + 128] = "";
 	unsigned timeout = m->c.boot_timeout_s ? m->c.boot_timeout_s : 120;
 	enum mgr_outcome o = MGR_READY;
-	double t0 = mgr_mono_s();
+	double t0 = clock_mono_s();
 	const char *how = NULL;
 	bool started = false;
 	struct waiter *w;
@@ -712,7 +694,7 @@ static void run_start(sbxd_mgr *m, struct job *j)
 		delete_snap_quietly(m, j->name, j->stop_snap);
 		sbxd_mgr_touch(m, j->id);
 		log_info("sandbox=%s id=%s started after %.2f s (%s of its stop snapshot)", j->name,
-			 j->id, mgr_mono_s() - t0, how ? how : "restore");
+			 j->id, clock_mono_s() - t0, how ? how : "restore");
 	} else {
 		log_warn("sandbox=%s id=%s did not start: %s", j->name, j->id, msg);
 		if (started)
@@ -750,7 +732,7 @@ static void *worker(void *arg)
 		run_start(m, j);
 		break;
 	}
-	job_free(j);
+	mgr_job_free(j);
 	pthread_mutex_lock(&m->lock);
 	if (--m->running == 0)
 		pthread_cond_broadcast(&m->idle);
@@ -759,7 +741,7 @@ static void *worker(void *arg)
 }
 
 /* Called with m->lock held: j is linked and its thread started. */
-static int job_start(sbxd_mgr *m, struct job *j)
+int mgr_job_start(sbxd_mgr *m, struct job *j)
 {
 	pthread_attr_t attr;
 	pthread_t t;
@@ -791,14 +773,14 @@ static int job_submit(sbxd_mgr *m, struct job *j, const char *key, uint64_t wait
 	if (r == 0 && job_find(m, key))
 		r = -EBUSY;
 	if (r == 0)
-		r = job_start(m, j);
+		r = mgr_job_start(m, j);
 	pthread_mutex_unlock(&m->lock);
 	if (r < 0)
-		job_free(j);
+		mgr_job_free(j);
 	return r;
 }
 
-static struct job *job_new(enum job_kind kind, const struct store_box *b)
+struct job *mgr_job_new(enum job_kind kind, const struct store_box *b)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
@@ -818,7 +800,7 @@ static struct job *job_new(enum job_kind kind, const struct store_box *b)
 	j->preserve_memory = b->preserve_memory_on_stop;
 	if (!j->name || !j->vm_name || !j->image || (b->snapshot_id && !j->snapshot_id) ||
 	    (b->stop_snapshot_id && !j->stop_snap)) {
-		job_free(j);
+		mgr_job_free(j);
 		return NULL;
 	}
 	return j;
@@ -837,7 +819,7 @@ static struct job *job_new_snap(enum job_kind kind, const struct store_snapshot 
 	j->image = strdup(s->image_dir ? s->image_dir : "");
 	j->disk_bytes = s->fs_capacity_bytes;
 	if (!j->name || !j->vm_name || !j->image) {
-		job_free(j);
+		mgr_job_free(j);
 		return NULL;
 	}
 	return j;
@@ -896,7 +878,7 @@ sbxd_mgr *sbxd_mgr_free(sbxd_mgr *m)
 int sbxd_mgr_boot(sbxd_mgr *m, const struct store_box *b, bool restore_memory, bool pooled,
 		  uint64_t waiter)
 {
-	struct job *j = job_new(JOB_BOOT, b);
+	struct job *j = mgr_job_new(JOB_BOOT, b);
 
 	if (!j)
 		return -ENOMEM;
@@ -960,12 +942,12 @@ int sbxd_mgr_delete(sbxd_mgr *m, const char *box_id, uint64_t waiter)
 	}
 	r = store_box_set_state(m->c.st, box_id, BOX_DELETING, "deleting");
 	if (r == 0) {
-		j = job_new(JOB_DELETE, &b);
+		j = mgr_job_new(JOB_DELETE, &b);
 		r = j ? job_add_waiter(j, waiter) : -ENOMEM;
 		if (r == 0)
-			r = job_start(m, j);
+			r = mgr_job_start(m, j);
 		if (r < 0)
-			job_free(j);
+			mgr_job_free(j);
 	}
 	pthread_mutex_unlock(&m->lock);
 	store_box_release(&b);
@@ -993,7 +975,7 @@ static int transition_submit(sbxd_mgr *m, const char *box_id, enum job_kind kind
 	else if (b.state != from)
 		r = -EINVAL;
 	if (r == 0) {
-		j = job_new(kind, &b);
+		j = mgr_job_new(kind, &b);
 		r = j ? job_add_waiter(j, waiter) : -ENOMEM;
 		if (j)
 			j->idle = idle;
@@ -1001,12 +983,12 @@ static int transition_submit(sbxd_mgr *m, const char *box_id, enum job_kind kind
 	if (r == 0)
 		r = store_box_set_state(m->c.st, b.id, to, NULL);
 	if (r == 0)
-		r = job_start(m, j);
+		r = mgr_job_start(m, j);
 	if (r < 0 && j && r != -EBUSY)
 		(void)store_box_set_state(m->c.st, b.id, from, b.status_message);
 	pthread_mutex_unlock(&m->lock);
 	if (r != 0)
-		job_free(j);
+		mgr_job_free(j);
 	store_box_release(&b);
 	return r;
 }
@@ -1065,7 +1047,7 @@ int sbxd_mgr_capture(sbxd_mgr *m, const char *box_id, const char *snap_id, uint6
 	r = store_box_get(m->c.st, box_id, STORE_OWNER_ANY, &b);
 	if (r < 0)
 		return r;
-	j = job_new(JOB_CAPTURE, &b);
+	j = mgr_job_new(JOB_CAPTURE, &b);
 	store_box_release(&b);
 	if (!j)
 		return -ENOMEM;
@@ -1109,9 +1091,9 @@ int sbxd_mgr_snapshot_delete(sbxd_mgr *m, const char *snap_id, uint64_t waiter)
 			j = job_new_snap(JOB_SNAP_DELETE, &s);
 			r = j ? job_add_waiter(j, waiter) : -ENOMEM;
 			if (r == 0)
-				r = job_start(m, j);
+				r = mgr_job_start(m, j);
 			if (r < 0)
-				job_free(j);
+				mgr_job_free(j);
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -1148,7 +1130,7 @@ static void *zygote_thread(void *arg)
 	struct zygote_req *z = arg;
 	sbxd_mgr *m = z->m;
 	char err[MGR_MSG_MAX] = "";
-	double t0 = mgr_mono_s();
+	double t0 = clock_mono_s();
 	int r;
 
 	log_info("zygote: preparing the fast start of image %s (vcpus=%u mem_mib=%u)", z->image_dir,
@@ -1160,7 +1142,7 @@ static void *zygote_thread(void *arg)
 			 err[0] ? err : strerror(-r));
 	else
 		log_info("zygote: image %s ready for fast starts after %.1f s", z->image_dir,
-			 mgr_mono_s() - t0);
+			 clock_mono_s() - t0);
 	pthread_mutex_lock(&m->pools.lock);
 	m->zygote_busy = false;
 	pthread_cond_broadcast(&m->pools.wake);
@@ -1199,227 +1181,4 @@ void sbxd_mgr_prepare_zygote(sbxd_mgr *m, const char *image_dir, unsigned vcpus,
 		return;
 	}
 	m->zygote_started = true;
-}
-
-/* ---- reconciliation ---- */
-
-static bool strv_has(char **v, const char *s)
-{
-	for (; v && *v; v++)
-		if (!strcmp(*v, s))
-			return true;
-	return false;
-}
-
-static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
-{
-	char err[MGR_MSG_MAX];
-	struct job *j;
-	int running = 0, r;
-
-	switch (b->state) {
-	case BOX_DELETING:
-		log_info("sandbox=%s id=%s: finishing its interrupted deletion", b->name, b->id);
-		j = job_new(JOB_DELETE, b);
-		pthread_mutex_lock(&m->lock);
-		r = j ? job_start(m, j) : -ENOMEM;
-		pthread_mutex_unlock(&m->lock);
-		if (r < 0) {
-			job_free(j);
-			log_error("sandbox=%s: cannot finish its deletion: %s", b->name,
-				  strerror(-r));
-		}
-		return;
-	case BOX_STARTING:
-		/* Roll back: the stop snapshot is dropped only once a start is
-		 * done, so the sandbox is still whole. */
-		log_info("sandbox=%s id=%s: sbxd stopped while it was starting: it stays stopped",
-			 b->name, b->id);
-		if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
-			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
-		(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED,
-					  "sbxd restarted while the sandbox was starting: start it "
-					  "again");
-		return;
-	case BOX_STOPPING:
-		if (b->stop_snapshot_id) {
-			/* Roll forward: it was saved. */
-			log_info("sandbox=%s id=%s: finishing its interrupted stop", b->name,
-				 b->id);
-			if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
-				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
-					 err);
-			(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED, NULL);
-			return;
-		}
-		/* Not saved yet: it goes on running, as a ready sandbox. */
-		/* fall through */
-	case BOX_PROVISIONING:
-	case BOX_READY:
-		if (has_vm)
-			running = m->c.vm->is_running(m->c.vm_ctx, b->vm_name);
-		if (running == 1) {
-			log_info("sandbox=%s id=%s: adopting its running VM", b->name, b->id);
-			(void)store_box_set_state(m->c.st, b->id, BOX_PROVISIONING,
-						  "sbxd restarted: waiting for the sandbox's agent "
-						  "to answer");
-			j = job_new(JOB_ADOPT, b);
-			pthread_mutex_lock(&m->lock);
-			r = j ? job_start(m, j) : -ENOMEM;
-			pthread_mutex_unlock(&m->lock);
-			if (r < 0)
-				job_free(j);
-			if (r == 0)
-				return;
-		}
-		/* Also without a domain: a crashed QEMU leaves its overlay behind. */
-		if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
-			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
-		log_warn(
-		    "sandbox=%s id=%s: marked failed: its VM was not running when sbxd started",
-		    b->name, b->id);
-		(void)store_box_set_state(m->c.st, b->id, BOX_FAILED,
-					  "the VM was not running when sbxd started");
-		return;
-	case BOX_FAILED:
-	case BOX_STOPPED:
-	case _BOX_STATE_MAX:
-	case _BOX_STATE_INVALID:
-		if (has_vm) {
-			log_info("sandbox=%s id=%s is %s: removing its leftover VM", b->name, b->id,
-				 box_state_to_string(b->state));
-			if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
-				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
-					 err);
-		}
-		return;
-	}
-}
-
-/* Destroy each VM of vms (NULL ended, may be NULL) that no row names. */
-static void destroy_unowned(sbxd_mgr *m, char **vms, const struct store_box *rows, size_t n,
-			    const char *what)
-{
-	for (char **p = vms; p && *p; p++) {
-		char err[MGR_MSG_MAX];
-		bool owned = false;
-
-		for (size_t i = 0; i < n && !owned; i++)
-			owned = !strcmp(rows[i].vm_name, *p);
-		if (owned)
-			continue;
-		log_info("vm=%s: %s", *p, what);
-		if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
-			log_warn("vm=%s: %s, ignoring", *p, err);
-	}
-}
-
-int sbxd_mgr_reconcile(sbxd_mgr *m)
-{
-	struct store_box *rows = NULL;
-	char **names = NULL, **stale = NULL;
-	size_t n = 0;
-	int r;
-
-	r = m->c.vm->list(m->c.vm_ctx, &names);
-	if (r < 0)
-		return r;
-	r = store_box_list(m->c.st, STORE_OWNER_ANY, &rows, &n);
-	if (r < 0) {
-		m->c.vm->free_list(names);
-		return r;
-	}
-	for (size_t i = 0; i < n; i++)
-		reconcile_row(m, &rows[i], strv_has(names, rows[i].vm_name));
-	/* Pool VMs of an earlier run land here too: never trusted. */
-	destroy_unowned(m, names, rows, n, "no sandbox owns it: destroying it");
-	/* Directories of VMs that no longer exist (a helper VM of a capture,
-	 * a start or a destroy that a kill -9 cut short), owned by no row. */
-	if (m->c.vm->list_stale && m->c.vm->list_stale(m->c.vm_ctx, &stale) == 0) {
-		destroy_unowned(m, stale, rows, n,
-				"removing the directory of a VM that no longer exists");
-		m->c.vm->free_list(stale);
-	}
-	log_info("reconciled %zu sandbox row(s) with the VMs found", n);
-	pthread_mutex_lock(&m->ttl.lock);
-	m->ttl.armed = true; /* the TTLs may act on the rows now */
-	pthread_mutex_unlock(&m->ttl.lock);
-	store_boxes_free(rows, n);
-	m->c.vm->free_list(names);
-	return 0;
-}
-
-static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
-{
-	char err[MGR_MSG_MAX] = "";
-	char msg[MGR_MSG_MAX + 128];
-	struct sbxd_snap_info info;
-	int r;
-
-	switch (s->state) {
-	case SNAPSHOT_BUILDING:
-		log_warn("snapshot=%s id=%s: marked failed: sbxd stopped while it was being taken",
-			 s->name, s->id);
-		if (m->c.vm->snap_delete &&
-		    m->c.vm->snap_delete(m->c.vm_ctx, s->id, err, sizeof(err)) < 0)
-			log_warn("snapshot id=%s: %s, ignoring", s->id, err);
-		(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED,
-					       "sbxd stopped while the snapshot was being taken; "
-					       "take it again");
-		return;
-	case SNAPSHOT_DELETING:
-		log_info("snapshot=%s id=%s: finishing its interrupted deletion", s->name, s->id);
-		r = m->c.vm->snap_delete
-			? m->c.vm->snap_delete(m->c.vm_ctx, s->id, err, sizeof(err))
-			: 0;
-		if (r < 0) {
-			snprintf(msg, sizeof(msg),
-				 "deleting the snapshot failed: %s (delete it again to retry)",
-				 err);
-			(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED, msg);
-		} else {
-			(void)store_snapshot_delete(m->c.st, s->id);
-		}
-		return;
-	case SNAPSHOT_READY:
-		if (!m->c.vm->snap_info)
-			return;
-		r = m->c.vm->snap_info(m->c.vm_ctx, s->id, &info, err, sizeof(err));
-		if (r == -ENOENT) {
-			snprintf(msg, sizeof(msg),
-				 "the snapshot's manifest is gone (snapshots/%s/manifest.json): "
-				 "delete it",
-				 s->id);
-			log_warn("snapshot=%s id=%s: marked failed: %s", s->name, s->id, msg);
-			(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED, msg);
-		} else if (r < 0) {
-			log_warn("snapshot=%s id=%s: %s (its sandboxes will not start), ignoring",
-				 s->name, s->id, err);
-		}
-		return;
-	case SNAPSHOT_FAILED:
-	case _SNAPSHOT_STATE_MAX:
-	case _SNAPSHOT_STATE_INVALID:
-		return;
-	}
-}
-
-int sbxd_mgr_reconcile_snapshots(sbxd_mgr *m)
-{
-	struct store_snapshot *rows = NULL;
-	char err[MGR_MSG_MAX] = "";
-	size_t n = 0;
-	int r;
-
-	r = store_snapshot_list(m->c.st, STORE_OWNER_ANY, NULL, 0, 0, &rows, &n, NULL);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++)
-		reconcile_snapshot(m, &rows[i]);
-	store_snapshots_free(rows, n);
-	/* Nothing captures yet: what is still "building" on disk is dead. */
-	if (m->c.vm->snap_gc && m->c.vm->snap_gc(m->c.vm_ctx, true, err, sizeof(err)) < 0)
-		log_warn("snapshots: garbage collection failed: %s, ignoring", err);
-	log_info("reconciled %zu snapshot row(s) with the snapshot store", n);
-	return 0;
 }

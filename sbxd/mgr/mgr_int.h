@@ -87,7 +87,24 @@ struct sbxd_mgr {
 	struct ttl ttl;
 };
 
-double mgr_mono_s(void);
+/* Jobs (mgr.c): one worker thread per job, at most one job per sandbox or
+ * snapshot. A job that could not start is freed by its creator. */
+enum job_kind {
+	JOB_BOOT,
+	JOB_ADOPT,
+	JOB_DELETE,
+	JOB_CAPTURE,
+	JOB_SNAP_BUILD,
+	JOB_SNAP_DELETE,
+	JOB_STOP,
+	JOB_START,
+};
+
+struct job;
+struct job *mgr_job_new(enum job_kind kind, const struct store_box *b);
+int mgr_job_start(sbxd_mgr *m, struct job *j);
+void mgr_job_free(struct job *j);
+
 int pools_init(sbxd_mgr *m);
 /* Stop the pool thread and destroy every pooled VM. */
 void pools_stop(sbxd_mgr *m);

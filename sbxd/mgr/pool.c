@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "sbxd/common/key.h"
 #include "sbxd/mgr/mgr_int.h"
@@ -381,7 +382,7 @@ static void pool_check(sbxd_mgr *m, struct pool *p, struct pool_vm *v)
 	pthread_mutex_lock(&P->lock);
 	v->busy = false;
 	if (r == 0 || r == -ECANCELED) {
-		v->checked_s = mgr_mono_s();
+		v->checked_s = clock_mono_s();
 		return;
 	}
 	/* Replace it: unlink (p is still listed: busy kept it) and destroy. */
@@ -408,7 +409,7 @@ static void pool_fill(sbxd_mgr *m, struct pool *p)
 	const char *how = NULL;
 	struct fill f = {0};
 	struct pool_vm *v;
-	double t0 = mgr_mono_s();
+	double t0 = clock_mono_s();
 	bool copied;
 	int r = -ENOMEM;
 
@@ -435,14 +436,14 @@ static void pool_fill(sbxd_mgr *m, struct pool *p)
 		struct pool_vm **tail = &p->ready;
 
 		snprintf(v->name, sizeof(v->name), "%s", name);
-		v->checked_s = mgr_mono_s();
+		v->checked_s = clock_mono_s();
 		while (*tail)
 			tail = &(*tail)->next;
 		*tail = v;
 		p->n_ready++;
 		p->failures = 0;
 		log_info("pool=%s vm=%s ready after %.2f s (%s); %u/%u ready", p->source, name,
-			 mgr_mono_s() - t0, how ? how : "boot", p->n_ready, p->target);
+			 clock_mono_s() - t0, how ? how : "boot", p->n_ready, p->target);
 	} else if (r == 0) {
 		/* not wanted any more */
 		pthread_mutex_unlock(&P->lock);
@@ -460,7 +461,7 @@ static void pool_fill(sbxd_mgr *m, struct pool *p)
 		if (wait > POOL_RETRY_MAX_S)
 			wait = POOL_RETRY_MAX_S;
 		p->failures++;
-		p->retry_s = mgr_mono_s() + wait;
+		p->retry_s = clock_mono_s() + wait;
 		log_warn("pool=%s: starting a VM failed (%s); next try in %.0f s", f.source,
 			 err[0] ? err : strerror(-r), wait);
 	}
@@ -478,7 +479,7 @@ static void *pool_thread(void *arg)
 		char source[SBXD_POOL_SOURCE_MAX] = "";
 		struct pool_vm *drop, *v;
 		struct pool *p;
-		double now = mgr_mono_s();
+		double now = clock_mono_s();
 		bool gc = false;
 		struct timespec ts;
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -39,7 +40,7 @@ static struct touch *touch_find(struct ttl *t, const char *id)
 void sbxd_mgr_touch(sbxd_mgr *m, const char *box_id)
 {
 	struct ttl *t = &m->ttl;
-	int64_t now = store_now_ms();
+	int64_t now = clock_wall_ms();
 	struct touch *e;
 	bool write = false;
 
@@ -208,7 +209,7 @@ static void ttl_tick(sbxd_mgr *m)
 {
 	struct store_box *rows = NULL;
 	size_t n = 0, n_stopped;
-	int64_t now = store_now_ms();
+	int64_t now = clock_wall_ms();
 	char *vms[64], *why[64];
 
 	pthread_mutex_lock(&m->ttl.lock);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "base/err.h"
 #include "sbxd/store/store_int.h"
@@ -196,14 +197,6 @@ int store_exec(store *s, const char *sql)
 	return rc == SQLITE_OK ? 0 : store_fail(s, rc);
 }
 
-int64_t store_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int pragma_int(store *s, const char *sql, int *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -225,10 +218,11 @@ static int migrate(store *s)
 	if (r < 0)
 		return r;
 	if (version > (int)ARRAY_SIZE(migrations)) {
-		return err_set(-EPROTO,
-			       "the database has schema version %d, but this sbxd knows only up to %d "
-			       "(was it written by a newer sbxd?)",
-			       version, (int)ARRAY_SIZE(migrations));
+		return err_set(
+		    -EPROTO,
+		    "the database has schema version %d, but this sbxd knows only up to %d "
+		    "(was it written by a newer sbxd?)",
+		    version, (int)ARRAY_SIZE(migrations));
 	}
 	for (; version < (int)ARRAY_SIZE(migrations); version++) {
 		char bump[64];
@@ -382,7 +376,7 @@ int store_key_create(store *s, const char *name, const char *hash, bool admin, i
 	store_bind_text(st, 1, name);
 	store_bind_text(st, 2, hash);
 	sqlite3_bind_int(st, 3, admin);
-	sqlite3_bind_int64(st, 4, store_now_ms());
+	sqlite3_bind_int64(st, 4, clock_wall_ms());
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return store_fail(s, rc);
@@ -515,7 +509,7 @@ int store_key_revoke(store *s, const char *name)
 	r = store_prepare(s, "UPDATE keys SET revoked_ms = ? WHERE name = ?", &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, store_now_ms());
+	sqlite3_bind_int64(st, 1, clock_wall_ms());
 	store_bind_text(st, 2, name);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)

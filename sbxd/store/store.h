@@ -166,8 +166,6 @@ static inline void store_closep(store **s)
 int store_journal_mode(store *s, char *buf, size_t len);
 int store_schema_version(store *s);
 
-int64_t store_now_ms(void);
-
 /* ---- keys ---- */
 
 /* hash is the lowercase hex SHA-256 of the key (64 chars). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "sbxd/store/store_int.h"
 
@@ -58,7 +59,7 @@ int store_audit_begin(store *s, const struct store_audit *a)
 	store_bind_text(st, 4, a->command_id ? a->command_id : "");
 	store_bind_text(st, 5, cmd);
 	store_bind_text(st, 6, a->cwd);
-	sqlite3_bind_int64(st, 7, a->started_ms ? a->started_ms : store_now_ms());
+	sqlite3_bind_int64(st, 7, a->started_ms ? a->started_ms : clock_wall_ms());
 	rc = sqlite3_step(st);
 	return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
 }
@@ -80,7 +81,7 @@ int store_audit_finish(store *s, const char *box_id, const char *command_id, int
 		return r;
 	store_bind_text(st, 1, box_id);
 	store_bind_text(st, 2, command_id);
-	sqlite3_bind_int64(st, 3, store_now_ms());
+	sqlite3_bind_int64(st, 3, clock_wall_ms());
 	if (exit_code == STORE_AUDIT_NO_CODE)
 		sqlite3_bind_null(st, 4);
 	else
@@ -106,7 +107,7 @@ int store_audit_sweep(store *s)
 			  &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, store_now_ms());
+	sqlite3_bind_int64(st, 1, clock_wall_ms());
 	rc = sqlite3_step(st);
 	return rc == SQLITE_DONE ? sqlite3_changes(s->db) : store_fail(s, rc);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "sbxd/store/store_int.h"
 
@@ -108,7 +109,7 @@ int store_box_insert(store *s, const struct store_box *b)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	STORE_LOCK(s);
-	int64_t now = store_now_ms();
+	int64_t now = clock_wall_ms();
 	int r, rc;
 
 	if (!b->name || !b->vm_name || !b->image || !b->id[0])
@@ -245,7 +246,7 @@ int store_box_set_state(store *s, const char *id, enum box_state state, const ch
 	store_bind_text(st, 1, id);
 	store_bind_text(st, 2, db_state(state));
 	store_bind_text(st, 3, msg);
-	sqlite3_bind_int64(st, 4, store_now_ms());
+	sqlite3_bind_int64(st, 4, clock_wall_ms());
 	store_bind_text(st, 5, db_transition(state));
 	store_bind_text(st, 6, box_state_to_string(state));
 	return step_changed(s, st);
@@ -262,7 +263,7 @@ int store_box_rename(store *s, const char *id, const char *new_name)
 		return r;
 	store_bind_text(st, 1, id);
 	store_bind_text(st, 2, new_name);
-	sqlite3_bind_int64(st, 3, store_now_ms());
+	sqlite3_bind_int64(st, 3, clock_wall_ms());
 	return step_changed(s, st);
 }
 
@@ -288,7 +289,7 @@ int store_box_patch(store *s, const char *id, const struct store_box_patch *p)
 	sqlite3_bind_int64(st, 3, p->delete_after_stop_seconds);
 	store_bind_text(st, 4, p->run_config);
 	store_bind_text(st, 5, p->proxy_config);
-	sqlite3_bind_int64(st, 6, store_now_ms());
+	sqlite3_bind_int64(st, 6, clock_wall_ms());
 	return step_changed(s, st);
 }
 
@@ -304,7 +305,7 @@ int store_box_set_vm(store *s, const char *id, const char *vm_name)
 		return r;
 	store_bind_text(st, 1, id);
 	store_bind_text(st, 2, vm_name);
-	sqlite3_bind_int64(st, 3, store_now_ms());
+	sqlite3_bind_int64(st, 3, clock_wall_ms());
 	return step_changed(s, st);
 }
 
@@ -454,7 +455,7 @@ int store_cmd_insert(store *s, const struct store_cmd *c)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	STORE_LOCK(s);
-	int64_t now = store_now_ms();
+	int64_t now = clock_wall_ms();
 	int r, rc;
 
 	if (!c->id || !c->box_id[0])
@@ -515,7 +516,7 @@ int store_cmd_update(store *s, const char *box_id, const char *id, const char *s
 	store_bind_text(st, 3, state);
 	sqlite3_bind_int64(st, 4, agent_cmd_id);
 	sqlite3_bind_int(st, 5, exit_code);
-	sqlite3_bind_int64(st, 6, store_now_ms());
+	sqlite3_bind_int64(st, 6, clock_wall_ms());
 	return step_changed(s, st);
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "sbxd/store/store_int.h"
 
@@ -81,7 +82,7 @@ int store_snapshot_insert(store *s, const struct store_snapshot *v)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	STORE_LOCK(s);
-	int64_t now = store_now_ms();
+	int64_t now = clock_wall_ms();
 	int r, rc;
 
 	if (!v->id[0] || !v->name || !v->kind || (int)v->state < 0 ||
@@ -243,7 +244,7 @@ int store_snapshot_set_state(store *s, const char *id, enum snapshot_state state
 	store_bind_text(st, 1, id);
 	store_bind_text(st, 2, snapshot_state_to_string(state));
 	store_bind_text(st, 3, msg);
-	sqlite3_bind_int64(st, 4, store_now_ms());
+	sqlite3_bind_int64(st, 4, clock_wall_ms());
 	return step_changed(s, st);
 }
 
@@ -274,7 +275,7 @@ int store_snapshot_set_built(store *s, const char *id, const struct store_snapsh
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)b->memory_size_bytes);
 	store_bind_text(st, 7, b->image_dir);
 	store_bind_text(st, 8, b->image_digest);
-	sqlite3_bind_int64(st, 9, store_now_ms());
+	sqlite3_bind_int64(st, 9, clock_wall_ms());
 	return step_changed(s, st);
 }
 
@@ -290,7 +291,7 @@ int store_snapshot_set_pool(store *s, const char *id, unsigned pool_size)
 		return r;
 	store_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, pool_size);
-	sqlite3_bind_int64(st, 3, store_now_ms());
+	sqlite3_bind_int64(st, 3, clock_wall_ms());
 	return step_changed(s, st);
 }
 

@@ -46,11 +46,6 @@ void agent_fatal(const char *fmt, ...)
 	abort();
 }
 
-uint64_t agent_now_ms(void)
-{
-	return 0;
-}
-
 #define SETUP()                                                                                    \
 	struct agent_proc a;                                                                       \
 	struct tc t;                                                                               \

@@ -26,6 +26,7 @@
 
 #include <sys/wait.h>
 
+#include "base/clock.h"
 #include "sbxd/api/api_req.h"
 #include "sbxd/http/http_server.h"
 #include "base/log.h"
@@ -1822,7 +1823,7 @@ START_TEST(test_reconcile_finishes_or_rolls_back_stops_and_starts)
 	x.fs_capacity_bytes = 1 << 30;
 	x.image = (char *)"/img";
 	x.vm_name = x.id;
-	x.created_ms = store_now_ms() - 60000;
+	x.created_ms = clock_wall_ms() - 60000;
 	x.max_lifetime_seconds = 30;
 	ck_assert_int_eq(store_box_insert(t.st, &x), 0);
 	fake_add(x.id);
