@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/err.h"
+#include "base/kvconf.h"
 #include "sbxd/config.h"
 
 enum opt_type { OPT_STR, OPT_UINT, OPT_LISTEN, OPT_CHOICE };
@@ -160,7 +162,7 @@ int sbxd_parse_listen(const char *s, char *host, size_t hostlen, int *ret_port)
 }
 
 static int set_opt(struct sbxd_config *c, const struct opt *o, const char *value,
-		   const char *source, char *err, size_t errlen)
+		   const char *source)
 {
 	char *field = (char *)c + o->off;
 
@@ -168,19 +170,18 @@ static int set_opt(struct sbxd_config *c, const struct opt *o, const char *value
 	case OPT_LISTEN:
 		if (sbxd_parse_listen(value, c->listen_host, sizeof(c->listen_host),
 				      &c->listen_port) < 0) {
-			snprintf(err, errlen,
-				 "%s: '%s' is not an address to listen on: use HOST:PORT, e.g. "
-				 "127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080",
-				 source, value);
-			return -EINVAL;
+			return err_set(
+			    -EINVAL,
+			    "%s: '%s' is not an address to listen on: use HOST:PORT, e.g. "
+			    "127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080",
+			    source, value);
 		}
 		return 0;
 	case OPT_STR:
 		if (strlen(value) >= o->size) {
-			snprintf(err, errlen,
-				 "%s: the value of %s is too long (at most %zu characters)", source,
-				 o->name, o->size - 1);
-			return -EINVAL;
+			return err_set(-EINVAL,
+				       "%s: the value of %s is too long (at most %zu characters)",
+				       source, o->name, o->size - 1);
 		}
 		snprintf(field, o->size, "%s", value);
 		return 0;
@@ -191,11 +192,10 @@ static int set_opt(struct sbxd_config *c, const struct opt *o, const char *value
 				return 0;
 			}
 		}
-		snprintf(err, errlen, "%s: '%s' is not a valid %s (one of:%s%s%s%s%s)", source,
-			 value, o->name, o->choices[0] ? " " : "",
-			 o->choices[0] ? o->choices[0] : "", o->choices[1] ? ", " : "",
-			 o->choices[1] ? o->choices[1] : "", o->choices[2] ? ", ..." : "");
-		return -EINVAL;
+		return err_set(-EINVAL, "%s: '%s' is not a valid %s (one of:%s%s%s%s%s)", source,
+			       value, o->name, o->choices[0] ? " " : "",
+			       o->choices[0] ? o->choices[0] : "", o->choices[1] ? ", " : "",
+			       o->choices[1] ? o->choices[1] : "", o->choices[2] ? ", ..." : "");
 	case OPT_UINT: {
 		unsigned long v;
 		char *end;
@@ -203,10 +203,9 @@ static int set_opt(struct sbxd_config *c, const struct opt *o, const char *value
 		errno = 0;
 		v = strtoul(value, &end, 10);
 		if (errno || end == value || *end || value[0] == '-' || v < o->min || v > o->max) {
-			snprintf(err, errlen,
-				 "%s: %s must be a whole number from %u to %u, not '%s'", source,
-				 o->name, o->min, o->max, value);
-			return -EINVAL;
+			return err_set(-EINVAL,
+				       "%s: %s must be a whole number from %u to %u, not '%s'",
+				       source, o->name, o->min, o->max, value);
 		}
 		*(unsigned *)(void *)field = (unsigned)v;
 		return 0;
@@ -215,106 +214,31 @@ static int set_opt(struct sbxd_config *c, const struct opt *o, const char *value
 	return -EINVAL;
 }
 
-int sbxd_config_set(struct sbxd_config *c, const char *name, const char *value, const char *source,
-		    char *err, size_t errlen)
+int sbxd_config_set(struct sbxd_config *c, const char *name, const char *value, const char *source)
 {
 	const struct opt *o = find_opt(name, strlen(name));
 
 	if (!o) {
-		snprintf(err, errlen, "%s: unknown setting '%s' (see docs/sbxd.md)", source, name);
-		return -ENOENT;
+		return err_set(-ENOENT, "%s: unknown setting '%s' (see docs/sbxd.md)", source,
+			       name);
 	}
-	return set_opt(c, o, value, source, err, errlen);
+	return set_opt(c, o, value, source);
 }
 
-static const char *skip_space(const char *p, const char *end)
+static int set_one(void *ud, const char *name, const char *value, const char *source)
 {
-	while (p < end && (*p == ' ' || *p == '\t'))
-		p++;
-	return p;
+	return sbxd_config_set(ud, name, value, source);
 }
 
-/* One "KEY = VALUE" line [p, end) without its newline. */
-static int parse_line(struct sbxd_config *c, const char *p, const char *end, const char *source,
-		      char *err, size_t errlen)
+int sbxd_config_parse_text(struct sbxd_config *c, const char *text, size_t len, const char *path)
 {
-	char name[64], value[PATH_MAX + 64];
-	const char *k, *eq, *v, *vend;
-	size_t kl, vl;
-
-	p = skip_space(p, end);
-	if (p == end || *p == '#')
-		return 0;
-	k = p;
-	while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == '_'))
-		p++;
-	kl = (size_t)(p - k);
-	eq = skip_space(p, end);
-	if (kl == 0 || eq == end || *eq != '=') {
-		snprintf(err, errlen, "%s: expected 'name = value'", source);
-		return -EINVAL;
-	}
-	if (kl >= sizeof(name)) {
-		snprintf(err, errlen, "%s: unknown setting (name too long)", source);
-		return -ENOENT;
-	}
-	memcpy(name, k, kl);
-	name[kl] = '\0';
-	v = skip_space(eq + 1, end);
-	vend = end;
-	while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t' || vend[-1] == '\r'))
-		vend--;
-	if (vend > v && *v == '"') {
-		if (vend - v < 2 || vend[-1] != '"') {
-			snprintf(err, errlen, "%s: the value of %s has no closing '\"'", source,
-				 name);
-			return -EINVAL;
-		}
-		v++;
-		vend--;
-	}
-	vl = (size_t)(vend - v);
-	if (vl >= sizeof(value)) {
-		snprintf(err, errlen, "%s: the value of %s is too long", source, name);
-		return -EINVAL;
-	}
-	if (memchr(v, '\0', vl)) {
-		snprintf(err, errlen, "%s: the value of %s contains a NUL byte", source, name);
-		return -EINVAL;
-	}
-	memcpy(value, v, vl);
-	value[vl] = '\0';
-	return sbxd_config_set(c, name, value, source, err, errlen);
+	if (len > SBXD_CONFIG_FILE_MAX)
+		return err_set(-EFBIG, "%s: the file is larger than %d bytes", path,
+			       SBXD_CONFIG_FILE_MAX);
+	return kvconf_parse(text, len, path, set_one, c);
 }
 
-int sbxd_config_parse_text(struct sbxd_config *c, const char *text, size_t len, const char *path,
-			   char *err, size_t errlen)
-{
-	const char *p = text, *end = text + len;
-	unsigned lineno = 0;
-
-	if (len > SBXD_CONFIG_FILE_MAX) {
-		snprintf(err, errlen, "%s: the file is larger than %d bytes", path,
-			 SBXD_CONFIG_FILE_MAX);
-		return -EFBIG;
-	}
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
-		char source[PATH_MAX + 32];
-		int r;
-
-		lineno++;
-		snprintf(source, sizeof(source), "%s:%u", path, lineno);
-		r = parse_line(c, p, le, source, err, errlen);
-		if (r < 0)
-			return r;
-		p = nl ? nl + 1 : end;
-	}
-	return 0;
-}
-
-int sbxd_config_load_file(struct sbxd_config *c, const char *path, char *err, size_t errlen)
+int sbxd_config_load_file(struct sbxd_config *c, const char *path)
 {
 	_cleanup_close_ int fd = -EBADF;
 	char *buf;
@@ -325,8 +249,7 @@ int sbxd_config_load_file(struct sbxd_config *c, const char *path, char *err, si
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
-		return r;
+		return err_set(r, "cannot read config file %s: %s", path, strerror(errno));
 	}
 	buf = malloc(SBXD_CONFIG_FILE_MAX + 1);
 	if (!buf)
@@ -338,16 +261,16 @@ int sbxd_config_load_file(struct sbxd_config *c, const char *path, char *err, si
 	}
 	if (n < 0) {
 		r = -errno;
-		snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+		err_set(0, "cannot read config file %s: %s", path, strerror(errno));
 		free(buf);
 		return r;
 	}
-	r = sbxd_config_parse_text(c, buf, len, path, err, errlen);
+	r = sbxd_config_parse_text(c, buf, len, path);
 	free(buf);
 	return r;
 }
 
-int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp, char *err, size_t errlen)
+int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
 		char var[64];
@@ -364,7 +287,7 @@ int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp, char *err, s
 			if (strncmp(*e, var, vl))
 				continue;
 			var[vl - 1] = '\0';
-			r = set_opt(c, &opts[i], *e + vl, var, err, errlen);
+			r = set_opt(c, &opts[i], *e + vl, var);
 			if (r < 0)
 				return r;
 			break;
@@ -373,34 +296,29 @@ int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp, char *err, s
 	return 0;
 }
 
-int sbxd_config_check(const struct sbxd_config *c, char *err, size_t errlen)
+int sbxd_config_check(const struct sbxd_config *c)
 {
 	if (c->default_vcpus > c->max_vcpus) {
-		snprintf(err, errlen, "default-vcpus (%u) is larger than max-vcpus (%u)",
-			 c->default_vcpus, c->max_vcpus);
-		return -EINVAL;
+		return err_set(-EINVAL, "default-vcpus (%u) is larger than max-vcpus (%u)",
+			       c->default_vcpus, c->max_vcpus);
 	}
 	if (c->default_mem_mib > c->max_mem_mib) {
-		snprintf(err, errlen, "default-mem-mib (%u) is larger than max-mem-mib (%u)",
-			 c->default_mem_mib, c->max_mem_mib);
-		return -EINVAL;
+		return err_set(-EINVAL, "default-mem-mib (%u) is larger than max-mem-mib (%u)",
+			       c->default_mem_mib, c->max_mem_mib);
 	}
 	if (c->default_disk_gib > c->max_disk_gib) {
-		snprintf(err, errlen, "default-disk-gib (%u) is larger than max-disk-gib (%u)",
-			 c->default_disk_gib, c->max_disk_gib);
-		return -EINVAL;
+		return err_set(-EINVAL, "default-disk-gib (%u) is larger than max-disk-gib (%u)",
+			       c->default_disk_gib, c->max_disk_gib);
 	}
 	if (c->max_total_mem_mib && c->max_total_mem_mib < c->default_mem_mib) {
-		snprintf(
-		    err, errlen,
+		return err_set(
+		    -EINVAL,
 		    "max-total-mem-mib (%u) is smaller than one sandbox's default-mem-mib (%u)",
 		    c->max_total_mem_mib, c->default_mem_mib);
-		return -EINVAL;
 	}
 	if (c->pool_size > c->max_sandboxes) {
-		snprintf(err, errlen, "pool-size (%u) is larger than max-sandboxes (%u)",
-			 c->pool_size, c->max_sandboxes);
-		return -EINVAL;
+		return err_set(-EINVAL, "pool-size (%u) is larger than max-sandboxes (%u)",
+			       c->pool_size, c->max_sandboxes);
 	}
 	for (const char *p = c->snapshot_pools; *p;) {
 		const char *e = p + strcspn(p, ", "), *colon = NULL;
@@ -413,28 +331,26 @@ int sbxd_config_check(const struct sbxd_config *c, char *err, size_t errlen)
 		if (e > p && (!colon || colon == p ||
 			      (n = strtoul(colon + 1, &end, 10), end != e || colon + 1 == e) ||
 			      n > c->max_pool_size)) {
-			snprintf(err, errlen,
-				 "snapshot-pools: '%.*s' must be SNAPSHOT:SIZE (a snapshot id or "
-				 "name, and a size from 0 to max-pool-size, %u)",
-				 (int)(e - p), p, c->max_pool_size);
-			return -EINVAL;
+			return err_set(
+			    -EINVAL,
+			    "snapshot-pools: '%.*s' must be SNAPSHOT:SIZE (a snapshot id or "
+			    "name, and a size from 0 to max-pool-size, %u)",
+			    (int)(e - p), p, c->max_pool_size);
 		}
 		p = e + strspn(e, ", ");
 	}
 	if (c->images_dir[0] && c->images_dir[0] != '/') {
-		snprintf(err, errlen, "images-dir must be an absolute path, not '%s'",
-			 c->images_dir);
-		return -EINVAL;
+		return err_set(-EINVAL, "images-dir must be an absolute path, not '%s'",
+			       c->images_dir);
 	}
 	if (c->state_dir[0] != '/') {
-		snprintf(err, errlen, "state-dir must be an absolute path, not '%s'", c->state_dir);
-		return -EINVAL;
+		return err_set(-EINVAL, "state-dir must be an absolute path, not '%s'",
+			       c->state_dir);
 	}
 	if (c->public_url[0] && strncmp(c->public_url, "http://", 7) &&
 	    strncmp(c->public_url, "https://", 8)) {
-		snprintf(err, errlen, "public-url must start with http:// or https://, not '%s'",
-			 c->public_url);
-		return -EINVAL;
+		return err_set(-EINVAL, "public-url must start with http:// or https://, not '%s'",
+			       c->public_url);
 	}
 	return 0;
 }

@@ -10,9 +10,9 @@
  *   - the variable:  SBX_MAX_MEM_MIB=2048
  * The table in config.c is the list; docs/sbxd.md documents it.
  *
- * Parsing functions are pure (no I/O except sbxd_config_load_file()); they
- * fill err (a message for a person naming the source, key and value) and
- * return -EINVAL on a bad setting.
+ * Parsing functions are pure (no I/O except sbxd_config_load_file()); on a
+ * bad setting they return -EINVAL with a message for a person naming the
+ * source, key and value in err_msg() (base/err.h).
  */
 #pragma once
 
@@ -53,19 +53,18 @@ void sbxd_config_defaults(struct sbxd_config *c);
 /* Set one setting by name (dashes or underscores) from its text. source
  * names where it came from, for the message ("--listen", "SBX_LISTEN",
  * "/etc/sbx/sbxd.conf:3"). -ENOENT for an unknown name. */
-int sbxd_config_set(struct sbxd_config *c, const char *name, const char *value, const char *source,
-		    char *err, size_t errlen);
-/* Parse config file text: KEY = VALUE lines, '#' comments, blank lines;
- * values may be double-quoted. path is used in messages only. */
-int sbxd_config_parse_text(struct sbxd_config *c, const char *text, size_t len, const char *path,
-			   char *err, size_t errlen);
-int sbxd_config_load_file(struct sbxd_config *c, const char *path, char *err, size_t errlen);
+int sbxd_config_set(struct sbxd_config *c, const char *name, const char *value, const char *source);
+/* Parse config file text (base/kvconf.h: KEY = VALUE lines, '#' comments,
+ * blank lines; values may be double-quoted). path is used in messages
+ * only; an unknown setting is an error. */
+int sbxd_config_parse_text(struct sbxd_config *c, const char *text, size_t len, const char *path);
+int sbxd_config_load_file(struct sbxd_config *c, const char *path);
 /* Apply every SBX_<NAME> variable of envp (NULL-terminated "K=V"). */
-int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp, char *err, size_t errlen);
+int sbxd_config_apply_env(struct sbxd_config *c, char *const *envp);
 /* "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces). */
 int sbxd_parse_listen(const char *s, char *host, size_t hostlen, int *ret_port);
 /* Cross-checks (default <= max, ...). */
-int sbxd_config_check(const struct sbxd_config *c, char *err, size_t errlen);
+int sbxd_config_check(const struct sbxd_config *c);
 /* Whether name is a setting (for flag parsing). */
 bool sbxd_config_has(const char *name);
 /* Writes every setting as "name = value" lines (for `sbxd config`). */

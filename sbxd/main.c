@@ -141,7 +141,6 @@ static int parse_cli(int argc, char **argv, int first, bool is_key, struct cli *
 
 static int resolve_config(const struct cli *c, struct sbxd_config *cfg)
 {
-	char err[PATH_MAX + 256];
 	const char *path = c->config_path;
 	struct stat st;
 
@@ -150,19 +149,18 @@ static int resolve_config(const struct cli *c, struct sbxd_config *cfg)
 		path = getenv("SBX_CONFIG");
 	if (!path && stat(SBXD_DEFAULT_CONFIG, &st) == 0)
 		path = SBXD_DEFAULT_CONFIG;
-	if (path && sbxd_config_load_file(cfg, path, err, sizeof(err)) < 0)
+	if (path && sbxd_config_load_file(cfg, path) < 0)
 		goto fail;
-	if (sbxd_config_apply_env(cfg, environ, err, sizeof(err)) < 0)
+	if (sbxd_config_apply_env(cfg, environ) < 0)
 		goto fail;
 	for (int i = 0; i < c->nset; i++) {
 		char source[80];
 
 		snprintf(source, sizeof(source), "--%s", c->set_name[i]);
-		if (sbxd_config_set(cfg, c->set_name[i], c->set_value[i], source, err,
-				    sizeof(err)) < 0)
+		if (sbxd_config_set(cfg, c->set_name[i], c->set_value[i], source) < 0)
 			goto fail;
 	}
-	if (sbxd_config_check(cfg, err, sizeof(err)) < 0)
+	if (sbxd_config_check(cfg) < 0)
 		goto fail;
 	if (!strcmp(cfg->log_level, "debug"))
 		log_set_level(LOG_LVL_DEBUG);
@@ -174,7 +172,7 @@ static int resolve_config(const struct cli *c, struct sbxd_config *cfg)
 		log_json_enable();
 	return 0;
 fail:
-	fprintf(stderr, "sbxd: %s\n", err);
+	fprintf(stderr, "sbxd: %s\n", err_msg());
 	return 2;
 }
 
@@ -576,7 +574,7 @@ static void on_vm_stopped(void *ud, const char *name, const char *reason)
 static int serve(const struct sbxd_config *cfg)
 {
 	_cleanup_(store_closep) store *st = NULL;
-	char image[PATH_MAX], err[PATH_MAX + 256], base[400];
+	char image[PATH_MAX], base[400];
 	vm_driver *drv = NULL;
 	snap_store *ss = NULL;
 	sbxd_vm_backend *backend = NULL;
@@ -589,8 +587,8 @@ static int serve(const struct sbxd_config *cfg)
 	int ret = 1, r;
 
 	find_image(cfg, image, sizeof(image));
-	if (sbxd_image_check(image, &image_bytes, err, sizeof(err)) < 0) {
-		log_error("%s", err);
+	if (sbxd_image_check(image, &image_bytes) < 0) {
+		log_error("%s", err_msg());
 		return 1;
 	}
 	if (open_store(cfg, &st) < 0)

@@ -20,21 +20,12 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/kvconf.h"
 #include "base/log.h"
 #include "tools/sbx.h"
 #include "tools/sbx_config.h"
 
 #define CONFIG_MAX (64 * 1024)
-
-static const char *trim(char *s, char **end)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	while (*end > s && ((*end)[-1] == ' ' || (*end)[-1] == '\t' || (*end)[-1] == '\r'))
-		(*end)--;
-	**end = '\0';
-	return s;
-}
 
 /* "api-key" and "api_key" are the same name. */
 static const char *canonical_name(const char *name)
@@ -46,72 +37,28 @@ static const char *canonical_name(const char *name)
 	return NULL;
 }
 
-/* Split one line into name and value (in place). 1: a setting, 0: blank or
- * comment, -EINVAL: neither. */
-static int split_line(char *line, const char **ret_name, const char **ret_value)
+static int set_one(void *ud, const char *name, const char *value, const char *source)
 {
-	char *end = line + strlen(line), *eq, *vend;
-	const char *s = trim(line, &end), *value;
-	size_t vlen;
+	struct sbx_config *cfg = ud;
+	const char *canon = canonical_name(name);
+	char **slot;
 
-	if (!*s || *s == '#')
-		return 0;
-	eq = strchr(s, '=');
-	if (!eq)
-		return -EINVAL;
-	vend = end;
-	*eq = '\0';
-	end = eq;
-	*ret_name = trim((char *)s, &end);
-	value = trim(eq + 1, &vend);
-	vlen = strlen(value);
-	if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
-		((char *)value)[vlen - 1] = '\0';
-		value++;
-	}
-	*ret_value = value;
-	return **ret_name ? 1 : -EINVAL;
+	if (!canon)
+		return err_set(-EINVAL, "%s: unknown setting '%s' (sbx knows endpoint and api_key)",
+			       source, name);
+	if (!strcmp(canon, "endpoint") && !*value)
+		return err_set(-EINVAL, "%s: endpoint is empty", source);
+	slot = !strcmp(canon, "endpoint") ? &cfg->endpoint : &cfg->api_key;
+	free(*slot);
+	*slot = *value ? strdup(value) : NULL;
+	if (*value && !*slot)
+		return err_set(-ENOMEM, "out of memory");
+	return 0;
 }
 
 int sbx_config_parse(const char *text, size_t len, const char *fname, struct sbx_config *cfg)
 {
-	_cleanup_free_ char *copy = strndup(text, len);
-	char *line, *next;
-	int lineno = 0;
-
-	if (!copy)
-		return err_set(-ENOMEM, "out of memory");
-	if (strlen(copy) != len)
-		return err_set(-EINVAL, "%s: contains a NUL byte", fname);
-	for (line = copy; line; line = next) {
-		const char *name = NULL, *value = NULL, *canon;
-		char **slot;
-		int r;
-
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		lineno++;
-		r = split_line(line, &name, &value);
-		if (r == 0)
-			continue;
-		if (r < 0)
-			return err_set(-EINVAL, "%s:%d: expected 'name = value'", fname,
-					     lineno);
-		canon = canonical_name(name);
-		if (!canon) {
-			log_warn("%s:%d: unknown setting '%s', ignoring", fname, lineno, name);
-			continue;
-		}
-		if (!strcmp(canon, "endpoint") && !*value)
-			return err_set(-EINVAL, "%s:%d: endpoint is empty", fname, lineno);
-		slot = !strcmp(canon, "endpoint") ? &cfg->endpoint : &cfg->api_key;
-		free(*slot);
-		*slot = *value ? strdup(value) : NULL;
-		if (*value && !*slot)
-			return err_set(-ENOMEM, "out of memory");
-	}
-	return 0;
+	return kvconf_parse(text, len, fname, set_one, cfg);
 }
 
 char *sbx_config_path(void)
@@ -151,9 +98,9 @@ static int read_config_file(const char *path, char **ret_text, size_t *ret_len)
 		return err_set(-EINVAL, "%s is not a regular file", path);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		return err_set(-EPERM,
-				     "refusing to read %s: other users can write it "
-				     "(fix with: chmod 600 %s)",
-				     path, path);
+			       "refusing to read %s: other users can write it "
+			       "(fix with: chmod 600 %s)",
+			       path, path);
 	if (st.st_size > CONFIG_MAX)
 		return err_set(-EFBIG, "%s is larger than %d bytes", path, CONFIG_MAX);
 	buf = malloc((size_t)st.st_size + 1);
@@ -275,6 +222,15 @@ static int append(char **out, size_t *len, size_t *cap, const char *s, size_t n)
 	return 0;
 }
 
+/* kvconf callback: the canonical name a line sets (NULL: none we know). */
+static int line_name(void *ud, const char *name, const char *value, const char *source)
+{
+	(void)value;
+	(void)source;
+	*(const char **)ud = canonical_name(name);
+	return 0;
+}
+
 char *sbx_config_edit(const char *text, const char *name, const char *value)
 {
 	const char *canon = canonical_name(name), *p = text ? text : "";
@@ -289,16 +245,13 @@ char *sbx_config_edit(const char *text, const char *name, const char *value)
 	if (append(&out, &len, &cap, "", 0) < 0)
 		return NULL;
 	while (*p) {
-		const char *nl = strchr(p, '\n'), *lname = NULL, *lvalue = NULL;
+		const char *nl = strchr(p, '\n'), *lname = NULL;
 		size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
-		_cleanup_free_ char *line = strndup(p, n);
 		bool match;
 
-		if (!line)
-			return NULL;
-		line[strcspn(line, "\n")] = '\0';
-		match = split_line(line, &lname, &lvalue) == 1 && canonical_name(lname) &&
-			!strcmp(canonical_name(lname), canon);
+		/* a line that does not parse is kept as it is */
+		match = kvconf_parse(p, nl ? n - 1 : n, "", line_name, &lname) == 0 && lname &&
+			!strcmp(lname, canon);
 		if (!match) {
 			if (append(&out, &len, &cap, p, n) < 0 ||
 			    (!nl && append(&out, &len, &cap, "\n", 1) < 0))

@@ -21,10 +21,10 @@ struct sbx_config {
 	const char *api_key_from;
 };
 
-/* The settings of one config file's text. fname names it in messages
- * ("FILE:LINE: ..."). Unknown names are warned about and ignored. Fills
- * only the fields the text sets (free the old value first). 0, or -EINVAL
- * with the error buffer set. */
+/* The settings of one config file's text (base/kvconf.h). fname names it
+ * in messages ("FILE:LINE: ..."). An unknown name is an error, as in
+ * sbxd's file. Fills only the fields the text sets (free the old value
+ * first). 0, or -EINVAL with the message in err_msg(). */
 int sbx_config_parse(const char *text, size_t len, const char *fname, struct sbx_config *cfg);
 
 /* The config file's path (malloc'd), or NULL when there is no home. */

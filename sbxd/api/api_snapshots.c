@@ -247,7 +247,7 @@ static void create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	struct api_snapshot_req q = {0};
 	struct api_error e = {0};
 	struct store_snapshot s = {0};
-	char dir[PATH_MAX], err[PATH_MAX + 256], names[1024];
+	char dir[PATH_MAX], names[1024];
 	uint64_t image_bytes = 0, fs;
 	const char *body;
 	size_t len;
@@ -261,7 +261,7 @@ static void create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	if (!api_snapshot_name_is_valid(q.docker_image) ||
 	    snprintf(dir, sizeof(dir), "%s/%s", a->images_dir, q.docker_image) >=
 		(int)sizeof(dir) ||
-	    sbxd_image_check(dir, &image_bytes, err, sizeof(err)) < 0) {
+	    sbxd_image_check(dir, &image_bytes) < 0) {
 		sbxd_image_names(a->images_dir, names, sizeof(names));
 		http_reply_error(
 		    r, 422, "ValidationError",
@@ -354,8 +354,7 @@ static void list_snapshots(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	if (store_snapshot_list(a->st, api_owner(ctx),
 				has_contains && contains[0] ? contains : NULL, lim, off, &v, &n,
 				&more) < 0) {
-		http_reply_error(r, 500, "InternalError", "cannot list snapshots: %s",
-				 err_msg());
+		http_reply_error(r, 500, "InternalError", "cannot list snapshots: %s", err_msg());
 		return;
 	}
 	arr = json_array();

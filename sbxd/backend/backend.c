@@ -163,7 +163,7 @@ static void zyg_settle(sbxd_vm_backend *b, const char *image_dir, unsigned vcpus
 
 /* ---- starting VMs ---- */
 
-static int cold_boot(sbxd_vm_backend *b, const struct sbxd_vm_spec *spec, char *err, size_t errlen)
+static int cold_boot(sbxd_vm_backend *b, const struct sbxd_vm_spec *spec)
 {
 	_cleanup_vm_ vm *v = NULL;
 	struct vm_config cfg = {
@@ -176,13 +176,10 @@ static int cold_boot(sbxd_vm_backend *b, const struct sbxd_vm_spec *spec, char *
 	};
 	int r = vm_start(b->d, &cfg, &v);
 
-	if (r < 0)
-		snprintf(err, errlen, "%s", err_msg());
 	return r;
 }
 
-static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret_how, char *err,
-		    size_t errlen)
+static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret_how)
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_vm_ vm *v = NULL;
@@ -202,18 +199,16 @@ static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret
 		*ret_how = "cold-boot";
 	if (!b->ss) {
 		if (spec->snapshot_id) {
-			snprintf(err, errlen, "this sbxd has no snapshot store");
+			err_set(0, "this sbxd has no snapshot store");
 			return -EOPNOTSUPP;
 		}
-		return cold_boot(b, spec, err, errlen);
+		return cold_boot(b, spec);
 	}
 	if (!spec->restore_memory)
 		o.use_zygote = zyg_use(b, spec->image_dir, spec->vcpus, spec->mem_mib,
 				       spec->disk_bytes, &builder);
 	if (spec->snapshot_id) {
 		r = snap_restore(b->ss, b->d, spec->snapshot_id, &o, &v, &how);
-		if (r < 0)
-			snprintf(err, errlen, "%s", err_msg());
 	} else {
 		r = snap_start_image(b->ss, b->d, spec->image_dir, &o, &v, &how);
 		if (r < 0) {
@@ -225,14 +220,13 @@ static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret
 				zyg_settle(b, spec->image_dir, spec->vcpus, spec->mem_mib,
 					   spec->disk_bytes, false, err_msg());
 			builder = false;
-			r = cold_boot(b, spec, err, errlen);
+			r = cold_boot(b, spec);
 			how = "cold-boot";
 		}
 	}
 	if (builder)
 		zyg_settle(b, spec->image_dir, spec->vcpus, spec->mem_mib, spec->disk_bytes,
-			   r == 0 && how && !strcmp(how, "zygote-fork"),
-			   r < 0 ? err : err_msg());
+			   r == 0 && how && !strcmp(how, "zygote-fork"), err_msg());
 	if (r == 0 && ret_how && how)
 		*ret_how = how;
 	return r;
@@ -281,7 +275,7 @@ static void console_hint(vm *v, char *buf, size_t len)
 }
 
 static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*cancelled)(void *),
-			 void *cud, char *err, size_t errlen)
+			 void *cud)
 {
 	sbxd_vm_backend *b = ctx;
 	vm_driver *d = b->d;
@@ -295,7 +289,6 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 
 	r = vm_lookup(d, vm_name, &v);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	/* Nothing of ours pauses or migrates a VM we wait for: if it is, sbxd
@@ -316,33 +309,29 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 	if (r == 0) {
 		r = agent_ping(c, &rtt);
 		if (r < 0)
-			snprintf(err, errlen, "the guest agent did not answer a ping: %s",
-				 err_msg());
+			err_set(0, "the guest agent did not answer a ping: %s", err_msg());
 		agent_client_free(c);
 		return r;
 	}
 	console_hint(v, hint, sizeof(hint));
 	if (r == -ECHILD)
-		snprintf(err, errlen, "the VM stopped while booting%s%s",
-			 hint[0] ? "; console: " : "", hint);
+		err_set(0, "the VM stopped while booting%s%s", hint[0] ? "; console: " : "", hint);
 	else if (r == -ETIMEDOUT)
-		snprintf(err, errlen, "the guest agent did not answer within %d s%s%s",
-			 timeout_ms / 1000, hint[0] ? "; console: " : "", hint);
+		err_set(0, "the guest agent did not answer within %d s%s%s", timeout_ms / 1000,
+			hint[0] ? "; console: " : "", hint);
 	else
-		snprintf(err, errlen, "cannot reach the guest agent: %s%s%s",
-			 err_msg(), hint[0] ? "; console: " : "", hint);
+		err_set(0, "cannot reach the guest agent: %s%s%s", err_msg(),
+			hint[0] ? "; console: " : "", hint);
 	return r;
 }
 
-static int vb_destroy(void *ctx, const char *vm_name, char *err, size_t errlen)
+static int vb_destroy(void *ctx, const char *vm_name)
 {
 	sbxd_vm_backend *b = ctx;
 	int r = vm_destroy_by_name(b->d, vm_name);
 
 	if (r == -ENOENT)
 		return 0;
-	if (r < 0)
-		snprintf(err, errlen, "%s", err_msg());
 	return r;
 }
 
@@ -390,7 +379,7 @@ static int vb_agent_address(void *ctx, const char *vm_name, char *buf, size_t le
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
-static int vb_fixup(void *ctx, const char *vm_name, const char *hostname, char *err, size_t errlen)
+static int vb_fixup(void *ctx, const char *vm_name, const char *hostname)
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_vm_ vm *v = NULL;
@@ -407,25 +396,21 @@ static int vb_fixup(void *ctx, const char *vm_name, const char *hostname, char *
 
 	r = vm_lookup(b->d, vm_name, &v);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	if (getrandom(entropy, sizeof(entropy), 0) != (ssize_t)sizeof(entropy)) {
-		snprintf(err, errlen, "the host's random generator failed");
+		err_set(0, "the host's random generator failed");
 		return -EIO;
 	}
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	r = agent_client_connect(addr, FIXUP_CONNECT_MS, &c);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot reach the guest agent: %s",
-			 err_msg());
+		err_set(0, "cannot reach the guest agent: %s", err_msg());
 		return r;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	f.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	r = agent_fixup(c, &f);
-	if (r < 0)
-		snprintf(err, errlen, "%s", err_msg());
 	agent_client_free(c);
 	return r;
 }
@@ -449,14 +434,14 @@ static void info_from_manifest(const struct snap_manifest *m, struct sbxd_snap_i
 		 m->image_digest ? m->image_digest : "");
 }
 
-static int no_store(char *err, size_t errlen)
+static int no_store(void)
 {
-	snprintf(err, errlen, "this sbxd has no snapshot store");
+	err_set(0, "this sbxd has no snapshot store");
 	return -EOPNOTSUPP;
 }
 
 static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_snap_capture *c,
-			   struct sbxd_snap_info *ret, char *err, size_t errlen)
+			   struct sbxd_snap_info *ret)
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_vm_ vm *v = NULL;
@@ -470,10 +455,9 @@ static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_sna
 	int r;
 
 	if (!b->ss)
-		return no_store(err, errlen);
+		return no_store();
 	r = vm_lookup(b->d, vm_name, &v);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	/* A parent that was deleted meanwhile is no parent (the VM still has
@@ -484,7 +468,6 @@ static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_sna
 		o.agent_socket = vm_agent_socket(v);
 	r = snap_capture(b->ss, b->d, v, &o, &m);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	info_from_manifest(m, ret);
@@ -492,43 +475,39 @@ static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_sna
 }
 
 static int vb_snap_from_image(void *ctx, const char *id, const char *name, const char *image_dir,
-			      uint64_t disk_bytes, struct sbxd_snap_info *ret, char *err,
-			      size_t errlen)
+			      uint64_t disk_bytes, struct sbxd_snap_info *ret)
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_manifest_ struct snap_manifest *m = NULL;
 	int r;
 
 	if (!b->ss)
-		return no_store(err, errlen);
+		return no_store();
 	r = snap_from_image(b->ss, id, image_dir, name, disk_bytes, &m);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	info_from_manifest(m, ret);
 	return 0;
 }
 
-static int vb_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret, char *err,
-			size_t errlen)
+static int vb_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret)
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_manifest_ struct snap_manifest *m = NULL;
 	int r;
 
 	if (!b->ss)
-		return no_store(err, errlen);
+		return no_store();
 	r = snap_load(b->ss, id, &m);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	info_from_manifest(m, ret);
 	return 0;
 }
 
-static int vb_snap_delete(void *ctx, const char *id, char *err, size_t errlen)
+static int vb_snap_delete(void *ctx, const char *id)
 {
 	sbxd_vm_backend *b = ctx;
 	uint64_t freed = 0;
@@ -540,7 +519,6 @@ static int vb_snap_delete(void *ctx, const char *id, char *err, size_t errlen)
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	log_info("snapshot id=%s removed from the store, %llu bytes freed (blobs in use stay)", id,
@@ -548,7 +526,7 @@ static int vb_snap_delete(void *ctx, const char *id, char *err, size_t errlen)
 	return 0;
 }
 
-static int vb_snap_gc(void *ctx, bool dead_building, char *err, size_t errlen)
+static int vb_snap_gc(void *ctx, bool dead_building)
 {
 	sbxd_vm_backend *b = ctx;
 	uint64_t freed = 0;
@@ -558,7 +536,6 @@ static int vb_snap_gc(void *ctx, bool dead_building, char *err, size_t errlen)
 		return 0;
 	r = snap_gc(b->ss, dead_building, &freed);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", err_msg());
 		return r;
 	}
 	if (freed)
@@ -568,7 +545,7 @@ static int vb_snap_gc(void *ctx, bool dead_building, char *err, size_t errlen)
 }
 
 static int vb_zygote_ensure(void *ctx, const char *image_dir, unsigned vcpus, unsigned mem_mib,
-			    uint64_t disk_bytes, char *err, size_t errlen)
+			    uint64_t disk_bytes)
 {
 	sbxd_vm_backend *b = ctx;
 	_cleanup_free_ char *id = NULL;
@@ -577,7 +554,7 @@ static int vb_zygote_ensure(void *ctx, const char *image_dir, unsigned vcpus, un
 	int r;
 
 	if (!b->ss)
-		return no_store(err, errlen);
+		return no_store();
 	pthread_mutex_lock(&b->lock);
 	z = zyg_get(b, image_dir, vcpus, mem_mib, disk_bytes, true, &created);
 	r = !z ? -ENOMEM : z->state == ZYG_READY ? 1 : !created ? -EALREADY : 0;
@@ -585,13 +562,11 @@ static int vb_zygote_ensure(void *ctx, const char *image_dir, unsigned vcpus, un
 	if (r == 1)
 		return 0;
 	if (r == -EALREADY)
-		snprintf(err, errlen, "%s", "another start builds it, or it failed before");
+		err_set(0, "%s", "another start builds it, or it failed before");
 	if (r < 0)
 		return r;
 	r = snap_zygote_ensure(b->ss, b->d, image_dir, vcpus, mem_mib, disk_bytes, &id);
-	if (r < 0)
-		snprintf(err, errlen, "%s", err_msg());
-	zyg_settle(b, image_dir, vcpus, mem_mib, disk_bytes, r == 0, err);
+	zyg_settle(b, image_dir, vcpus, mem_mib, disk_bytes, r == 0, err_msg());
 	return r;
 }
 

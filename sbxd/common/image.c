@@ -11,9 +11,10 @@
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
+#include "base/err.h"
 #include "sbxd/common/image.h"
 
-int sbxd_image_check(const char *dir, uint64_t *ret_disk_bytes, char *err, size_t errlen)
+int sbxd_image_check(const char *dir, uint64_t *ret_disk_bytes)
 {
 	static const char *const parts[] = {"vmlinuz", "initrd.img", "rootfs.ext4"};
 	char path[PATH_MAX];
@@ -22,13 +23,10 @@ int sbxd_image_check(const char *dir, uint64_t *ret_disk_bytes, char *err, size_
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, parts[i]);
 		if (stat(path, &st) < 0) {
-			int r = -errno;
-
-			snprintf(err, errlen,
-				 "the image directory %s has no %s (%s): build the default image "
-				 "with 'make image' or give another one with --image",
-				 dir, parts[i], strerror(errno));
-			return r;
+			return err_set(-errno,
+				       "the image directory %s has no %s (%m): build the default "
+				       "image with 'make image' or give another one with --image",
+				       dir, parts[i]);
 		}
 	}
 	*ret_disk_bytes = (uint64_t)st.st_size;
@@ -44,7 +42,7 @@ void sbxd_image_names(const char *images_dir, char *buf, size_t len)
 {
 	DIR *d = opendir(images_dir);
 	struct dirent *e;
-	char *names[64], path[PATH_MAX], err[16];
+	char *names[64], path[PATH_MAX];
 	size_t n = 0, off = 0;
 	uint64_t size;
 
@@ -53,8 +51,7 @@ void sbxd_image_names(const char *images_dir, char *buf, size_t len)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", images_dir, e->d_name);
-		if (sbxd_image_check(path, &size, err, sizeof(err)) == 0 &&
-		    (names[n] = strdup(e->d_name)))
+		if (sbxd_image_check(path, &size) == 0 && (names[n] = strdup(e->d_name)))
 			n++;
 	}
 	if (d)

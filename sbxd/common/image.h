@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 /* An image directory holds vmlinuz, initrd.img and rootfs.ext4: 0 with the
- * root disk's size, or -errno with a message. */
-int sbxd_image_check(const char *dir, uint64_t *ret_disk_bytes, char *err, size_t errlen);
+ * root disk's size, or -errno with a message in err_msg(). */
+int sbxd_image_check(const char *dir, uint64_t *ret_disk_bytes);
 /* Names of the usable images under images_dir, ", "-separated into buf
  * ("(none)" when there is none). */
 void sbxd_image_names(const char *images_dir, char *buf, size_t len);

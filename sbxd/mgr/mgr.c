@@ -174,7 +174,7 @@ static void destroy_quietly(sbxd_mgr *m, const char *what, const char *vm_name)
 {
 	char err[MGR_MSG_MAX] = "";
 
-	if (m->c.vm->destroy(m->c.vm_ctx, vm_name, err, sizeof(err)) < 0)
+	if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, vm_name), err, sizeof(err)) < 0)
 		log_warn("%s vm=%s could not be destroyed: %s, ignoring", what, vm_name, err);
 }
 
@@ -187,7 +187,7 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 	enum mgr_outcome o = MGR_DELETED;
 	int r;
 
-	r = m->c.vm->destroy(m->c.vm_ctx, j->vm_name, err, sizeof(err));
+	r = mgr_keep(m->c.vm->destroy(m->c.vm_ctx, j->vm_name), err, sizeof(err));
 	pthread_mutex_lock(&m->lock);
 	if (r < 0) {
 		snprintf(msg, sizeof(msg),
@@ -206,13 +206,13 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 	w = job_retire(m, j);
 	pthread_mutex_unlock(&m->lock);
 	if (o == MGR_DELETED && j->stop_snap && m->c.vm->snap_delete &&
-	    m->c.vm->snap_delete(m->c.vm_ctx, j->stop_snap, err, sizeof(err)) < 0)
+	    mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, j->stop_snap), err, sizeof(err)) < 0)
 		log_warn("sandbox=%s: its stop snapshot %s could not be removed: %s, ignoring",
 			 j->name, j->stop_snap, err);
 	/* Its snapshot may have been deleted while it ran: the blobs only
 	 * this VM still used are garbage now. */
 	if (o == MGR_DELETED && j->snapshot_id && m->c.vm->snap_gc &&
-	    m->c.vm->snap_gc(m->c.vm_ctx, false, err, sizeof(err)) < 0)
+	    mgr_keep(m->c.vm->snap_gc(m->c.vm_ctx, false), err, sizeof(err)) < 0)
 		log_warn("snapshots: garbage collection failed: %s, ignoring", err);
 	if (o == MGR_DELETED)
 		log_info("sandbox=%s id=%s deleted", j->name, j->id);
@@ -230,7 +230,7 @@ static int take_pooled(sbxd_mgr *m, struct job *j)
 	char *vm;
 	int r;
 
-	r = m->c.vm->fixup(m->c.vm_ctx, j->vm_name, j->name, err, sizeof(err));
+	r = mgr_keep(m->c.vm->fixup(m->c.vm_ctx, j->vm_name, j->name), err, sizeof(err));
 	if (r == 0)
 		return 0;
 	log_warn("sandbox=%s vm=%s: the pooled VM did not take its identity (%s): starting a "
@@ -308,7 +308,7 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 		};
 
 		how = NULL;
-		r = m->c.vm->start(m->c.vm_ctx, &spec, &how, err, sizeof(err));
+		r = mgr_keep(m->c.vm->start(m->c.vm_ctx, &spec, &how), err, sizeof(err));
 		if (r < 0)
 			snprintf(msg, sizeof(msg), "the VM could not start: %s",
 				 err[0] ? err : strerror(-r));
@@ -319,8 +319,9 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 	}
 	/* A pooled VM answered FIXUP: it needs no further wait. */
 	if (r == 0 && !(j->kind == JOB_BOOT && j->pooled) && !job_cancelled(j)) {
-		r = m->c.vm->wait_agent(m->c.vm_ctx, j->vm_name, (int)timeout * 1000, job_cancelled,
-					j, err, sizeof(err));
+		r = mgr_keep(m->c.vm->wait_agent(m->c.vm_ctx, j->vm_name, (int)timeout * 1000,
+						 job_cancelled, j),
+			     err, sizeof(err));
 		if (r < 0 && r != -ECANCELED)
 			snprintf(msg, sizeof(msg), "%s%s",
 				 j->kind == JOB_ADOPT ? "after sbxd restarted, " : "",
@@ -394,7 +395,8 @@ static void run_capture(sbxd_mgr *m, struct job *j)
 		    .parent = j->snapshot_id,
 		};
 
-		r = m->c.vm->snap_capture(m->c.vm_ctx, j->vm_name, &c, &info, err, sizeof(err));
+		r = mgr_keep(m->c.vm->snap_capture(m->c.vm_ctx, j->vm_name, &c, &info), err,
+			     sizeof(err));
 		if (r < 0)
 			snprintf(msg, sizeof(msg), "capturing sandbox '%s' failed: %s", j->name,
 				 err[0] ? err : strerror(-r));
@@ -429,7 +431,7 @@ static void run_capture(sbxd_mgr *m, struct job *j)
 	if (orphan) {
 		log_info("snapshot id=%s was deleted while it was being taken: removing it",
 			 j->snap_id);
-		if (m->c.vm->snap_delete(m->c.vm_ctx, j->snap_id, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, j->snap_id), err, sizeof(err)) < 0)
 			log_warn("snapshot id=%s: %s, ignoring", j->snap_id, err);
 	}
 	if (o == MGR_READY)
@@ -453,8 +455,9 @@ static void run_snap_build(sbxd_mgr *m, struct job *j)
 	int r = -EOPNOTSUPP;
 
 	if (m->c.vm->snap_from_image)
-		r = m->c.vm->snap_from_image(m->c.vm_ctx, j->id, j->name, j->image, j->disk_bytes,
-					     &info, err, sizeof(err));
+		r = mgr_keep(m->c.vm->snap_from_image(m->c.vm_ctx, j->id, j->name, j->image,
+						      j->disk_bytes, &info),
+			     err, sizeof(err));
 	if (r < 0)
 		snprintf(msg, sizeof(msg), "building the snapshot from image %s failed: %s",
 			 j->image, err[0] ? err : strerror(-r));
@@ -487,7 +490,7 @@ static void run_snap_delete(sbxd_mgr *m, struct job *j)
 	sbxd_pool_snapshot_source(j->id, drain.source, sizeof(drain.source));
 	(void)sbxd_mgr_pool_set(m, &drain);
 	if (m->c.vm->snap_delete)
-		r = m->c.vm->snap_delete(m->c.vm_ctx, j->id, err, sizeof(err));
+		r = mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, j->id), err, sizeof(err));
 	pthread_mutex_lock(&m->lock);
 	if (r < 0) {
 		snprintf(msg, sizeof(msg),
@@ -519,7 +522,7 @@ static void delete_snap_quietly(sbxd_mgr *m, const char *who, const char *snap_i
 	char err[MGR_MSG_MAX] = "";
 
 	if (m->c.vm->snap_delete &&
-	    m->c.vm->snap_delete(m->c.vm_ctx, snap_id, err, sizeof(err)) < 0)
+	    mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, snap_id), err, sizeof(err)) < 0)
 		log_warn("sandbox=%s: stop snapshot %s could not be removed: %s, ignoring", who,
 			 snap_id, err);
 }
@@ -563,7 +566,8 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 		    .sync_guest = true,
 		};
 
-		r = m->c.vm->snap_capture(m->c.vm_ctx, j->vm_name, &c, &info, err, sizeof(err));
+		r = mgr_keep(m->c.vm->snap_capture(m->c.vm_ctx, j->vm_name, &c, &info), err,
+			     sizeof(err));
 		if (r < 0)
 			snprintf(msg, sizeof(msg), "saving sandbox '%s' failed: %s", j->name,
 				 err[0] ? err : strerror(-r));
@@ -590,7 +594,7 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 		delete_snap_quietly(m, j->name, snap);
 	if (r == 0) {
 		/* The snapshot is recorded: from here on the sandbox is stopped. */
-		if (m->c.vm->destroy(m->c.vm_ctx, j->vm_name, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, j->vm_name), err, sizeof(err)) < 0)
 			log_warn("sandbox=%s was saved but its VM could not be destroyed: %s, "
 				 "ignoring (sbxd destroys it at its next start)",
 				 j->name, err);
@@ -660,7 +664,7 @@ static void run_start(sbxd_mgr *m, struct job *j)
 		    .restore_memory = j->stop_memory,
 		};
 
-		r = m->c.vm->start(m->c.vm_ctx, &spec, &how, err, sizeof(err));
+		r = mgr_keep(m->c.vm->start(m->c.vm_ctx, &spec, &how), err, sizeof(err));
 		if (r < 0)
 			snprintf(msg, sizeof(msg), "the VM could not start: %s",
 				 err[0] ? err : strerror(-r));
@@ -668,8 +672,9 @@ static void run_start(sbxd_mgr *m, struct job *j)
 			started = true;
 	}
 	if (r == 0 && !job_cancelled(j)) {
-		r = m->c.vm->wait_agent(m->c.vm_ctx, j->vm_name, (int)timeout * 1000, job_cancelled,
-					j, err, sizeof(err));
+		r = mgr_keep(m->c.vm->wait_agent(m->c.vm_ctx, j->vm_name, (int)timeout * 1000,
+						 job_cancelled, j),
+			     err, sizeof(err));
 		if (r < 0 && r != -ECANCELED)
 			snprintf(msg, sizeof(msg), "%s", err[0] ? err : strerror(-r));
 	}
@@ -1135,8 +1140,9 @@ static void *zygote_thread(void *arg)
 
 	log_info("zygote: preparing the fast start of image %s (vcpus=%u mem_mib=%u)", z->image_dir,
 		 z->vcpus, z->mem_mib);
-	r = m->c.vm->zygote_ensure(m->c.vm_ctx, z->image_dir, z->vcpus, z->mem_mib, z->disk_bytes,
-				   err, sizeof(err));
+	r = mgr_keep(
+	    m->c.vm->zygote_ensure(m->c.vm_ctx, z->image_dir, z->vcpus, z->mem_mib, z->disk_bytes),
+	    err, sizeof(err));
 	if (r < 0)
 		log_warn("zygote: image %s has no zygote (%s): sandboxes cold boot", z->image_dir,
 			 err[0] ? err : strerror(-r));

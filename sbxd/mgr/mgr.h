@@ -71,19 +71,19 @@ struct sbxd_snap_capture {
 
 /* The VM backend (backend.c over vm.h, agent_client.h and snapshot/snap.h;
  * a fake in the unit tests). Blocking calls, made from worker threads and
- * from the reconcile functions; messages for a person go to err. */
+ * from the reconcile functions; -errno with a message for a person in
+ * err_msg() (base/err.h). */
 struct sbxd_vm_ops {
 	/* Start a VM; *ret_how (may be NULL) says how: "zygote-fork",
 	 * "cold-boot", "fork", "stream-restore" (a static string). */
-	int (*start)(void *ctx, const struct sbxd_vm_spec *spec, const char **ret_how, char *err,
-		     size_t errlen);
+	int (*start)(void *ctx, const struct sbxd_vm_spec *spec, const char **ret_how);
 	/* Until the VM's agent answers a PING, at most timeout_ms. cancelled()
 	 * is polled (may be NULL); when it says true, give up with
 	 * -ECANCELED. */
 	int (*wait_agent)(void *ctx, const char *vm_name, int timeout_ms,
-			  bool (*cancelled)(void *cud), void *cud, char *err, size_t errlen);
+			  bool (*cancelled)(void *cud), void *cud);
 	/* Idempotent: 0 also when there is no such VM. */
-	int (*destroy)(void *ctx, const char *vm_name, char *err, size_t errlen);
+	int (*destroy)(void *ctx, const char *vm_name);
 	/* Names of the VMs that exist; NULL-terminated, freed with free_list. */
 	int (*list)(void *ctx, char ***ret_names);
 	void (*free_list)(char **names);
@@ -95,30 +95,27 @@ struct sbxd_vm_ops {
 	int (*agent_address)(void *ctx, const char *vm_name, char *buf, size_t len);
 	/* Give a running VM's guest a new identity: FIXUP with fresh entropy,
 	 * the host's clock and hostname (a pool VM handed to a sandbox). */
-	int (*fixup)(void *ctx, const char *vm_name, const char *hostname, char *err,
-		     size_t errlen);
+	int (*fixup)(void *ctx, const char *vm_name, const char *hostname);
 
 	/* ---- snapshots; NULL: not supported ---- */
 	int (*snap_capture)(void *ctx, const char *vm_name, const struct sbxd_snap_capture *c,
-			    struct sbxd_snap_info *ret, char *err, size_t errlen);
+			    struct sbxd_snap_info *ret);
 	/* A filesystem snapshot of an image as it is, with this id. */
 	int (*snap_from_image)(void *ctx, const char *id, const char *name, const char *image_dir,
-			       uint64_t disk_bytes, struct sbxd_snap_info *ret, char *err,
-			       size_t errlen);
+			       uint64_t disk_bytes, struct sbxd_snap_info *ret);
 	/* -ENOENT when there is no manifest; other errors: it is damaged. */
-	int (*snap_info)(void *ctx, const char *id, struct sbxd_snap_info *ret, char *err,
-			 size_t errlen);
+	int (*snap_info)(void *ctx, const char *id, struct sbxd_snap_info *ret);
 	/* Remove a snapshot; what VMs or other snapshots still use stays.
 	 * 0 also when there is none. */
-	int (*snap_delete)(void *ctx, const char *id, char *err, size_t errlen);
+	int (*snap_delete)(void *ctx, const char *id);
 	/* Free blobs that no manifest and no VM names (after the last VM
 	 * that used a deleted snapshot's blobs is gone). dead_building: also
 	 * drop manifests still building (at start: nothing captures). */
-	int (*snap_gc)(void *ctx, bool dead_building, char *err, size_t errlen);
+	int (*snap_gc)(void *ctx, bool dead_building);
 	/* The zygote of an image at this VM shape exists (built by a cold
 	 * boot the first time: tens of seconds under TCG). */
 	int (*zygote_ensure)(void *ctx, const char *image_dir, unsigned vcpus, unsigned mem_mib,
-			     uint64_t disk_bytes, char *err, size_t errlen);
+			     uint64_t disk_bytes);
 };
 
 enum mgr_outcome {

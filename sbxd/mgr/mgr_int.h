@@ -5,10 +5,13 @@
  */
 #pragma once
 
+#include <stdio.h>
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "sbxd/mgr/mgr.h"
 
 #define MGR_MSG_MAX 1024
@@ -104,6 +107,15 @@ struct job;
 struct job *mgr_job_new(enum job_kind kind, const struct store_box *b);
 int mgr_job_start(sbxd_mgr *m, struct job *j);
 void mgr_job_free(struct job *j);
+
+/* A backend op's result r; when it failed, its message (err_msg()) is
+ * kept in buf, which outlives the thread's next call. */
+static inline int mgr_keep(int r, char *buf, size_t len)
+{
+	if (r < 0)
+		snprintf(buf, len, "%s", err_msg_or(r));
+	return r;
+}
 
 int pools_init(sbxd_mgr *m);
 /* Stop the pool thread and destroy every pooled VM. */

@@ -101,7 +101,7 @@ static void destroy_list(sbxd_mgr *m, struct pool_vm *list, const char *source, 
 
 		n = v->next;
 		log_info("pool=%s vm=%s destroyed: %s", source, v->name, why);
-		if (m->c.vm->destroy(m->c.vm_ctx, v->name, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, v->name), err, sizeof(err)) < 0)
 			log_warn("pool=%s vm=%s could not be destroyed: %s, ignoring", source,
 				 v->name, err);
 		free(v);
@@ -257,8 +257,7 @@ static bool fill_cancelled(void *ud)
 }
 
 /* Start one VM for a pool, no lock held: 0 and its name. */
-static int fill_one(sbxd_mgr *m, const struct fill *f, char *name, const char **ret_how, char *err,
-		    size_t errlen)
+static int fill_one(sbxd_mgr *m, const struct fill *f, char *name, const char **ret_how)
 {
 	unsigned timeout = m->c.boot_timeout_s ? m->c.boot_timeout_s : 120;
 	struct sbxd_vm_spec spec = {
@@ -276,16 +275,18 @@ static int fill_one(sbxd_mgr *m, const struct fill *f, char *name, const char **
 	r = sbxd_uuid4(name);
 	if (r < 0)
 		return r;
-	r = m->c.vm->start(m->c.vm_ctx, &spec, ret_how, err, errlen);
+	r = m->c.vm->start(m->c.vm_ctx, &spec, ret_how);
 	if (r < 0)
 		return r;
-	r = m->c.vm->wait_agent(m->c.vm_ctx, name, (int)timeout * 1000, fill_cancelled, m, err,
-				errlen);
+	r = m->c.vm->wait_agent(m->c.vm_ctx, name, (int)timeout * 1000, fill_cancelled, m);
 	if (r < 0) {
-		char derr[MGR_MSG_MAX];
+		char why[MGR_MSG_MAX];
 
-		if (m->c.vm->destroy(m->c.vm_ctx, name, derr, sizeof(derr)) < 0)
-			log_warn("pool vm=%s could not be destroyed: %s, ignoring", name, derr);
+		mgr_keep(r, why, sizeof(why));
+		if (m->c.vm->destroy(m->c.vm_ctx, name) < 0)
+			log_warn("pool vm=%s could not be destroyed: %s, ignoring", name,
+				 err_msg());
+		err_set(r, "%s", why);
 	}
 	return r;
 }
@@ -377,8 +378,9 @@ static void pool_check(sbxd_mgr *m, struct pool *p, struct pool_vm *v)
 
 	snprintf(source, sizeof(source), "%s", p->source);
 	pthread_mutex_unlock(&P->lock);
-	r = m->c.vm->wait_agent(m->c.vm_ctx, v->name, POOL_CHECK_TIMEOUT_MS, fill_cancelled, m, err,
-				sizeof(err));
+	r = mgr_keep(
+	    m->c.vm->wait_agent(m->c.vm_ctx, v->name, POOL_CHECK_TIMEOUT_MS, fill_cancelled, m),
+	    err, sizeof(err));
 	pthread_mutex_lock(&P->lock);
 	v->busy = false;
 	if (r == 0 || r == -ECANCELED) {
@@ -425,7 +427,7 @@ static void pool_fill(sbxd_mgr *m, struct pool *p)
 	pthread_mutex_unlock(&P->lock);
 
 	if (copied)
-		r = fill_one(m, &f, name, &how, err, sizeof(err));
+		r = mgr_keep(fill_one(m, &f, name, &how), err, sizeof(err));
 
 	pthread_mutex_lock(&P->lock);
 	p->filling = false;
@@ -498,7 +500,7 @@ static void *pool_thread(void *arg)
 			pthread_mutex_unlock(&P->lock);
 			destroy_list(m, drop, source, "over its pool's size, or of a removed pool");
 			if (gc && m->c.vm->snap_gc &&
-			    m->c.vm->snap_gc(m->c.vm_ctx, false, err, sizeof(err)) < 0)
+			    mgr_keep(m->c.vm->snap_gc(m->c.vm_ctx, false), err, sizeof(err)) < 0)
 				log_warn("snapshots: garbage collection failed: %s, ignoring", err);
 			pthread_mutex_lock(&P->lock);
 			continue;

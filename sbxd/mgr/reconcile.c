@@ -50,7 +50,7 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 		 * done, so the sandbox is still whole. */
 		log_info("sandbox=%s id=%s: sbxd stopped while it was starting: it stays stopped",
 			 b->name, b->id);
-		if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) < 0)
 			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
 		(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED,
 					  "sbxd restarted while the sandbox was starting: start it "
@@ -61,7 +61,8 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 			/* Roll forward: it was saved. */
 			log_info("sandbox=%s id=%s: finishing its interrupted stop", b->name,
 				 b->id);
-			if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
+			if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) <
+			    0)
 				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
 					 err);
 			(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED, NULL);
@@ -88,7 +89,7 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 				return;
 		}
 		/* Also without a domain: a crashed QEMU leaves its overlay behind. */
-		if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) < 0)
 			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
 		log_warn(
 		    "sandbox=%s id=%s: marked failed: its VM was not running when sbxd started",
@@ -103,7 +104,8 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 		if (has_vm) {
 			log_info("sandbox=%s id=%s is %s: removing its leftover VM", b->name, b->id,
 				 box_state_to_string(b->state));
-			if (m->c.vm->destroy(m->c.vm_ctx, b->vm_name, err, sizeof(err)) < 0)
+			if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) <
+			    0)
 				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
 					 err);
 		}
@@ -124,7 +126,7 @@ static void destroy_unowned(sbxd_mgr *m, char **vms, const struct store_box *row
 		if (owned)
 			continue;
 		log_info("vm=%s: %s", *p, what);
-		if (m->c.vm->destroy(m->c.vm_ctx, *p, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, *p), err, sizeof(err)) < 0)
 			log_warn("vm=%s: %s, ignoring", *p, err);
 	}
 }
@@ -176,7 +178,7 @@ static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
 		log_warn("snapshot=%s id=%s: marked failed: sbxd stopped while it was being taken",
 			 s->name, s->id);
 		if (m->c.vm->snap_delete &&
-		    m->c.vm->snap_delete(m->c.vm_ctx, s->id, err, sizeof(err)) < 0)
+		    mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, s->id), err, sizeof(err)) < 0)
 			log_warn("snapshot id=%s: %s, ignoring", s->id, err);
 		(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED,
 					       "sbxd stopped while the snapshot was being taken; "
@@ -185,7 +187,7 @@ static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
 	case SNAPSHOT_DELETING:
 		log_info("snapshot=%s id=%s: finishing its interrupted deletion", s->name, s->id);
 		r = m->c.vm->snap_delete
-			? m->c.vm->snap_delete(m->c.vm_ctx, s->id, err, sizeof(err))
+			? mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, s->id), err, sizeof(err))
 			: 0;
 		if (r < 0) {
 			snprintf(msg, sizeof(msg),
@@ -199,7 +201,7 @@ static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
 	case SNAPSHOT_READY:
 		if (!m->c.vm->snap_info)
 			return;
-		r = m->c.vm->snap_info(m->c.vm_ctx, s->id, &info, err, sizeof(err));
+		r = mgr_keep(m->c.vm->snap_info(m->c.vm_ctx, s->id, &info), err, sizeof(err));
 		if (r == -ENOENT) {
 			snprintf(msg, sizeof(msg),
 				 "the snapshot's manifest is gone (snapshots/%s/manifest.json): "
@@ -233,7 +235,7 @@ int sbxd_mgr_reconcile_snapshots(sbxd_mgr *m)
 		reconcile_snapshot(m, &rows[i]);
 	store_snapshots_free(rows, n);
 	/* Nothing captures yet: what is still "building" on disk is dead. */
-	if (m->c.vm->snap_gc && m->c.vm->snap_gc(m->c.vm_ctx, true, err, sizeof(err)) < 0)
+	if (m->c.vm->snap_gc && mgr_keep(m->c.vm->snap_gc(m->c.vm_ctx, true), err, sizeof(err)) < 0)
 		log_warn("snapshots: garbage collection failed: %s, ignoring", err);
 	log_info("reconciled %zu snapshot row(s) with the snapshot store", n);
 	return 0;

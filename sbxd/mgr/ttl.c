@@ -198,7 +198,7 @@ static void fail_stopped_vm(sbxd_mgr *m, const struct store_box *rows, size_t n,
 		pthread_mutex_unlock(&m->lock);
 		if (m->c.release_box)
 			(void)m->c.release_box(m->c.notify_ud, b->id, false);
-		if (m->c.vm->destroy(m->c.vm_ctx, vm_name, err, sizeof(err)) < 0)
+		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, vm_name), err, sizeof(err)) < 0)
 			log_warn("sandbox=%s vm=%s cannot free the stopped VM: %s", b->name,
 				 vm_name, err);
 		return;

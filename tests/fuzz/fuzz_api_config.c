@@ -13,12 +13,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sbxd_config c;
-	char err[512], dump[8192];
+	char dump[8192];
 
 	sbxd_config_defaults(&c);
-	if (sbxd_config_parse_text(&c, (const char *)data, size, "fuzz.conf", err, sizeof(err)) ==
-	    0)
-		(void)sbxd_config_check(&c, err, sizeof(err));
+	if (sbxd_config_parse_text(&c, (const char *)data, size, "fuzz.conf") == 0)
+		(void)sbxd_config_check(&c);
 	sbxd_config_dump(&c, dump, sizeof(dump));
 	return 0;
 }

@@ -486,7 +486,6 @@ END_TEST
 START_TEST(test_config_file_keys_comments_quotes)
 {
 	struct sbxd_config c;
-	char err[512];
 	const char *text = "# sbxd\n"
 			   "listen = 0.0.0.0:9000\n"
 			   "\n"
@@ -496,15 +495,14 @@ START_TEST(test_config_file_keys_comments_quotes)
 			   "accel = tcg";
 
 	sbxd_config_defaults(&c);
-	ck_assert_int_eq(sbxd_config_parse_text(&c, text, strlen(text), "t.conf", err, sizeof(err)),
-			 0);
+	ck_assert_int_eq(sbxd_config_parse_text(&c, text, strlen(text), "t.conf"), 0);
 	ck_assert_str_eq(c.listen_host, "0.0.0.0");
 	ck_assert_int_eq(c.listen_port, 9000);
 	ck_assert_str_eq(c.state_dir, "/srv/sbx state");
 	ck_assert_int_eq(c.max_vcpus, 8);
 	ck_assert_int_eq(c.max_mem_mib, 2048);
 	ck_assert_str_eq(c.accel, "tcg");
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_check(&c), 0);
 }
 END_TEST
 
@@ -524,46 +522,44 @@ START_TEST(test_config_errors_name_file_line_and_key)
 	    {"state-dir = \"/x", "no closing"},
 	};
 	struct sbxd_config c;
-	char err[512];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		sbxd_config_defaults(&c);
-		ck_assert_msg(sbxd_config_parse_text(&c, cases[i].text, strlen(cases[i].text),
-						     "t.conf", err, sizeof(err)) < 0,
-			      "%s", cases[i].text);
-		ck_assert_msg(strstr(err, cases[i].want), "%s -> %s", cases[i].text, err);
+		ck_assert_msg(
+		    sbxd_config_parse_text(&c, cases[i].text, strlen(cases[i].text), "t.conf") < 0,
+		    "%s", cases[i].text);
+		ck_assert_msg(strstr(err_msg(), cases[i].want), "%s -> %s", cases[i].text,
+			      err_msg());
 	}
 	sbxd_config_defaults(&c);
 	c.default_vcpus = 8;
 	c.max_vcpus = 2;
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(sbxd_config_check(&c), -EINVAL);
 	sbxd_config_defaults(&c);
 	snprintf(c.state_dir, sizeof(c.state_dir), "relative");
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(sbxd_config_check(&c), -EINVAL);
 }
 END_TEST
 
 START_TEST(test_config_env_overrides_file_and_flag_overrides_env)
 {
 	struct sbxd_config c;
-	char err[512];
 	char *env[] = {"HOME=/root", "SBX_MAX_VCPUS=3", "SBX_LISTEN=127.0.0.1:7000",
 		       "SBX_STATE_DIRX=/ignored", NULL};
 	const char *file = "max-vcpus = 6\nmax-sandboxes = 9\n";
 
 	sbxd_config_defaults(&c);
-	ck_assert_int_eq(sbxd_config_parse_text(&c, file, strlen(file), "f", err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_apply_env(&c, env, err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_set(&c, "listen", "[::1]:7001", "--listen", err, sizeof(err)),
-			 0);
+	ck_assert_int_eq(sbxd_config_parse_text(&c, file, strlen(file), "f"), 0);
+	ck_assert_int_eq(sbxd_config_apply_env(&c, env), 0);
+	ck_assert_int_eq(sbxd_config_set(&c, "listen", "[::1]:7001", "--listen"), 0);
 	ck_assert_int_eq(c.max_vcpus, 3);
 	ck_assert_int_eq(c.max_sandboxes, 9);
 	ck_assert_str_eq(c.listen_host, "::1");
 	ck_assert_int_eq(c.listen_port, 7001);
 	ck_assert_str_eq(c.state_dir, SBXD_DEFAULT_STATE_DIR);
 	env[1] = "SBX_MAX_VCPUS=zero";
-	ck_assert_int_eq(sbxd_config_apply_env(&c, env, err, sizeof(err)), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "SBX_MAX_VCPUS"));
+	ck_assert_int_eq(sbxd_config_apply_env(&c, env), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_msg(), "SBX_MAX_VCPUS"));
 	ck_assert(sbxd_config_has("max_mem_mib"));
 	ck_assert(!sbxd_config_has("name"));
 }
@@ -693,12 +689,11 @@ static void fake_reset(void)
 	pthread_mutex_unlock(&fake.lock);
 }
 
-static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how, char *err,
-		      size_t len)
+static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how)
 {
 	(void)ctx;
 	if (!strcmp(s->hostname, "boom")) {
-		snprintf(err, len, "QEMU exited right after starting (fake)");
+		err_set(0, "QEMU exited right after starting (fake)");
 		return -EIO;
 	}
 	pthread_mutex_lock(&fake.lock);
@@ -709,7 +704,7 @@ static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how,
 	snprintf(fake.last_start_hostname, sizeof(fake.last_start_hostname), "%s", s->hostname);
 	if (s->snapshot_id && !strv_has_locked(fake.snaps, s->snapshot_id)) {
 		pthread_mutex_unlock(&fake.lock);
-		snprintf(err, len, "snapshot %s: no manifest (fake)", s->snapshot_id);
+		err_set(0, "snapshot %s: no manifest (fake)", s->snapshot_id);
 		return -ENOENT;
 	}
 	pthread_mutex_unlock(&fake.lock);
@@ -719,13 +714,13 @@ static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how,
 }
 
 static int fake_wait(void *ctx, const char *name, int timeout_ms, bool (*cancelled)(void *),
-		     void *cud, char *err, size_t len)
+		     void *cud)
 {
 	(void)ctx;
 	pthread_mutex_lock(&fake.lock);
 	if (fake.dead[0] && !strcmp(fake.dead, name)) {
 		pthread_mutex_unlock(&fake.lock);
-		snprintf(err, len, "the guest agent did not answer (fake)");
+		err_set(0, "the guest agent did not answer (fake)");
 		return -ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&fake.lock);
@@ -733,8 +728,7 @@ static int fake_wait(void *ctx, const char *name, int timeout_ms, bool (*cancell
 		if (cancelled && cancelled(cud))
 			return -ECANCELED;
 		if (t >= timeout_ms) {
-			snprintf(err, len, "the guest agent did not answer within %d s",
-				 timeout_ms / 1000);
+			err_set(0, "the guest agent did not answer within %d s", timeout_ms / 1000);
 			return -ETIMEDOUT;
 		}
 		sleep_ms(10);
@@ -742,11 +736,9 @@ static int fake_wait(void *ctx, const char *name, int timeout_ms, bool (*cancell
 	return fake_has(name) ? 0 : -ECHILD;
 }
 
-static int fake_destroy(void *ctx, const char *name, char *err, size_t len)
+static int fake_destroy(void *ctx, const char *name)
 {
 	(void)ctx;
-	(void)err;
-	(void)len;
 	if (strv_del(fake.vms, name)) {
 		pthread_mutex_lock(&fake.lock);
 		fake.destroyed++;
@@ -790,7 +782,7 @@ static int fake_addr(void *ctx, const char *name, char *buf, size_t len)
 	return 0;
 }
 
-static int fake_fixup(void *ctx, const char *vm, const char *hostname, char *err, size_t len)
+static int fake_fixup(void *ctx, const char *vm, const char *hostname)
 {
 	(void)ctx;
 	pthread_mutex_lock(&fake.lock);
@@ -799,7 +791,7 @@ static int fake_fixup(void *ctx, const char *vm, const char *hostname, char *err
 	snprintf(fake.last_fixup_hostname, sizeof(fake.last_fixup_hostname), "%s", hostname);
 	if (fake.fixup_fails) {
 		pthread_mutex_unlock(&fake.lock);
-		snprintf(err, len, "agent: fixup: cannot set the hostname (fake)");
+		err_set(0, "agent: fixup: cannot set the hostname (fake)");
 		return -EPERM;
 	}
 	pthread_mutex_unlock(&fake.lock);
@@ -807,7 +799,7 @@ static int fake_fixup(void *ctx, const char *vm, const char *hostname, char *err
 }
 
 static int fake_snap_capture(void *ctx, const char *vm, const struct sbxd_snap_capture *c,
-			     struct sbxd_snap_info *ret, char *err, size_t len)
+			     struct sbxd_snap_info *ret)
 {
 	(void)ctx;
 	sleep_ms(fake.capture_ms);
@@ -818,11 +810,11 @@ static int fake_snap_capture(void *ctx, const char *vm, const struct sbxd_snap_c
 		 c->parent ? c->parent : "");
 	pthread_mutex_unlock(&fake.lock);
 	if (!strncmp(c->name, "bad", 3)) {
-		snprintf(err, len, "part ram: SHA-256 mismatch (fake)");
+		err_set(0, "part ram: SHA-256 mismatch (fake)");
 		return -EBADMSG;
 	}
 	if (!fake_has(vm)) {
-		snprintf(err, len, "no VM %s (fake)", vm);
+		err_set(0, "no VM %s (fake)", vm);
 		return -ENOENT;
 	}
 	strv_add(fake.snaps, c->id);
@@ -835,13 +827,11 @@ static int fake_snap_capture(void *ctx, const char *vm, const struct sbxd_snap_c
 }
 
 static int fake_snap_from_image(void *ctx, const char *id, const char *name, const char *image,
-				uint64_t disk, struct sbxd_snap_info *ret, char *err, size_t len)
+				uint64_t disk, struct sbxd_snap_info *ret)
 {
 	(void)ctx;
 	(void)name;
 	(void)disk;
-	(void)err;
-	(void)len;
 	strv_add(fake.snaps, id);
 	memset(ret, 0, sizeof(*ret));
 	snprintf(ret->kind, sizeof(ret->kind), "fs");
@@ -860,13 +850,11 @@ static bool fake_has_snap(const char *id)
 	return found;
 }
 
-static int fake_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret, char *err,
-			  size_t len)
+static int fake_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret)
 {
 	(void)ctx;
-	(void)len;
 	if (!fake_has_snap(id)) {
-		snprintf(err, len, "no manifest (fake)");
+		err_set(0, "no manifest (fake)");
 		return -ENOENT;
 	}
 	memset(ret, 0, sizeof(*ret));
@@ -874,11 +862,9 @@ static int fake_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret,
 	return 0;
 }
 
-static int fake_snap_delete(void *ctx, const char *id, char *err, size_t len)
+static int fake_snap_delete(void *ctx, const char *id)
 {
 	(void)ctx;
-	(void)err;
-	(void)len;
 	strv_del(fake.snaps, id);
 	pthread_mutex_lock(&fake.lock);
 	fake.snap_deletes++;
@@ -886,25 +872,20 @@ static int fake_snap_delete(void *ctx, const char *id, char *err, size_t len)
 	return 0;
 }
 
-static int fake_snap_gc(void *ctx, bool dead_building, char *err, size_t len)
+static int fake_snap_gc(void *ctx, bool dead_building)
 {
 	(void)ctx;
 	(void)dead_building;
-	(void)err;
-	(void)len;
 	return 0;
 }
 
-static int fake_zygote(void *ctx, const char *image, unsigned vcpus, unsigned mem, uint64_t disk,
-		       char *err, size_t len)
+static int fake_zygote(void *ctx, const char *image, unsigned vcpus, unsigned mem, uint64_t disk)
 {
 	(void)ctx;
 	(void)image;
 	(void)vcpus;
 	(void)mem;
 	(void)disk;
-	(void)err;
-	(void)len;
 	sleep_ms(200);
 	pthread_mutex_lock(&fake.lock);
 	fake.zygotes++;
@@ -2310,26 +2291,25 @@ END_TEST
 START_TEST(test_config_pool_settings)
 {
 	struct sbxd_config c;
-	char err[512];
 	char *env[] = {"SBX_POOL_SIZE=2", "SBX_SNAPSHOT_POOLS=snap1:1,abc:0", NULL};
 
 	sbxd_config_defaults(&c);
 	ck_assert_uint_eq(c.pool_size, 0);
-	ck_assert_int_eq(sbxd_config_apply_env(&c, env, err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_apply_env(&c, env), 0);
 	ck_assert_uint_eq(c.pool_size, 2);
 	ck_assert_str_eq(c.snapshot_pools, "snap1:1,abc:0");
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_set(&c, "pool-size", "3", "--pool-size", err, sizeof(err)), 0);
+	ck_assert_int_eq(sbxd_config_check(&c), 0);
+	ck_assert_int_eq(sbxd_config_set(&c, "pool-size", "3", "--pool-size"), 0);
 	ck_assert_uint_eq(c.pool_size, 3);
-	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "nosize", "x", err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "SNAPSHOT:SIZE"));
-	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "a:99", "x", err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
-	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "", "x", err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_set(&c, "pool-size", "65", "x", err, sizeof(err)), 0);
-	ck_assert_int_eq(sbxd_config_check(&c, err, sizeof(err)), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "max-sandboxes"));
+	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "nosize", "x"), 0);
+	ck_assert_int_eq(sbxd_config_check(&c), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_msg(), "SNAPSHOT:SIZE"));
+	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "a:99", "x"), 0);
+	ck_assert_int_eq(sbxd_config_check(&c), -EINVAL);
+	ck_assert_int_eq(sbxd_config_set(&c, "snapshot-pools", "", "x"), 0);
+	ck_assert_int_eq(sbxd_config_set(&c, "pool-size", "65", "x"), 0);
+	ck_assert_int_eq(sbxd_config_check(&c), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_msg(), "max-sandboxes"));
 }
 END_TEST
 

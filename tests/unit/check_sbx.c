@@ -55,12 +55,15 @@ START_TEST(test_config_parses_settings_comments_and_quotes)
 }
 END_TEST
 
-START_TEST(test_config_ignores_unknown_names_and_empty_key)
+START_TEST(test_config_rejects_unknown_names_takes_empty_key)
 {
 	struct sbx_config c;
 
-	log_set_level(LOG_LVL_ERROR);
-	ck_assert_int_eq(parse_text("colour = blue\napi_key =\n", &c), 0);
+	/* as in sbxd's file: a misspelt setting is an error, not ignored */
+	ck_assert_int_eq(parse_text("colour = blue\napi_key =\n", &c), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_msg(), "cfg:1: unknown setting 'colour'"));
+	sbx_config_release(&c);
+	ck_assert_int_eq(parse_text("# a comment\n\napi_key =\n", &c), 0);
 	ck_assert_ptr_null(c.api_key);
 	sbx_config_release(&c);
 }
@@ -669,7 +672,7 @@ static Suite *sbx_suite(void)
 	tc = tcase_create("config");
 	tcase_add_checked_fixture(tc, NULL, cfg_teardown);
 	tcase_add_test(tc, test_config_parses_settings_comments_and_quotes);
-	tcase_add_test(tc, test_config_ignores_unknown_names_and_empty_key);
+	tcase_add_test(tc, test_config_rejects_unknown_names_takes_empty_key);
 	tcase_add_test(tc, test_config_rejects_lines_without_equals_naming_the_line);
 	tcase_add_test(tc, test_config_flags_beat_environment_beat_file_beat_default);
 	tcase_add_test(tc, test_config_refuses_a_file_others_can_write);
