@@ -30,22 +30,42 @@ run_check() {
 	shift
 	log="$log_dir/$name.log"
 	echo "== $name"
-	"$@" 2>&1 | tee "$log"
-	rc=$?
+	# POSIX sh has no pipefail: the status of "$@" | tee is tee's, so a
+	# suite that exits non-zero after its summary (LeakSanitizer at exit,
+	# a crash in teardown) would count as passed. The suite's own status
+	# goes through a file instead.
+	rc_file="$log_dir/$name.rc"
+	rm -f "$rc_file"
+	{
+		"$@" 2>&1
+		echo $? >"$rc_file"
+	} | tee "$log"
+	rc=$(cat "$rc_file" 2>/dev/null)
+	case "$rc" in
+	'' | *[!0-9]*) rc=255 ;; # no status recorded: the runner itself was cut short
+	esac
 	summary=$(grep -E '^[0-9]+%: Checks: [0-9]+' "$log" | tail -n 1)
 	if [ -z "$summary" ]; then
-		echo "!! $name printed no Check summary (crashed or did not run)"
+		echo "!! $name printed no Check summary (crashed or did not run; exit status $rc)"
 		failed=$((failed + 1))
-		note_fail "$name (no summary, see $log)"
+		note_fail "$name (no summary, exit status $rc, see $log)"
 		return
 	fi
 	n=$(echo "$summary" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
 	f=$(echo "$summary" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
 	e=$(echo "$summary" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
 	bad=$((f + e))
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		# its checks passed, but the suite did not: count one failure
+		echo "!! $name exited with status $rc although its summary says every check passed"
+		bad=1
+		note_fail "$name (exit status $rc after a summary of no failures, see $log)"
+	elif [ "$bad" -gt 0 ]; then
+		note_fail "$name ($bad of $n failed, see $log)"
+	fi
+	[ "$bad" -gt "$n" ] && n=$bad
 	passed=$((passed + n - bad))
 	failed=$((failed + bad))
-	[ "$bad" -gt 0 ] && note_fail "$name ($bad of $n failed, see $log)"
 	return 0
 }
 

@@ -486,6 +486,19 @@ static void started_flag(agent_cmd *cmd, void *ud)
 	*(bool *)((struct run *)ud + 1) = true;
 }
 
+/* How many processes named "sleep" the guest has (zombies included). */
+static int guest_sleeps(agent_client *c)
+{
+	struct run check;
+	int n;
+
+	run_shell(c, "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'", &check);
+	ck_assert_msg(check.out.data, "no count of sleeps");
+	n = atoi(check.out.data);
+	run_release(&check);
+	return n;
+}
+
 START_TEST(test_kill_ends_the_whole_process_group)
 {
 	agent_client *c = connect_agent();
@@ -496,28 +509,26 @@ START_TEST(test_kill_ends_the_whole_process_group)
 	struct agent_cmd_ops ops = run_ops;
 	struct agent_exec_spec spec = {.shell = "sleep 1000 & sleep 1000"};
 	agent_cmd *cmd = NULL;
-	struct run check;
+	uint64_t end;
+	int n = 0;
 
 	ops.on_started = started_flag;
 	ck_assert_int_eq(agent_exec(c, &spec, &ops, &s.r, &cmd), 0);
 	pump_until(c, &s.started, 60000);
-	/* wait until both sleeps exist */
-	for (int i = 0; i < 50; i++) {
-		run_shell(c, "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'", &check);
-		int n = atoi(check.out.data ? check.out.data : "0");
-		run_release(&check);
-		if (n >= 2)
-			break;
-		usleep(100000);
-	}
+	/* both sleeps exist before the kill (else "none left" proves nothing) */
+	end = now_ms() + 10000;
+	while ((n = guest_sleeps(c)) < 2 && now_ms() < end)
+		usleep(50000);
+	ck_assert_msg(n == 2, "%d sleep processes before the kill, want 2", n);
 	ck_assert_int_eq(agent_cmd_signal(cmd, SIGKILL), 0);
 	pump_until(c, &s.r.done, 60000);
 	ck_assert_int_eq(s.r.exit.signal, SIGKILL);
 	ck_assert(s.r.exit.killed);
-	usleep(200000);
-	run_shell(c, "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'", &check);
-	ck_assert_str_eq(check.out.data, "0\n");
-	run_release(&check);
+	/* the background sleep goes too, once it is killed and reaped */
+	end = now_ms() + 10000;
+	while ((n = guest_sleeps(c)) > 0 && now_ms() < end)
+		usleep(50000);
+	ck_assert_msg(n == 0, "%d sleep processes left after killing the group", n);
 	agent_cmd_free(cmd);
 	run_release(&s.r);
 	agent_client_free(c);
@@ -544,17 +555,35 @@ END_TEST
 
 /* ---- re-attach ------------------------------------------------------------- */
 
+/* The number a guest command keeps rewriting into path (0 while it is
+ * missing or half-written). */
+static int guest_line_at(agent_client *c, const char *path)
+{
+	char shell[300];
+	struct run r;
+	int n = 0;
+
+	snprintf(shell, sizeof(shell), "cat %s 2>/dev/null", path);
+	run_shell(c, shell, &r);
+	if (r.out.data && strchr(r.out.data, '\n'))
+		n = atoi(r.out.data);
+	run_release(&r);
+	return n;
+}
+
 START_TEST(test_reattach_delivers_missed_output_once)
 {
 	agent_client *c = connect_agent();
 	struct agent_exec_spec spec = {
-	    .shell = "for i in $(seq 1 60); do echo line-$i; sleep 0.05; done",
+	    .shell = "for i in $(seq 1 60); do echo line-$i; echo $i >/tmp/reattach-at; "
+		     "sleep 0.05; done",
 	};
 	struct run r = {0};
 	agent_cmd *cmd = NULL;
 	uint32_t id;
 	uint64_t out, err;
 	struct buf want = {0};
+	int at;
 
 	r.keep_output = true;
 	ck_assert_int_eq(agent_exec(c, &spec, &run_ops, &r, &cmd), 0);
@@ -567,9 +596,19 @@ START_TEST(test_reattach_delivers_missed_output_once)
 	agent_cmd_free(cmd);
 	agent_client_free(c);
 
-	sleep(1); /* output written while nobody is attached */
-
+	/* output written while nobody is attached: 10 more lines (a fresh
+	 * connection that does not attach reads how far the command got) */
 	c = connect_agent();
+	at = guest_line_at(c, "/tmp/reattach-at");
+	ck_assert_msg(at < 60, "the command ended before we let go of it");
+	for (uint64_t end = now_ms() + 20000;;) {
+		int now = guest_line_at(c, "/tmp/reattach-at");
+
+		if (now >= (at + 10 < 60 ? at + 10 : 60))
+			break;
+		ck_assert_msg(now_ms() < end, "the command stopped at line %d", now);
+		usleep(50000);
+	}
 	r.done = false;
 	ck_assert_int_eq(agent_attach(c, id, out, err, 0, false, &run_ops, &r, &cmd), 0);
 	pump_until(c, &r.done, 60000);
@@ -736,14 +775,21 @@ START_TEST(test_console_log_is_capped)
 	ck_assert_int_eq(r.exit.code, 0);
 	run_release(&r);
 	agent_client_free(c);
-	sleep(6); /* the driver looks every 5 s */
+	/* the driver looks every 5 s: poll for the line its trim leaves */
+	for (uint64_t end = now_ms() + 30000;;) {
+		head[0] = '\0';
+		f = fopen(vm_console_log(g_vm), "r");
+		ck_assert_ptr_nonnull(f);
+		if (!fgets(head, sizeof(head), f))
+			head[0] = '\0';
+		fclose(f);
+		if (!strncmp(head, "[sbx: console log over 262144 bytes", 35) || now_ms() > end)
+			break;
+		usleep(100000);
+	}
+	ck_assert_msg(!strncmp(head, "[sbx: console log over 262144 bytes", 35), "head: %s", head);
 	ck_assert_int_eq(stat(vm_console_log(g_vm), &st), 0);
 	ck_assert_msg(st.st_size < 512 * 1024, "console log is %lld bytes", (long long)st.st_size);
-	f = fopen(vm_console_log(g_vm), "r");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_ptr_nonnull(fgets(head, sizeof(head), f));
-	fclose(f);
-	ck_assert_msg(!strncmp(head, "[sbx: console log over 262144 bytes", 35), "head: %s", head);
 }
 END_TEST
 

@@ -459,11 +459,34 @@ static void on_stopped(void *ud, const char *name, const char *reason)
 	pthread_mutex_unlock(&stop_mu);
 }
 
+/* A second lifecycle callback, registered after the driver's. libvirt
+ * hands each event to the callbacks in the order they were registered, one
+ * after the other on its event loop thread: once this one has seen a stop
+ * of "sbx-t-kill2", the driver's callback has already decided about that
+ * same event. */
+static int kill2_stops, kill2_detail = -1;
+
+static int on_kill2_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+			      void *opaque)
+{
+	const char *dn = virDomainGetName(dom);
+
+	(void)conn;
+	(void)opaque;
+	if (event != VIR_DOMAIN_EVENT_STOPPED || !dn || strcmp(dn, VM_DOMAIN_PREFIX "t-kill2"))
+		return 0;
+	pthread_mutex_lock(&stop_mu);
+	kill2_stops++;
+	kill2_detail = detail;
+	pthread_mutex_unlock(&stop_mu);
+	return 0;
+}
+
 START_TEST(test_vm_destroy_after_qemu_was_killed_leaves_nothing)
 {
 	vm_driver *d = open_driver();
 	vm *v = start_vm(d, "t-kill");
-	int pid = vm_qemu_pid(v), i, n = 0;
+	int pid = vm_qemu_pid(v), i, n = 0, cb;
 
 	ck_assert_int_eq(vm_driver_watch_stops(d, on_stopped, NULL), 0);
 	ck_assert_int_gt(pid, 1);
@@ -486,14 +509,29 @@ START_TEST(test_vm_destroy_after_qemu_was_killed_leaves_nothing)
 	vm_free(v);
 	assert_nothing_left(d, "t-kill");
 	ck_assert(pid_gone(pid));
-	/* a VM the caller destroys is not reported */
+	/* a VM the caller destroys is not reported: wait until libvirt has
+	 * delivered its stop (to the driver first, then to us), not a while */
+	cb = virConnectDomainEventRegisterAny(d->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+					      VIR_DOMAIN_EVENT_CALLBACK(on_kill2_lifecycle), NULL,
+					      NULL);
+	ck_assert_int_ge(cb, 0);
 	v = start_vm(d, "t-kill2");
 	ck_assert_int_eq(vm_destroy(v), 0);
 	vm_free(v);
-	usleep(300 * 1000);
+	for (i = 0, n = 0; i < 600 && !n; i++) {
+		pthread_mutex_lock(&stop_mu);
+		n = kill2_stops;
+		pthread_mutex_unlock(&stop_mu);
+		if (!n)
+			usleep(50 * 1000);
+	}
+	ck_assert_msg(n == 1, "libvirt delivered %d stop(s) of t-kill2", n);
 	pthread_mutex_lock(&stop_mu);
+	ck_assert_int_eq(kill2_detail, VIR_DOMAIN_EVENT_STOPPED_DESTROYED);
 	ck_assert_int_eq(stop_count, 1);
+	ck_assert_str_eq(stop_name, "t-kill");
 	pthread_mutex_unlock(&stop_mu);
+	ck_assert_int_eq(virConnectDomainEventDeregisterAny(d->conn, cb), 0);
 	vm_driver_free(d);
 }
 END_TEST

@@ -146,11 +146,27 @@ expect "exec waits for a sandbox that is still starting" eval 'rc_is 0'
 
 # ---- shell: a PTY driven through script(1), which gives sbx a terminal ----
 if command -v script >/dev/null 2>&1; then
+	# The typist waits on what the terminal shows, not on the clock: it
+	# types once the remote shell's prompt is there, and keeps script's
+	# stdin open until the last command behind sbx has printed its end
+	# marker (script may stop at the end of its input). Each wait has a
+	# deadline; past it, the checks below say what went wrong.
+	: >"$WORK/pty"
+	# shellcheck disable=SC2094 # the typist reads what script writes
 	(
-		sleep 1
+		i=0
+		while ! grep -q '[#$] ' "$WORK/pty" && [ $i -lt 300 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
 		printf 'stty size; tty; exit 3\r'
-		sleep 5
-	) | TERM=xterm script -qec "stty rows 30 cols 100; '$SBX' shell cli-a; echo rc=\$?; stty -a" \
+		i=0
+		while ! grep -q '^pty-test-end' "$WORK/pty" && [ $i -lt 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	) | TERM=xterm script -qec \
+		"stty rows 30 cols 100; '$SBX' shell cli-a; echo rc=\$?; stty -a; echo pty-test-end" \
 		/dev/null >"$WORK/pty" 2>&1
 	rc=$(sed -n 's/.*rc=\([0-9]*\).*/\1/p' "$WORK/pty" | head -n 1)
 	expect "shell runs on a PTY of our terminal's size and passes its exit code" \

@@ -66,6 +66,28 @@ static uint64_t ms_now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* INFO on t until the agent runs no command (its "commands" count is of
+ * commands running or draining their output: the ones ATTACHED reports as
+ * running); fail after timeout_ms. Attaches to nothing. */
+static void wait_no_command_runs(struct tc *t, int timeout_ms)
+{
+	uint64_t deadline = ms_now() + (uint64_t)timeout_ms;
+	struct proto_msg m;
+
+	for (;;) {
+		memset(&m, 0, sizeof(m));
+		m.type = PROTO_INFO;
+		m.u.idonly.id = tc_id(t);
+		tc_send(t, &m);
+		tc_expect(t, PROTO_INFO_RESULT, &m, 5000);
+		if (m.u.info.commands == 0)
+			return;
+		ck_assert_msg(ms_now() < deadline, "%u command(s) still run after %d ms",
+			      m.u.info.commands, timeout_ms);
+		usleep(10000);
+	}
+}
+
 static void fill_random(uint8_t *p, size_t n)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
@@ -977,9 +999,9 @@ START_TEST(test_attach_after_disconnect_delivers_everything_once)
 	got = cmd.out_next;
 	id = cmd.id;
 	tc_close(&t); /* the command finishes while nobody is attached */
-	usleep(1500 * 1000);
-
 	tc_connect(&t, a.sock);
+	wait_no_command_runs(&t, 10000);
+
 	memset(&cmd2, 0, sizeof(cmd2));
 	cmd2.id = id;
 	cmd2.auto_ack = true;

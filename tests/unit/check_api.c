@@ -602,6 +602,7 @@ static struct {
 	char last_capture_parent[80];
 	unsigned snap_deletes;
 	unsigned zygotes;
+	unsigned captures_begun, captures_done; /* snap_capture() entered, returned */
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER, .boot_ms = 300};
 
 static void sleep_ms(int ms)
@@ -673,6 +674,15 @@ static unsigned fake_count(void)
 	return n;
 }
 
+/* How many captures the fake has begun and finished. */
+static void fake_captures(unsigned *begun, unsigned *done)
+{
+	pthread_mutex_lock(&fake.lock);
+	*begun = fake.captures_begun;
+	*done = fake.captures_done;
+	pthread_mutex_unlock(&fake.lock);
+}
+
 static void fake_reset(void)
 {
 	pthread_mutex_lock(&fake.lock);
@@ -682,6 +692,7 @@ static void fake_reset(void)
 		fake.vms[i] = fake.snaps[i] = NULL;
 	}
 	fake.destroyed = fake.starts = fake.fixups = fake.snap_deletes = fake.zygotes = 0;
+	fake.captures_begun = fake.captures_done = 0;
 	fake.fixup_fails = false;
 	fake.dead[0] = fake.last_start_snapshot[0] = fake.last_fixup_vm[0] = '\0';
 	fake.boot_ms = 300;
@@ -802,8 +813,12 @@ static int fake_snap_capture(void *ctx, const char *vm, const struct sbxd_snap_c
 			     struct sbxd_snap_info *ret)
 {
 	(void)ctx;
+	pthread_mutex_lock(&fake.lock);
+	fake.captures_begun++;
+	pthread_mutex_unlock(&fake.lock);
 	sleep_ms(fake.capture_ms);
 	pthread_mutex_lock(&fake.lock);
+	fake.captures_done++;
 	snprintf(fake.last_capture_vm, sizeof(fake.last_capture_vm), "%s", vm);
 	fake.last_capture_memory = c->include_memory;
 	snprintf(fake.last_capture_parent, sizeof(fake.last_capture_parent), "%s",
@@ -1159,6 +1174,32 @@ static void wait_gone(const char *method, const char *name, const char *key)
 	ck_abort_msg("sandbox %s is still there", name);
 }
 
+/* Poll until a sandbox's row exists (a create in flight elsewhere has
+ * reached the server; abort after 10 s) and return its status then. The
+ * HTTP loop runs a create's handler to its end (row written, request
+ * deferred until ready) before it serves another request, so once the
+ * row is seen, that create is waiting. */
+static void wait_exists(const char *name, const char *key, char *status, size_t len)
+{
+	char path[200];
+	struct resp r;
+
+	snprintf(path, sizeof(path), "/api/v2/sandboxes/boxes/%s/status", name);
+	for (int i = 0; i < 200; i++) {
+		long st = http(&r, "GET", path, key_hdr(key), NULL);
+
+		if (st == 200) {
+			snprintf(status, len, "%s", jstr(&r, "status"));
+			resp_free(&r);
+			return;
+		}
+		ck_assert_int_eq(st, 404);
+		resp_free(&r);
+		sleep_ms(50);
+	}
+	ck_abort_msg("sandbox %s never appeared", name);
+}
+
 START_TEST(test_server_healthz_needs_no_key)
 {
 	struct resp r;
@@ -1277,7 +1318,13 @@ START_TEST(test_server_keeps_serving_while_a_vm_boots)
 		     "{\"name\":\"slow\"}");
 		_exit(r.status == 201 ? 0 : 1);
 	}
-	sleep_ms(200);
+	/* the child's create is in: its boot has begun */
+	{
+		char status[32];
+
+		wait_exists("slow", t.alice, status, sizeof(status));
+		ck_assert_str_eq(status, "provisioning");
+	}
 	t0 = now_s();
 	ck_assert_int_eq(http(&h, "GET", "/healthz", NULL, NULL), 200);
 	ck_assert_int_eq(
@@ -1434,7 +1481,13 @@ START_TEST(test_server_delete_during_boot_cancels_it)
 		     "{\"name\":\"doomed\"}");
 		_exit(r.status == 409 ? 0 : 1);
 	}
-	sleep_ms(300);
+	/* the child's create is in and waits for a boot that takes 3 s */
+	{
+		char state[32];
+
+		wait_exists("doomed", t.alice, state, sizeof(state));
+		ck_assert_str_eq(state, "provisioning");
+	}
 	ck_assert_int_eq(
 	    http(&r, "DELETE", "/api/v2/sandboxes/boxes/doomed", key_hdr(t.alice), NULL), 204);
 	resp_free(&r);
@@ -1536,18 +1589,23 @@ static void dp_body(void *ud, http_req *r, enum api_dp_op op, const struct sbxd_
 static const struct sbxd_dataplane_ops test_dp = {.on_request = dp_request, .on_body = dp_body};
 
 /* A data plane where a command runs while dp_running is set, and that
- * counts the sandboxes it was asked to let go of. */
+ * counts the sandboxes it was asked to let go of, and how often it was
+ * asked whether a command runs (the idle TTL asks once a sandbox's idle
+ * time is up, before it stops it). Its callbacks run on the HTTP loop's
+ * thread: busy_asked is read with atomics. */
 static struct {
 	bool running;
 	unsigned released;
 	char last_released[64];
+	unsigned busy_asked;
 } dpx;
 
 static bool dp_busy(void *ud, const char *box_id)
 {
 	(void)ud;
 	(void)box_id;
-	return dpx.running;
+	__atomic_add_fetch(&dpx.busy_asked, 1, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&dpx.running, __ATOMIC_SEQ_CST);
 }
 
 static void dp_release(void *ud, const char *box_id)
@@ -2126,13 +2184,20 @@ START_TEST(test_server_a_running_command_keeps_a_sandbox_from_its_idle_ttl)
 	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"cmd\",\"idle_ttl_seconds\":1}", &r), 201);
 	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
 	resp_free(&r);
-	sleep_ms(2500);
+	/* Observe the TTL thread's own decisions rather than sleep past them:
+	 * it asks whether a command runs only for a ready sandbox whose idle
+	 * time is up, and, told yes, counts that as activity. A second
+	 * question (a further idle_ttl_seconds later) means the first one
+	 * ended without a stop: the sandbox was still ready to be asked about. */
+	for (int i = 0; i < 500 && __atomic_load_n(&dpx.busy_asked, __ATOMIC_SEQ_CST) < 2; i++)
+		sleep_ms(20);
+	ck_assert_uint_ge(__atomic_load_n(&dpx.busy_asked, __ATOMIC_SEQ_CST), 2);
 	ck_assert_int_eq(
 	    http(&r, "GET", "/api/v2/sandboxes/boxes/cmd/status", key_hdr(t.alice), NULL), 200);
 	ck_assert_str_eq(jstr(&r, "status"), "ready");
 	resp_free(&r);
 	ck_assert_int_eq(dpx.released, 0);
-	dpx.running = false; /* the command ended */
+	__atomic_store_n(&dpx.running, false, __ATOMIC_SEQ_CST); /* the command ended */
 	wait_status("cmd", t.alice, "stopped");
 	/* the data plane let go of it before the capture */
 	ck_assert_int_eq(dpx.released, 1);
@@ -2675,23 +2740,54 @@ END_TEST
 START_TEST(test_server_delete_box_during_capture_keeps_the_snapshot)
 {
 	struct resp r;
-	char id[64], vm[64];
+	char id[64] = "", vm[64];
+	unsigned begun = 0, done = 0;
+	int fds[2], status = -1;
+	ssize_t n;
+	pid_t pid;
 
 	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"short\"}", &r), 201);
 	snprintf(vm, sizeof(vm), "%s", jstr(&r, "id"));
 	resp_free(&r);
 	fake.capture_ms = 1500;
-	ck_assert_int_eq(http(&r, "POST", "/api/v2/sandboxes/boxes/short/snapshot",
-			      key_hdr(t.alice), "{\"name\":\"last\"}"),
-			 201);
-	snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
-	resp_free(&r);
-	sleep_ms(100);
+	/* The POST waits for the capture (up to 5 s): a separate client sends
+	 * it and hands back the snapshot's id, so the DELETE can come while
+	 * the capture runs. */
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		http(&r, "POST", "/api/v2/sandboxes/boxes/short/snapshot", key_hdr(t.alice),
+		     "{\"name\":\"last\"}");
+		if (r.status == 201 && jstr(&r, "id"))
+			(void)!write(fds[1], jstr(&r, "id"), strlen(jstr(&r, "id")));
+		_exit(r.status == 201 ? 0 : 1);
+	}
+	close(fds[1]);
+	/* the capture has begun (and takes 1.5 s) */
+	for (int i = 0; i < 500; i++) {
+		fake_captures(&begun, &done);
+		if (begun)
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_uint_eq(begun, 1);
+	ck_assert_uint_eq(done, 0);
 	/* waits for the capture, then deletes */
 	ck_assert_int_eq(
 	    http(&r, "DELETE", "/api/v2/sandboxes/boxes/short", key_hdr(t.alice), NULL), 204);
 	resp_free(&r);
+	fake_captures(&begun, &done);
+	ck_assert_uint_eq(done, 1); /* the delete did wait for it */
 	ck_assert(!fake_has(vm));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the capture's POST did not get 201");
+	n = read(fds[0], id, sizeof(id) - 1);
+	close(fds[0]);
+	ck_assert_int_gt(n, 0);
+	id[n] = '\0';
 	wait_snapshot(id, t.alice, "ready");
 }
 END_TEST

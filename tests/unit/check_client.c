@@ -625,21 +625,40 @@ START_TEST(test_manual_ack_stalls_command_until_acked)
 }
 END_TEST
 
+/* The number in the file the command of the next test rewrites after
+ * each line (0 while it is missing, empty or half-written). */
+static int lines_written(const char *path)
+{
+	char buf[32] = "";
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && strchr(buf, '\n'))
+		n = atoi(buf);
+	fclose(f);
+	return n;
+}
+
 START_TEST(test_attach_after_reconnect_loses_and_repeats_nothing)
 {
 	agent_client *c = connect_ok();
 	struct run r1 = {0}, r2 = {0};
 	struct buf all = {0}, want = {0};
-	uint64_t out, err;
+	char progress[PATH_MAX + 16], script[PATH_MAX + 200];
+	uint64_t out, err, deadline;
 	agent_cmd *cmd;
 	uint32_t id;
 	char line[32];
-	int i;
+	int i, at;
 
-	cmd = exec_sh(c,
-		      "i=1; while [ $i -le 150 ]; do echo line $i; echo e$i >&2; "
-		      "i=$((i+1)); sleep 0.01; done",
-		      &r1, 0, false, false);
+	snprintf(progress, sizeof(progress), "%s/progress", tmpdir);
+	snprintf(script, sizeof(script),
+		 "i=1; while [ $i -le 150 ]; do echo line $i; echo e$i >&2; "
+		 "echo $i >'%s'; i=$((i+1)); sleep 0.01; done",
+		 progress);
+	cmd = exec_sh(c, script, &r1, 0, false, false);
 	while (r1.out.len < 200)
 		ck_assert_int_ge(agent_client_pump(c, 20), 0);
 	ck_assert(!r1.exited);
@@ -650,7 +669,16 @@ START_TEST(test_attach_after_reconnect_loses_and_repeats_nothing)
 	agent_cmd_free(cmd);
 	agent_client_free(c);
 
-	usleep(300 * 1000); /* output goes on into the agent's ring */
+	/* output goes on into the agent's ring: wait until the command has
+	 * written 10 more lines while nobody is attached */
+	at = lines_written(progress);
+	ck_assert_msg(at < 150, "the command ended before we let go of it");
+	deadline = now_ms() + 10000;
+	while (lines_written(progress) < (at + 10 < 150 ? at + 10 : 150)) {
+		ck_assert_msg(now_ms() < deadline, "the command stopped at line %d",
+			      lines_written(progress));
+		usleep(5000);
+	}
 	c = connect_ok();
 	r2.offsets_ok = true;
 	r2.next_off[0] = out;
@@ -1055,6 +1083,8 @@ START_TEST(test_connect_waits_for_a_late_socket)
 		execl(bin, bin, "--listen", addr, (char *)NULL);
 		_exit(127);
 	}
+	/* the point of the test: the socket is not there when connect starts */
+	ck_assert_msg(access(sock_path, F_OK) < 0, "the late agent was not late");
 	ck_assert_int_eq(agent_client_connect(addr, 5000, &c), 0);
 	ck_assert_int_eq(agent_ping(c, NULL), 0);
 	agent_client_free(c);

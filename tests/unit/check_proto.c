@@ -730,15 +730,118 @@ START_TEST(test_every_type_round_trips_with_optional_fields_absent)
 }
 END_TEST
 
+/* The body fill_min(type) must encode to, written here byte by byte: "id"
+ * (always sent by the types that have one) and the required keys, in the
+ * order of docs/protocol.md; every optional field at its default left out. */
+static void mp_min_body(uint16_t type, struct mp *b)
+{
+	switch (type) {
+	case PROTO_HELLO:
+		/* max_body 0 is not its default (PROTO_MAX_BODY): it is sent,
+		 * and the decoder reads a 0 as the default */
+		mp_map(b, 2);
+		mp_str(b, "version");
+		mp_uint(b, 1);
+		mp_str(b, "max_body");
+		mp_uint(b, 0);
+		return;
+	case PROTO_STDIN:
+	case PROTO_ACK:
+	case PROTO_EXIT:
+	case PROTO_DATA:
+		mp_map(b, 0); /* {} */
+		return;
+	case PROTO_OUTPUT:
+		mp_map(b, 1);
+		mp_str(b, "stream");
+		mp_uint(b, PROTO_STDOUT);
+		return;
+	}
+	/* every other type has an id */
+	switch (type) {
+	case PROTO_OK:
+	case PROTO_PING:
+	case PROTO_PONG:
+	case PROTO_INFO:
+	case PROTO_INFO_RESULT:
+	case PROTO_SHUTDOWN:
+	case PROTO_FIXUP:
+	case PROTO_STAT_RESULT:
+	case PROTO_LIST_RESULT:
+		mp_map(b, 1);
+		break;
+	case PROTO_RESIZE:
+		mp_map(b, 4);
+		break;
+	case PROTO_SIGNAL:
+		mp_map(b, 3);
+		break;
+	default:
+		mp_map(b, 2);
+	}
+	mp_str(b, "id");
+	mp_uint(b, 0);
+	switch (type) {
+	case PROTO_ERROR:
+		mp_str(b, "code");
+		mp_uint(b, PROTO_E_INTERNAL);
+		break;
+	case PROTO_EXEC:
+		mp_str(b, "shell");
+		mp_str(b, "");
+		break;
+	case PROTO_EXEC_STARTED:
+	case PROTO_ATTACH:
+	case PROTO_ATTACHED:
+	case PROTO_FORGET:
+		mp_str(b, "cmd");
+		mp_uint(b, 1);
+		break;
+	case PROTO_SIGNAL:
+		mp_str(b, "cmd");
+		mp_uint(b, 1);
+		mp_str(b, "sig");
+		mp_uint(b, 9);
+		break;
+	case PROTO_RESIZE:
+		mp_str(b, "cmd");
+		mp_uint(b, 1);
+		mp_str(b, "rows");
+		mp_uint(b, 1);
+		mp_str(b, "cols");
+		mp_uint(b, 1);
+		break;
+	case PROTO_FILE_WRITE:
+	case PROTO_FILE_READ:
+	case PROTO_STAT:
+	case PROTO_LIST:
+	case PROTO_MKDIR:
+	case PROTO_REMOVE:
+		mp_str(b, "path");
+		mp_str(b, "/");
+		break;
+	case PROTO_FILE_OPENED:
+		mp_str(b, "chan");
+		mp_uint(b, 1);
+		break;
+	case PROTO_FILE_DONE:
+		mp_str(b, "size");
+		mp_uint(b, 0);
+		break;
+	}
+}
+
 START_TEST(test_absent_optional_fields_are_left_out_of_the_body)
 {
-	struct proto_msg m;
+	struct proto_msg m, want, d;
 	struct proto_buf b;
-	size_t want;
+	struct mp body = {0};
+	int r;
 
 	fill_min(all_types[_i], &m);
 	proto_buf_init(&b);
 	encode_ok(&m, &b);
+	mp_min_body(m.type, &body);
 	switch (m.type) { /* a map of the required keys (+ "id") only */
 	case PROTO_OK:
 	case PROTO_PING:
@@ -749,20 +852,50 @@ START_TEST(test_absent_optional_fields_are_left_out_of_the_body)
 	case PROTO_FIXUP:
 	case PROTO_STAT_RESULT:
 	case PROTO_LIST_RESULT:
-		want = 1 + 3 + 1; /* {"id": 0} */
+		ck_assert_uint_eq(b.len, PROTO_HEADER_SIZE + 1 + 3 + 1); /* {"id": 0} */
 		break;
 	case PROTO_STDIN:
 	case PROTO_ACK:
 	case PROTO_EXIT:
 	case PROTO_DATA:
-		want = 1; /* {} */
+		ck_assert_uint_eq(b.len, PROTO_HEADER_SIZE + 1); /* {} */
 		break;
-	default:
-		want = 0;
 	}
-	if (want)
-		ck_assert_uint_eq(b.len, PROTO_HEADER_SIZE + want);
+	/* every type: exactly the bytes written above */
+	ck_assert_msg(b.len == PROTO_HEADER_SIZE + body.n, "%s: body of %zu bytes, want %zu",
+		      proto_type_to_string(m.type), b.len - PROTO_HEADER_SIZE, body.n);
+	ck_assert_mem_eq(b.data + PROTO_HEADER_SIZE, body.p, body.n);
+	/* and those bytes decode to the message with the defaults filled in */
+	r = decode_as(m.type, m.channel, &body, &d);
+	ck_assert_msg(r == 0, "decode %s: %d", proto_type_to_string(m.type), r);
+	fill_min_decoded(m.type, &want);
+	assert_msg_same(&want, &d);
+	proto_msg_release(&d);
+	mp_free(&body);
 	proto_buf_release(&b);
+}
+END_TEST
+
+/* The loops over all_types reach every frame type of proto.h: a type
+ * added there without a sample here would be tested nowhere. */
+START_TEST(test_all_types_lists_every_frame_type)
+{
+	unsigned named = 0;
+
+	for (unsigned t = 0; t < _PROTO_TYPE_MAX; t++) {
+		bool listed = false;
+
+		for (int i = 0; i < NTYPES; i++)
+			listed |= all_types[i] == t;
+		if (strcmp(proto_type_to_string((uint16_t)t), "unknown")) {
+			named++;
+			ck_assert_msg(listed, "type %u (%s) is not in all_types", t,
+				      proto_type_to_string((uint16_t)t));
+		} else {
+			ck_assert_msg(!listed, "all_types lists %u, which has no name", t);
+		}
+	}
+	ck_assert_int_eq(named, NTYPES);
 }
 END_TEST
 
@@ -2498,6 +2631,7 @@ Suite *proto_suite(void)
 	tcase_add_loop_test(core, test_every_type_round_trips_with_optional_fields_absent, 0,
 			    NTYPES);
 	tcase_add_loop_test(core, test_absent_optional_fields_are_left_out_of_the_body, 0, NTYPES);
+	tcase_add_test(core, test_all_types_lists_every_frame_type);
 	tcase_add_test(core, test_exec_with_shell_round_trips);
 	tcase_add_test(core, test_hello_zero_max_body_decodes_as_the_hard_limit);
 	tcase_add_test(core, test_ping_frame_matches_documented_bytes);
