@@ -121,5 +121,6 @@ extern struct agent agent;
 /* A new channel id (never 0, never reused while the agent runs). */
 uint32_t agent_new_chan(void);
 
-/* PID 1: console message, sync, power off. Ordinary process: exit(1). */
+/* PID 1: console message, sync, exit (the kernel panics: the host sees a
+ * crash, with this message). Ordinary process: exit(1). */
 __attribute__((noreturn, format(printf, 1, 2))) void agent_fatal(const char *fmt, ...);

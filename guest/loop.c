@@ -4,7 +4,9 @@
  *
  * Owns the ring, the signalfd and the single timer. Each iteration runs
  * before_sleep() (flush send queues, arm the timer), then one
- * io_uring_submit_and_wait(), then dispatches every CQE on op->kind.
+ * io_uring_submit_and_wait(), then dispatches every CQE on op->kind. As
+ * PID 1 it also turns what halt, poweroff and reboot send (signals) into a
+ * power-off.
  *
  * Stream fds (sockets, pipes, PTY masters, the virtio port, the signalfd)
  * are non-blocking and driven by one-shot POLL_ADD plus a read()/write()
@@ -26,6 +28,7 @@
 #include "guest/agent.h"
 #include "guest/conn.h"
 #include "guest/exec.h"
+#include "guest/init.h"
 #include "guest/listen.h"
 #include "base/log.h"
 #include "guest/loop.h"
@@ -180,6 +183,33 @@ void loop_reap_children(void)
 	}
 }
 
+/* What PID 1 makes of a signal that asks an init to stop the system, or
+ * NULL. busybox: halt SIGUSR1, poweroff SIGUSR2, reboot SIGTERM; systemd:
+ * SIGRTMIN+3 halt, +4 poweroff, +5 reboot; SIGINT is ctrl-alt-del (a
+ * reboot for every init), SIGPWR a power failure (what LXC sends to stop
+ * a container). A sandbox is never rebooted or left halted: each of them
+ * powers the VM off (see docs/agent.md). */
+static const char *pid1_stop_request(int sig)
+{
+	if (sig == SIGUSR1 || sig == SIGRTMIN + 3)
+		return "halt";
+	if (sig == SIGUSR2 || sig == SIGPWR || sig == SIGRTMIN + 4)
+		return "poweroff";
+	if (sig == SIGTERM || sig == SIGINT || sig == SIGRTMIN + 5)
+		return "reboot";
+	return NULL;
+}
+
+static void pid1_stop(const struct signalfd_siginfo *si, const char *what)
+{
+	log_info("signal=%s from pid=%u asks for %s: %s", strsignal((int)si->ssi_signo),
+		 si->ssi_pid, what,
+		 strcmp(what, "reboot") ? "powering the VM off"
+					: "a sandbox does not reboot, powering the VM off");
+	conn_close_all();
+	init_power_off(false);
+}
+
 static void on_signals(void)
 {
 	struct signalfd_siginfo si[8];
@@ -192,6 +222,12 @@ static void on_signals(void)
 		if (n <= 0)
 			break;
 		for (i = 0; i < (size_t)n / sizeof(si[0]); i++) {
+			const char *what = agent.mode == AGENT_MODE_PID1
+					       ? pid1_stop_request((int)si[i].ssi_signo)
+					       : NULL;
+
+			if (what)
+				pid1_stop(&si[i], what);
 			switch (si[i].ssi_signo) {
 			case SIGCHLD:
 				reap = true;
@@ -202,7 +238,7 @@ static void on_signals(void)
 			case SIGTERM:
 			case SIGINT:
 			case SIGHUP:
-				if (agent.mode == AGENT_MODE_PID1) {
+				if (agent.mode == AGENT_MODE_PID1) { /* SIGHUP */
 					log_info("signal=%s ignored by PID 1",
 						 strsignal((int)si[i].ssi_signo));
 					break;
@@ -294,6 +330,14 @@ int loop_init(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	if (agent.mode == AGENT_MODE_PID1) { /* what halt, poweroff and reboot send */
+		sigaddset(&set, SIGUSR1);
+		sigaddset(&set, SIGUSR2);
+		sigaddset(&set, SIGPWR);
+		sigaddset(&set, SIGRTMIN + 3);
+		sigaddset(&set, SIGRTMIN + 4);
+		sigaddset(&set, SIGRTMIN + 5);
+	}
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	(void)signal(SIGPIPE, SIG_IGN);

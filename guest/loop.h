@@ -8,8 +8,9 @@
  * handler may re-arm the same op. SQEs whose completion nobody needs
  * (cancellations, timer updates) carry user_data 0.
  *
- * Signals (SIGCHLD, SIGIO, SIGTERM, SIGINT, SIGHUP) are blocked and read from
- * a signalfd polled on the ring. All timing goes through one timer: modules
+ * Signals (SIGCHLD, SIGIO, SIGTERM, SIGINT, SIGHUP; as PID 1 also SIGUSR1,
+ * SIGUSR2, SIGPWR and SIGRTMIN+3..5, which stop the system) are blocked and
+ * read from a signalfd polled on the ring. All timing goes through one timer: modules
  * ask for a wake-up with loop_timer_want() and get their *_tick() called at
  * or after that time (possibly earlier: ticks must check the clock).
  */

@@ -161,6 +161,46 @@ for d in proc sys dev run tmp; do mkdir -p "$tree/$d"; done
 chmod 1777 "$tree/tmp" "$tree/var/tmp"
 # Device nodes are provided by devtmpfs at run time.
 find "$tree/dev" -mindepth 1 -delete
+# poweroff, halt, reboot, shutdown. Debian's come with an init system
+# (systemd-sysv, sysvinit-core); minbase has none, and systemctl refuses to
+# run under another PID 1. These signal sbx-agent, PID 1, as busybox's do;
+# it ends every process, syncs and powers the VM off (docs/agent.md).
+# /usr/local/sbin is first in PATH: they also win over an init system's
+# tools installed later.
+mkdir -p "$tree/usr/local/sbin"
+cat >"$tree/usr/local/sbin/poweroff" <<'EOF'
+#!/bin/sh
+# sbx: poweroff, halt, reboot and shutdown in a sandbox. PID 1 (sbx-agent)
+# ends every process, syncs and powers the VM off on SIGUSR2 (poweroff),
+# SIGUSR1 (halt) and SIGTERM (reboot): a sandbox does not reboot or stay
+# halted, the VM is powered off in every case. Options (-f, -p...) are
+# accepted and ignored; shutdown acts at once ("now" or "+0" only).
+me=${0##*/}
+case $me in
+halt) sig=USR1 ;;
+reboot) sig=TERM ;;
+*) sig=USR2 ;;
+esac
+if [ "$me" = shutdown ]; then
+	when=
+	for a in "$@"; do
+		case $a in
+		-r | --reboot) sig=TERM ;;
+		-H | --halt) sig=USR1 ;;
+		-c | -k) echo "shutdown: $a is not supported in a sandbox" >&2 && exit 1 ;;
+		-*) ;;
+		*) [ -n "$when" ] || when=$a ;;
+		esac
+	done
+	case ${when:-now} in
+	now | +0) ;;
+	*) echo "shutdown: only 'now' works in a sandbox, not '$when'" >&2 && exit 1 ;;
+	esac
+fi
+kill -s "$sig" 1
+EOF
+chmod 755 "$tree/usr/local/sbin/poweroff"
+for n in halt reboot shutdown; do ln -sf poweroff "$tree/usr/local/sbin/$n"; done
 
 msg "making the ext4 image ($size virtual)..."
 mktemp_in "$(dirname "$out")" "$(basename "$out")"

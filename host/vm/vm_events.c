@@ -3,10 +3,11 @@
  * vm_events.c - telling the caller when a VM's QEMU went away on its own.
  *
  * libvirt's lifecycle events (on its event loop thread) say when a domain
- * stopped and why; a stop that vm_destroy() caused is not reported. Only
- * domains named sbx-NAME whose directory is under this driver's
- * STATE/vms count (the metadata of a stopped transient domain can no
- * longer be read).
+ * stopped and why; a stop that vm_destroy() caused is not reported. A
+ * guest kernel panic (pvpanic: CRASHED, then STOPPED) is one stop, whose
+ * reason quotes the panic from the guest's console. Only domains named
+ * sbx-NAME whose directory is under this driver's STATE/vms count (the
+ * metadata of a stopped transient domain can no longer be read).
  *
  * Disk I/O errors are only logged: every disk has error_policy='report'
  * (vm_xml.c), so QEMU hands the error to the guest and keeps running; the
@@ -27,10 +28,16 @@
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
+#define CRASHED_KEPT 16
+
 struct stop_watch {
 	char *vms_dir;
 	vm_stopped_fn fn;
 	void *ud;
+	/* VMs reported at libvirt's CRASHED event, whose STOPPED (on_crash
+	 * destroy) is the same stop: a ring of names */
+	char crashed[CRASHED_KEPT][VM_NAME_MAX + 1];
+	unsigned next_crashed;
 };
 
 static const char *stop_reason(int event, int detail)
@@ -53,15 +60,67 @@ static const char *stop_reason(int event, int detail)
 	}
 }
 
+#define PANIC_TAIL_BYTES (16 * 1024)
+#define PANIC_LINE_MAX 200
+
+/* The rest of the last line of text that contains marker, from marker on,
+ * kept to printable ASCII and PANIC_LINE_MAX bytes; "" if none. */
+static void last_line_from(const char *text, const char *marker, char *buf, size_t len)
+{
+	const char *p, *hit = NULL;
+	size_t n = 0;
+
+	for (p = text; (p = strstr(p, marker)); p++)
+		hit = p;
+	for (p = hit; p && *p && *p != '\n' && n + 1 < len && n < PANIC_LINE_MAX; p++)
+		buf[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+	while (n > 0 && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
+}
+
+/* What the guest said when its kernel panicked, from the end of its
+ * console: the kernel's "Kernel panic - not syncing: ..." line (printed
+ * before the kernel tells pvpanic), and when PID 1 gave up (agent_fatal()
+ * exits, the kernel panics with "Attempted to kill init!") the agent's
+ * "fatal: ..." line before it. The console is the guest's to write: this
+ * is its word, not ours. */
+static void panic_words(const char *vm_dir, char *buf, size_t len)
+{
+	_cleanup_free_ char *path = vmu_printf("%s/console.log", vm_dir), *tail = NULL;
+	char kernel[PANIC_LINE_MAX + 1], agent[PANIC_LINE_MAX + 1];
+
+	buf[0] = '\0';
+	if (!path || vmu_read_tail(path, PANIC_TAIL_BYTES, &tail) < 0)
+		return;
+	last_line_from(tail, "Kernel panic - not syncing: ", kernel, sizeof(kernel));
+	last_line_from(tail, "sbx-agent: error: fatal: ", agent, sizeof(agent));
+	if (kernel[0] && agent[0])
+		snprintf(buf, len, ": %s, after %s", kernel, agent);
+	else if (kernel[0] || agent[0])
+		snprintf(buf, len, ": %s", kernel[0] ? kernel : agent);
+}
+
+static bool take_crashed(struct stop_watch *w, const char *name)
+{
+	for (unsigned i = 0; i < CRASHED_KEPT; i++)
+		if (!strcmp(w->crashed[i], name)) {
+			w->crashed[i][0] = '\0';
+			return true;
+		}
+	return false;
+}
+
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
 	struct stop_watch *w = opaque;
 	const char *dn = virDomainGetName(dom);
-	const char *name;
-	char dir[4096];
+	const char *name, *why;
+	char dir[4096], words[2 * PANIC_LINE_MAX + 16], reason[sizeof(words) + 64];
 	struct stat st;
 
 	(void)conn;
+	log_debug("domain=%s lifecycle event=%d detail=%d", dn ? dn : "?", event, detail);
 	if (event != VIR_DOMAIN_EVENT_STOPPED && event != VIR_DOMAIN_EVENT_CRASHED)
 		return 0;
 	if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED)
@@ -74,8 +133,23 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 	snprintf(dir, sizeof(dir), "%s/%s", w->vms_dir, name);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return 0;
-	log_info("vm=%s stopped on its own: %s", name, stop_reason(event, detail));
-	w->fn(w->ud, name, stop_reason(event, detail));
+	/* A panic (pvpanic) is CRASHED, then STOPPED when libvirt destroys
+	 * the VM (on_crash destroy): one stop, reported at the first */
+	if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED &&
+	    take_crashed(w, name))
+		return 0;
+	if (event == VIR_DOMAIN_EVENT_CRASHED) {
+		snprintf(w->crashed[w->next_crashed], sizeof(w->crashed[0]), "%s", name);
+		w->next_crashed = (w->next_crashed + 1) % CRASHED_KEPT;
+	}
+	why = stop_reason(event, detail);
+	if (event == VIR_DOMAIN_EVENT_CRASHED || detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED) {
+		panic_words(dir, words, sizeof(words));
+		snprintf(reason, sizeof(reason), "%s%s", why, words);
+		why = reason;
+	}
+	log_info("vm=%s stopped on its own: %s", name, why);
+	w->fn(w->ud, name, why);
 	return 0;
 }
 

@@ -26,10 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/cleanup.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "host/agent/agent_client.h"
 #include "host/vm/vm.h"
 #include "host/vm/vm_int.h"
+#include "protocol/proto.h"
 
 LOG_DEFINE_STATE("check_vm");
 
@@ -446,7 +449,8 @@ START_TEST(test_vm_destroy_removes_domain_directory_and_process)
 END_TEST
 
 static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
-static char stop_name[64], stop_reason_[256];
+static char stop_name[64], stop_reason_[512]; /* the last report */
+static char stop_names[8][64], stop_reasons[8][512];
 static int stop_count;
 
 static void on_stopped(void *ud, const char *name, const char *reason)
@@ -455,6 +459,10 @@ static void on_stopped(void *ud, const char *name, const char *reason)
 	pthread_mutex_lock(&stop_mu);
 	snprintf(stop_name, sizeof(stop_name), "%s", name);
 	snprintf(stop_reason_, sizeof(stop_reason_), "%s", reason);
+	if (stop_count < 8) {
+		snprintf(stop_names[stop_count], sizeof(stop_names[0]), "%s", name);
+		snprintf(stop_reasons[stop_count], sizeof(stop_reasons[0]), "%s", reason);
+	}
 	stop_count++;
 	pthread_mutex_unlock(&stop_mu);
 }
@@ -532,6 +540,281 @@ START_TEST(test_vm_destroy_after_qemu_was_killed_leaves_nothing)
 	ck_assert_str_eq(stop_name, "t-kill");
 	pthread_mutex_unlock(&stop_mu);
 	ck_assert_int_eq(virConnectDomainEventDeregisterAny(d->conn, cb), 0);
+	vm_driver_free(d);
+}
+END_TEST
+
+/* -- guests that stop themselves ------------------------------------------- */
+
+/* Polls until the stop watcher reported n stops or timeout_ms passed;
+ * returns the count. */
+static int wait_for_stops(int n, int timeout_ms)
+{
+	double end = now_s() + timeout_ms / 1000.0;
+	int have;
+
+	for (;;) {
+		pthread_mutex_lock(&stop_mu);
+		have = stop_count;
+		pthread_mutex_unlock(&stop_mu);
+		if (have >= n || now_s() > end)
+			return have;
+		usleep(50 * 1000);
+	}
+}
+
+/* Polls until libvirt no longer runs the VM, at most timeout_ms. */
+static int wait_not_running(vm *v, int timeout_ms)
+{
+	double end = now_s() + timeout_ms / 1000.0;
+	int r;
+
+	while ((r = vm_is_running(v)) != 0 && now_s() < end)
+		usleep(50 * 1000);
+	return r;
+}
+
+static agent_client *connect_guest(vm *v)
+{
+	char addr[PATH_MAX + 16];
+	agent_client *c = NULL;
+	int r;
+
+	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
+	r = agent_client_connect(addr, 120000, &c);
+	ck_assert_msg(r == 0, "%s: cannot connect to the agent: %s", vm_name(v),
+		      err_msg());
+	agent_client_set_timeout(c, 120000);
+	return c;
+}
+
+struct guest_cmd {
+	bool started, done, failed;
+	int code, sig;
+	char out[4096], err[1024];
+	size_t out_len, err_len;
+};
+
+static void gc_started(agent_cmd *cmd, void *ud)
+{
+	(void)cmd;
+	((struct guest_cmd *)ud)->started = true;
+}
+
+static void gc_output(agent_cmd *cmd, int stream, uint64_t off, const uint8_t *data, size_t len,
+		      void *ud)
+{
+	struct guest_cmd *g = ud;
+	char *buf = stream == PROTO_STDOUT ? g->out : g->err;
+	size_t cap = stream == PROTO_STDOUT ? sizeof(g->out) : sizeof(g->err);
+	size_t *have = stream == PROTO_STDOUT ? &g->out_len : &g->err_len;
+
+	(void)cmd, (void)off;
+	if (len > cap - 1 - *have)
+		len = cap - 1 - *have;
+	memcpy(buf + *have, data, len);
+	*have += len;
+	buf[*have] = '\0';
+}
+
+static void gc_exit(agent_cmd *cmd, const struct proto_exit *e, void *ud)
+{
+	struct guest_cmd *g = ud;
+
+	(void)cmd;
+	g->code = e->code;
+	g->sig = e->signal;
+	g->done = true;
+}
+
+static void gc_error(agent_cmd *cmd, int err, const char *msg, void *ud)
+{
+	struct guest_cmd *g = ud;
+
+	(void)cmd;
+	snprintf(g->err, sizeof(g->err), "%s (%d)", msg ? msg : "", err);
+	g->failed = g->done = true;
+}
+
+static const struct agent_cmd_ops gc_ops = {
+    .on_started = gc_started,
+    .on_output = gc_output,
+    .on_exit = gc_exit,
+    .on_error = gc_error,
+};
+
+/* Runs SHELL in the guest. wait_exit: until it exits (asserting that it
+ * did, with status 0), else only until the agent started it. */
+static void guest_sh(agent_client *c, const char *shell, bool wait_exit, struct guest_cmd *g)
+{
+	struct agent_exec_spec spec = {.shell = shell};
+	agent_cmd *cmd = NULL;
+	double end = now_s() + 120;
+
+	memset(g, 0, sizeof(*g));
+	ck_assert_int_eq(agent_exec(c, &spec, &gc_ops, g, &cmd), 0);
+	while (!(wait_exit ? g->done : g->started || g->done)) {
+		int r = agent_client_pump(c, 200);
+
+		ck_assert_msg(r == 0, "'%s': connection lost: %s", shell,
+			      agent_client_last_error(c));
+		ck_assert_msg(now_s() < end, "'%s' did not %s within 120 s", shell,
+			      wait_exit ? "end" : "start");
+	}
+	ck_assert_msg(!g->failed, "'%s' failed: %s", shell, g->err);
+	if (wait_exit)
+		ck_assert_msg(g->code == 0 && g->sig == 0, "'%s': exit %d signal %d: %s%s", shell,
+			      g->code, g->sig, g->out, g->err);
+	agent_cmd_free(cmd);
+}
+
+/* A guest kernel panic reaches the host through pvpanic: the stop watcher
+ * reports a crash with the kernel's reason, once, and not a power-off
+ * (panic=-1 alone would have made it a reboot, i.e. an ordinary stop). */
+START_TEST(test_vm_guest_kernel_panic_is_reported_as_a_crash)
+{
+	vm_driver *d = open_driver();
+	vm *v = start_vm(d, "t-panic");
+	struct guest_cmd g;
+	agent_client *c;
+	int n;
+
+	ck_assert_int_eq(vm_driver_watch_stops(d, on_stopped, NULL), 0);
+	c = connect_guest(v);
+	/* the guest sees the device, its driver is bound, sysrq can crash it */
+	guest_sh(c,
+		 "ls /sys/bus/platform/drivers/pvpanic-mmio/ | grep -x 'QEMU0001:00' && "
+		 "test -w /proc/sysrq-trigger && cat /proc/sys/kernel/panic",
+		 true, &g);
+	ck_assert_msg(strstr(g.out, "QEMU0001:00\n"), "out: %s", g.out);
+	ck_assert_int_eq(wait_for_stops(1, 0), 0);
+	guest_sh(c, "echo c > /proc/sysrq-trigger", false, &g);
+	n = wait_for_stops(1, 60000);
+	agent_client_free(c);
+	ck_assert_msg(n == 1, "%d stops reported", n);
+	ck_assert_str_eq(stop_name, "t-panic");
+	ck_assert_msg(strstr(stop_reason_, "the guest kernel crashed (panic)") &&
+			  strstr(stop_reason_, "sysrq triggered crash"),
+		      "reason: %s", stop_reason_);
+	ck_assert_int_eq(wait_not_running(v, 30000), 0);
+	/* reported once: libvirt's CRASHED and STOPPED events are one stop */
+	ck_assert_int_eq(wait_for_stops(2, 1000), 1);
+	ck_assert_int_eq(vm_destroy(v), 0);
+	vm_free(v);
+	assert_nothing_left(d, "t-panic");
+	vm_driver_free(d);
+}
+END_TEST
+
+/* PID 1 giving up at boot (agent_fatal(): here a root disk that is not
+ * ext4) is a crash the host hears of, with the agent's reason: the agent
+ * exits, the kernel panics, pvpanic tells libvirt. */
+START_TEST(test_vm_agent_failure_at_boot_is_reported_with_its_reason)
+{
+	static const char *const parts[] = {"vmlinuz", "vmlinux", "initrd.img"};
+	char img[] = "/tmp/sbx-check-vm-img-XXXXXX", src[PATH_MAX + 32], dst[PATH_MAX + 32];
+	struct vm_config c = {.name = "t-fatal", .memory_mib = 256};
+	vm_driver *d = open_driver();
+	vm *v = NULL;
+	size_t i;
+	int fd, n, r;
+
+	/* the default image's kernel and initramfs, a root disk of zeros */
+	ck_assert_ptr_nonnull(mkdtemp(img));
+	for (i = 0; i < ARRAY_SIZE(parts); i++) {
+		snprintf(src, sizeof(src), "%s/%s", image_dir, parts[i]);
+		snprintf(dst, sizeof(dst), "%s/%s", img, parts[i]);
+		ck_assert_msg(access(src, R_OK) == 0, "%s: %s", src, strerror(errno));
+		ck_assert_int_eq(symlink(src, dst), 0);
+	}
+	snprintf(dst, sizeof(dst), "%s/rootfs.ext4", img);
+	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 64 << 20), 0);
+	close(fd);
+
+	ck_assert_int_eq(vm_driver_watch_stops(d, on_stopped, NULL), 0);
+	c.image_dir = img;
+	r = vm_start(d, &c, &v);
+	ck_assert_msg(r == 0, "vm_start: %d %s", r, err_msg());
+	n = wait_for_stops(1, 90000);
+	ck_assert_msg(n == 1, "%d stops reported", n);
+	ck_assert_str_eq(stop_name, "t-fatal");
+	ck_assert_msg(strstr(stop_reason_, "the guest kernel crashed (panic): Kernel panic - not "
+					   "syncing: Attempted to kill init!") &&
+			  strstr(stop_reason_, ", after sbx-agent: error: fatal: cannot mount "
+					       "/dev/vda (ext4) as the root: "),
+		      "reason: %s", stop_reason_);
+	ck_assert_int_eq(wait_not_running(v, 30000), 0);
+	ck_assert_int_eq(wait_for_stops(2, 1000), 1);
+	ck_assert_int_eq(vm_destroy(v), 0);
+	vm_free(v);
+	assert_nothing_left(d, "t-fatal");
+	vm_driver_free(d);
+	for (i = 0; i < ARRAY_SIZE(parts); i++) {
+		snprintf(dst, sizeof(dst), "%s/%s", img, parts[i]);
+		(void)unlink(dst);
+	}
+	snprintf(dst, sizeof(dst), "%s/rootfs.ext4", img);
+	(void)unlink(dst);
+	ck_assert_int_eq(rmdir(img), 0);
+}
+END_TEST
+
+/* poweroff, halt and reboot inside a guest (the image's /usr/local/sbin
+ * tools, which signal PID 1): the agent stops everything and powers the VM
+ * off; the stop watcher says the guest powered off. Three VMs at once. */
+START_TEST(test_vm_poweroff_halt_reboot_in_the_guest_power_it_off)
+{
+	static const char *const names[] = {"t-poweroff", "t-halt", "t-reboot"};
+	static const char *const cmds[] = {"poweroff", "halt", "reboot"};
+	vm_driver *d = open_driver();
+	vm *v[3];
+	agent_client *c[3];
+	struct guest_cmd g;
+	bool seen[3] = {false};
+	char want[64], line[64], tail[8192];
+	int i, k, n;
+
+	ck_assert_int_eq(vm_driver_watch_stops(d, on_stopped, NULL), 0);
+	for (i = 0; i < 3; i++)
+		v[i] = start_vm(d, names[i]);
+	for (i = 0; i < 3; i++) {
+		c[i] = connect_guest(v[i]);
+		snprintf(want, sizeof(want), "/usr/local/sbin/%s\n", cmds[i]);
+		snprintf(line, sizeof(line), "command -v %s", cmds[i]);
+		guest_sh(c[i], line, true, &g);
+		ck_assert_msg(!strcmp(g.out, want), "%s: %s", cmds[i], g.out);
+	}
+	ck_assert_int_eq(wait_for_stops(1, 0), 0);
+	for (i = 0; i < 3; i++) {
+		guest_sh(c[i], cmds[i], false, &g);
+		agent_client_free(c[i]);
+	}
+	n = wait_for_stops(3, 90000);
+	ck_assert_msg(n == 3, "%d of 3 stops reported", n);
+	pthread_mutex_lock(&stop_mu);
+	for (k = 0; k < n; k++) {
+		for (i = 0; i < 3 && strcmp(stop_names[k], names[i]); i++)
+			;
+		ck_assert_msg(i < 3 && !seen[i], "unexpected or repeated stop of %s",
+			      stop_names[k]);
+		seen[i] = true;
+		ck_assert_msg(!strcmp(stop_reasons[k], "the guest powered off"), "%s: %s",
+			      stop_names[k], stop_reasons[k]);
+	}
+	pthread_mutex_unlock(&stop_mu);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(wait_not_running(v[i], 30000), 0);
+		/* the agent said what it did, on the console */
+		ck_assert_int_ge(vm_console_tail(v[i], tail, sizeof(tail)), 0);
+		snprintf(want, sizeof(want), "asks for %s: ", cmds[i]);
+		ck_assert_msg(strstr(tail, want) && strstr(tail, "powering off: stopping all"),
+			      "%s console: %s", names[i], tail);
+		ck_assert_int_eq(vm_destroy(v[i]), 0);
+		vm_free(v[i]);
+		assert_nothing_left(d, names[i]);
+	}
 	vm_driver_free(d);
 }
 END_TEST
@@ -854,6 +1137,9 @@ START_TEST(test_vm_xml_escapes_every_interpolated_string)
 	ck_assert_ptr_nonnull(strstr(xml, "<domain type='qemu' xmlns:qemu="));
 	/* a full host disk is an I/O error in the guest, never a paused VM */
 	ck_assert_ptr_nonnull(strstr(xml, " error_policy='report' rerror_policy='report'/>"));
+	/* a guest panic is a crash the host hears of (pvpanic), not a reboot */
+	ck_assert_ptr_nonnull(strstr(xml, "<panic model='isa'/>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<on_crash>destroy</on_crash>"));
 	/* snapshot parts: the layer chain, RAM in a file, a deferred restore */
 	ck_assert_ptr_nonnull(strstr(xml, "<format type='qcow2'/><source file='/l/&apos;&lt;&amp;"
 					  "&gt;&quot;/layer-1.qcow2'>"));
@@ -919,6 +1205,7 @@ static Suite *vm_suite(void)
 	TCase *xml = tcase_create("xml");
 	TCase *core = tcase_create("core");
 	TCase *errors = tcase_create("errors");
+	TCase *guest_stops = tcase_create("guest_stops");
 
 	tcase_add_test(xml, test_vm_xml_escapes_every_interpolated_string);
 	tcase_add_test(xml, test_console_log_past_the_cap_keeps_its_last_half);
@@ -948,6 +1235,14 @@ static Suite *vm_suite(void)
 	tcase_add_test(errors, test_vm_invalid_names_are_rejected);
 	tcase_add_test(errors, test_vm_no_qemu_is_left_behind);
 	suite_add_tcase(s, errors);
+
+	tcase_set_tags(guest_stops, "vm");
+	tcase_set_timeout(guest_stops, 300);
+	tcase_add_checked_fixture(guest_stops, setup_clean, NULL);
+	tcase_add_test(guest_stops, test_vm_guest_kernel_panic_is_reported_as_a_crash);
+	tcase_add_test(guest_stops, test_vm_agent_failure_at_boot_is_reported_with_its_reason);
+	tcase_add_test(guest_stops, test_vm_poweroff_halt_reboot_in_the_guest_power_it_off);
+	suite_add_tcase(s, guest_stops);
 	return s;
 }
 
