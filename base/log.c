@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* log.c - the formatting and the default sink of base/log.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,46 +11,72 @@
  * the ones that do not (fuzz targets, libraries' tests). */
 __attribute__((weak)) struct log_state log_state = {.fd = 2, .level = LOG_LVL_INFO};
 
-__attribute__((format(printf, 3, 0))) int log_vemit(enum log_level l, int err,
-								  const char *fmt, va_list ap)
+/* Appends to buf (size len) at *n, never past the end. */
+static void put(char *buf, size_t len, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t len, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (*n >= len - 1)
+		return;
+	va_start(ap, fmt);
+	k = vsnprintf(buf + *n, len - *n, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*n = *n + (size_t)k < len - 1 ? *n + (size_t)k : len - 1;
+}
+
+int log_vemit(enum log_level l, int err, const struct log_field *fields, const char *fmt,
+	      va_list ap)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug"};
+	/* the last byte is kept for the newline */
 	char buf[2048];
-	int n;
+	size_t n = 0, pre;
+	int k;
 
 	if (l > log_state.level)
 		return err;
-	n = snprintf(buf, sizeof(buf), "%s: %s: ", log_state.ident ? log_state.ident : "sbx",
-		     names[l]);
-	if (n < 0)
-		return err;
-	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
-	if (n >= (int)sizeof(buf) - 2)
-		n = (int)sizeof(buf) - 2;
+	put(buf, sizeof(buf) - 1, &n, "%s: %s: ", log_state.ident ? log_state.ident : "sbx",
+	    names[l]);
+	pre = n;
+	for (const struct log_field *f = fields; f && f->key; f++)
+		if (f->value)
+			put(buf, sizeof(buf) - 1, &n, "%s=%s ", f->key, f->value);
+	if (n < sizeof(buf) - 2) {
+		k = vsnprintf(buf + n, sizeof(buf) - 1 - n, fmt, ap);
+		if (k > 0)
+			n = n + (size_t)k < sizeof(buf) - 2 ? n + (size_t)k : sizeof(buf) - 2;
+	}
 	if (err)
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s",
-			      strerror(err < 0 ? -err : err));
-	if (n >= (int)sizeof(buf) - 1)
-		n = (int)sizeof(buf) - 2;
+		put(buf, sizeof(buf) - 1, &n, ": %s", strerror(err < 0 ? -err : err));
 	if (log_state.sink) {
-		size_t pre =
-		    strlen(log_state.ident ? log_state.ident : "sbx") + 2 + strlen(names[l]) + 2;
-
-		log_state.sink(l, buf + pre, (size_t)n - pre);
+		log_state.sink(l, fields, buf + pre, n - pre);
 		return err;
 	}
 	buf[n++] = '\n';
-	(void)!write(log_state.fd, buf, (size_t)n);
+	(void)!write(log_state.fd, buf, n);
 	return err;
 }
 
-__attribute__((format(printf, 3, 4))) int log_emit(enum log_level l, int err,
-								 const char *fmt, ...)
+int log_emit(enum log_level l, int err, const char *fmt, ...)
 {
 	va_list ap;
+
 	va_start(ap, fmt);
-	err = log_vemit(l, err, fmt, ap);
+	err = log_vemit(l, err, NULL, fmt, ap);
 	va_end(ap);
 	return err;
 }
 
+int log_emit_fields(enum log_level l, int err, const struct log_field *fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = log_vemit(l, err, fields, fmt, ap);
+	va_end(ap);
+	return err;
+}

@@ -20,19 +20,29 @@
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
+/* A field of a message: what it is about ("sandbox", "vm", "request"...).
+ * Text logs show it as a leading "key=value " word; structured sinks get it
+ * as a field of its own (a NULL value is left out). */
+struct log_field {
+	const char *key;
+	const char *value;
+};
+#define LOG_FIELDS(...) ((const struct log_field[]){__VA_ARGS__, {NULL, NULL}})
+
 struct log_state {
 	int fd;
 	enum log_level level;
 	const char *ident;
 	/* NULL: "ident: level: message" lines on fd. Else every message goes
-	 * here instead (msg without the prefix, not NUL-terminated), e.g.
-	 * sbxd/log_json.c's one-JSON-object-per-line sink. */
-	void (*sink)(enum log_level l, const char *msg, size_t len);
+	 * here instead (msg: the text without the prefix, fields included as
+	 * leading words, not NUL-terminated; fields: NULL or ended by a NULL
+	 * key), e.g. sbxd/log_json.c's one-JSON-object-per-line sink. */
+	void (*sink)(enum log_level l, const struct log_field *fields, const char *msg, size_t len);
 };
 
-/* One instance per program: defined (static) by every translation unit that
- * includes this header, but only written through log_set_*(), which every
- * program calls from main() - keep it simple: all TUs share through extern. */
+/* One instance per program, defined by LOG_DEFINE_STATE() in the file that
+ * holds main() (base/log.c has a default for programs that do not), and
+ * written only through log_set_*() and log_json_enable(). */
 extern struct log_state log_state;
 
 #define LOG_DEFINE_STATE(id)                                                                       \
@@ -49,14 +59,22 @@ static inline void log_set_level(enum log_level l)
 }
 
 /* Formats and writes one message (see the sink above); returns err. */
-__attribute__((format(printf, 3, 0))) int log_vemit(enum log_level l, int err, const char *fmt,
-						   va_list ap);
-__attribute__((format(printf, 3, 4))) int log_emit(enum log_level l, int err, const char *fmt,
-						  ...);
+__attribute__((format(printf, 4, 0))) int
+log_vemit(enum log_level l, int err, const struct log_field *fields, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 4))) int log_emit(enum log_level l, int err, const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) int
+log_emit_fields(enum log_level l, int err, const struct log_field *fields, const char *fmt, ...);
 
 #define log_error(...) (void)log_emit(LOG_LVL_ERROR, 0, __VA_ARGS__)
 #define log_warn(...) (void)log_emit(LOG_LVL_WARN, 0, __VA_ARGS__)
 #define log_info(...) (void)log_emit(LOG_LVL_INFO, 0, __VA_ARGS__)
 #define log_debug(...) (void)log_emit(LOG_LVL_DEBUG, 0, __VA_ARGS__)
 #define log_error_errno(e, ...) log_emit(LOG_LVL_ERROR, (e), __VA_ARGS__)
+/* The same with fields: log_info_f(LOG_FIELDS({"sandbox", name}), "ready") */
+#define log_error_f(f, ...) (void)log_emit_fields(LOG_LVL_ERROR, 0, (f), __VA_ARGS__)
+#define log_warn_f(f, ...) (void)log_emit_fields(LOG_LVL_WARN, 0, (f), __VA_ARGS__)
+#define log_info_f(f, ...) (void)log_emit_fields(LOG_LVL_INFO, 0, (f), __VA_ARGS__)
+#define log_debug_f(f, ...) (void)log_emit_fields(LOG_LVL_DEBUG, 0, (f), __VA_ARGS__)
+#define log_error_errno_f(e, f, ...) log_emit_fields(LOG_LVL_ERROR, (e), (f), __VA_ARGS__)
+#define log_warn_errno_f(e, f, ...) log_emit_fields(LOG_LVL_WARN, (e), (f), __VA_ARGS__)
 #define log_warn_errno(e, ...) log_emit(LOG_LVL_WARN, (e), __VA_ARGS__)

@@ -93,7 +93,7 @@ enum op_kind {
 	OP_CMD_ERR,
 	OP_CMD_IN,
 	OP_XFER_IO,
-	_OP_KIND_MAX,
+	OP_KIND_COUNT,
 };
 
 struct op {

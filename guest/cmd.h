@@ -27,7 +27,7 @@ enum cmd_state {
 	CMD_DRAINING,
 	CMD_FINISHED,
 	CMD_RETAINED,
-	_CMD_STATE_MAX,
+	CMD_STATE_COUNT,
 };
 
 struct cmd_stream {

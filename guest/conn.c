@@ -195,7 +195,7 @@ static void on_ack(struct conn *c, const struct proto_msg *m)
 	(void)xfer_on_ack(c, m);
 }
 
-static const conn_handler conn_handlers[_PROTO_TYPE_MAX] = {
+static const conn_handler conn_handlers[PROTO_TYPE_COUNT] = {
     [PROTO_HELLO] = on_hello,
     [PROTO_ERROR] = on_error,
     [PROTO_OK] = on_ignore,
@@ -227,7 +227,7 @@ static void conn_dispatch(struct conn *c, const struct proto_msg *m)
 
 	log_debug("conn=%u recv type=%s chan=%u id=%u", c->id, proto_type_to_string(m->type),
 		  m->channel, proto_msg_id(m));
-	if (m->type < _PROTO_TYPE_MAX)
+	if (m->type < PROTO_TYPE_COUNT)
 		h = conn_handlers[m->type];
 	if (!h) {
 		conn_send_error(c, m->channel, proto_msg_id(m), PROTO_E_BAD_REQUEST, EINVAL,

@@ -37,19 +37,19 @@ static unsigned n_kept; /* FINISHED + RETAINED */
 
 static const char *cmd_state_to_string(enum cmd_state s)
 {
-	static const char *const names[_CMD_STATE_MAX] = {
+	static const char *const names[CMD_STATE_COUNT] = {
 	    [CMD_RUNNING] = "running",
 	    [CMD_DRAINING] = "draining",
 	    [CMD_FINISHED] = "finished",
 	    [CMD_RETAINED] = "retained",
 	};
 
-	return (unsigned)s < _CMD_STATE_MAX ? names[s] : "unknown";
+	return (unsigned)s < CMD_STATE_COUNT ? names[s] : "unknown";
 }
 
 void cmd_enter_state(struct cmd *cmd, enum cmd_state state)
 {
-	static const bool allowed[_CMD_STATE_MAX][_CMD_STATE_MAX] = {
+	static const bool allowed[CMD_STATE_COUNT][CMD_STATE_COUNT] = {
 	    [CMD_RUNNING] = {[CMD_DRAINING] = true, [CMD_FINISHED] = true},
 	    [CMD_DRAINING] = {[CMD_FINISHED] = true},
 	    [CMD_FINISHED] = {[CMD_RETAINED] = true},
@@ -279,7 +279,7 @@ static void cmd_tick(struct cmd *cmd, uint64_t now)
 		}
 		break;
 	case CMD_FINISHED:
-	case _CMD_STATE_MAX:
+	case CMD_STATE_COUNT:
 		break;
 	}
 }

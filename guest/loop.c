@@ -288,7 +288,7 @@ static void dispatch(struct io_uring_cqe *cqe)
 	case OP_XFER_IO:
 		xfer_on_cqe(op, cqe->res);
 		break;
-	case _OP_KIND_MAX:
+	case OP_KIND_COUNT:
 	default:
 		log_error("unknown io_uring completion kind=%d, ignoring", (int)op->kind);
 		break;

@@ -47,7 +47,7 @@ const char *spawn_step_to_string(enum spawn_step step)
 		return "cwd";
 	case SPAWN_STEP_EXEC:
 		return "exec";
-	case _SPAWN_STEP_MAX:
+	case SPAWN_STEP_COUNT:
 		break;
 	}
 	return "unknown";

@@ -25,7 +25,7 @@ enum spawn_step {
 	SPAWN_STEP_UID,
 	SPAWN_STEP_CWD,
 	SPAWN_STEP_EXEC,
-	_SPAWN_STEP_MAX,
+	SPAWN_STEP_COUNT,
 };
 
 struct spawn {

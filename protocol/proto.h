@@ -81,7 +81,7 @@ enum proto_type {
 	PROTO_INFO_RESULT = 51,	 /* response */
 	PROTO_SHUTDOWN = 52,	 /* request -> OK, then the guest powers off */
 	PROTO_FIXUP = 53,	 /* request: clock, entropy, root disk, hostname after restore */
-	_PROTO_TYPE_MAX,
+	PROTO_TYPE_COUNT,
 };
 
 /* Header flags. */
@@ -101,7 +101,7 @@ enum proto_err {
 	PROTO_E_LIMIT = 7,	  /* a resource limit was hit (too many commands...) */
 	PROTO_E_LOST = 8,	  /* requested output offset is no longer retained */
 	PROTO_E_INTERNAL = 9,
-	_PROTO_E_MAX,
+	PROTO_E_COUNT,
 };
 
 enum proto_stream { PROTO_STDOUT = 1, PROTO_STDERR = 2 };

@@ -13,12 +13,9 @@
 #include "base/clock.h"
 #include "sbxd/log_json.h"
 
-#define MAX_FIELDS 8
-#define KEY_MAX 32
-
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-/* The field a message word names: the same names as the access log's
+/* The JSON name of a field: the same names as the access log's
  * (request_id), and "id" is always a sandbox's in this project's logs. */
 static const char *field_name(const char *key)
 {
@@ -29,34 +26,16 @@ static const char *field_name(const char *key)
 	return key;
 }
 
-/* "key=value" with key [a-z_]{1,32}: the words a message starts with */
-static size_t add_leading_fields(json_t *o, const char *msg, size_t len)
+static json_t *text(const char *msg, size_t len);
+
+/* The message's fields; "msg", "level", ... are ours: a field cannot
+ * overwrite them. */
+static void add_fields(json_t *o, const struct log_field *fields)
 {
-	size_t i = 0, fields = 0;
-
-	while (i < len && fields < MAX_FIELDS) {
-		size_t k = i, v, e;
-		char key[KEY_MAX + 1];
-
-		while (k < len && ((msg[k] >= 'a' && msg[k] <= 'z') || msg[k] == '_'))
-			k++;
-		if (k == i || k - i > KEY_MAX || k >= len || msg[k] != '=')
-			break;
-		v = k + 1;
-		e = v;
-		while (e < len && msg[e] != ' ')
-			e++;
-		if (e == v)
-			break;
-		memcpy(key, msg + i, k - i);
-		key[k - i] = '\0';
-		/* "msg", "level", ... are ours; a message cannot overwrite them */
-		if (!json_object_get(o, field_name(key)))
-			json_object_set_new(o, field_name(key), json_stringn(msg + v, e - v));
-		fields++;
-		i = e < len ? e + 1 : e;
-	}
-	return fields;
+	for (const struct log_field *f = fields; f && f->key; f++)
+		if (f->value && !json_object_get(o, field_name(f->key)))
+			json_object_set_new(o, field_name(f->key),
+					    text(f->value, strlen(f->value)));
 }
 
 /* A JSON string of msg; bytes that are not UTF-8 (a message can quote what
@@ -78,7 +57,7 @@ static json_t *text(const char *msg, size_t len)
 	return s;
 }
 
-static void json_sink(enum log_level l, const char *msg, size_t len)
+static void json_sink(enum log_level l, const struct log_field *fields, const char *msg, size_t len)
 {
 	json_t *o = json_object();
 	char when[80];
@@ -92,7 +71,7 @@ static void json_sink(enum log_level l, const char *msg, size_t len)
 	json_object_set_new(o, "level", json_string(level_names[l]));
 	json_object_set_new(o, "program", json_string(log_state.ident ? log_state.ident : "sbx"));
 	json_object_set_new(o, "msg", text(msg, len));
-	add_leading_fields(o, msg, len);
+	add_fields(o, fields);
 	line = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!line)

@@ -7,11 +7,12 @@
  *    "sandbox":"web-1","sandbox_id":"3f2a...",
  *    "msg":"sandbox=web-1 id=3f2a... ready (zygote-fork)"}
  *
- * The leading key=value words of a message (this project's convention:
- * "sandbox=NAME id=ID vm=NAME request=N ...") also become fields, so that
- * logs can be filtered by sandbox or request without parsing the text;
- * "request" and "id" are named request_id and sandbox_id as in the access
- * log's lines.
+ * The fields a message is logged with (log_info_f(LOG_FIELDS({"sandbox",
+ * name}, {"id", id}), ...), base/log.h) become fields of the object, so
+ * that logs can be filtered by sandbox or request without parsing the
+ * text; "request" and "id" are named request_id and sandbox_id as in the
+ * access log's lines. The text of "msg" shows them as leading key=value
+ * words, as text logs do.
  */
 #pragma once
 

@@ -146,7 +146,8 @@ static int convert_stream(snap_store *s, vm_driver *d, const struct vm_info *inf
 	if (r < 0)
 		err_set(r, "%s", err_msg());
 	if (vm_destroy(h) < 0)
-		log_warn("vm=%s cannot remove the conversion helper: %s", name, err_msg());
+		log_warn_f(LOG_FIELDS({"vm", name}), "cannot remove the conversion helper: %s",
+			   err_msg());
 	vm_free(h);
 	return r;
 }
@@ -323,7 +324,8 @@ int snap_capture(snap_store *s, vm_driver *d, vm *v, const struct snap_capture_o
 		if (r < 0)
 			err_set(r, "cannot capture VM %s: %s", vm_name(v), err_msg());
 		if (vm_resume(v) < 0) {
-			log_error("vm=%s cannot resume after a capture: %s", vm_name(v), err_msg());
+			log_error_f(LOG_FIELDS({"vm", vm_name(v)}),
+				    "cannot resume after a capture: %s", err_msg());
 			if (r == 0)
 				r = err_set(-EIO, "VM %s did not resume after the capture: %s",
 					    vm_name(v), err_msg());

@@ -26,16 +26,16 @@
 /* Year 9999, the last instant RFC 3339 can write with four digits. */
 #define CREATED_MS_MAX 253402300799999LL
 
-static const char *const kind_names[_SNAP_KIND_MAX] = {
+static const char *const kind_names[SNAP_KIND_COUNT] = {
     [SNAP_FS] = "fs", [SNAP_MEMORY] = "memory", [SNAP_ZYGOTE] = "zygote"};
-static const char *const mem_names[_SNAP_MEM_MAX] = {
+static const char *const mem_names[SNAP_MEM_COUNT] = {
     [SNAP_MEM_NONE] = "none",
     [SNAP_MEM_SHARED_FILE] = "shared-file",
     [SNAP_MEM_STREAM] = "stream",
 };
-static const char *const status_names[_SNAP_STATUS_MAX] = {
+static const char *const status_names[SNAP_STATUS_COUNT] = {
     [SNAP_BUILDING] = "building", [SNAP_READY] = "ready", [SNAP_FAILED] = "failed"};
-static const char *const role_names[_SNAP_PART_ROLE_MAX] = {
+static const char *const role_names[SNAP_PART_ROLE_COUNT] = {
     [SNAP_PART_LAYER] = "layer",
     [SNAP_PART_RAM] = "ram",
     [SNAP_PART_STATE] = "state",
@@ -44,22 +44,22 @@ static const char *const role_names[_SNAP_PART_ROLE_MAX] = {
 
 const char *snap_kind_to_string(enum snap_kind k)
 {
-	return (unsigned)k < _SNAP_KIND_MAX ? kind_names[k] : NULL;
+	return (unsigned)k < SNAP_KIND_COUNT ? kind_names[k] : NULL;
 }
 
 const char *snap_mem_mode_to_string(enum snap_mem_mode m)
 {
-	return (unsigned)m < _SNAP_MEM_MAX ? mem_names[m] : NULL;
+	return (unsigned)m < SNAP_MEM_COUNT ? mem_names[m] : NULL;
 }
 
 const char *snap_status_to_string(enum snap_status s)
 {
-	return (unsigned)s < _SNAP_STATUS_MAX ? status_names[s] : NULL;
+	return (unsigned)s < SNAP_STATUS_COUNT ? status_names[s] : NULL;
 }
 
 const char *snap_part_role_to_string(enum snap_part_role r)
 {
-	return (unsigned)r < _SNAP_PART_ROLE_MAX ? role_names[r] : NULL;
+	return (unsigned)r < SNAP_PART_ROLE_COUNT ? role_names[r] : NULL;
 }
 
 static int from_string(const char *const *names, int n, const char *s)
@@ -267,7 +267,7 @@ static int parse_parts(struct pctx *c, json_t *root, struct snap_manifest *m)
 		if (!json_is_object(p))
 			return perr(c, -EBADMSG, "parts[%zu]: must be an object", i);
 		snprintf(label, sizeof(label), "parts[%zu].role", i);
-		r = get_enum(c, p, "role", label, role_names, _SNAP_PART_ROLE_MAX, &role);
+		r = get_enum(c, p, "role", label, role_names, SNAP_PART_ROLE_COUNT, &role);
 		if (r < 0)
 			return r;
 		part->role = role;
@@ -324,7 +324,7 @@ static int parse_parts(struct pctx *c, json_t *root, struct snap_manifest *m)
 /* kind, memory mode and parts must fit together */
 static int check_consistency(struct pctx *c, const struct snap_manifest *m)
 {
-	size_t count[_SNAP_PART_ROLE_MAX] = {0};
+	size_t count[SNAP_PART_ROLE_COUNT] = {0};
 
 	for (size_t i = 0; i < m->n_parts; i++) {
 		count[m->parts[i].role]++;
@@ -433,13 +433,13 @@ static int parse_root(struct pctx *c, json_t *root, struct snap_manifest *m)
 		return perr(c, -EBADMSG, "parent: \"%s\" is not a snapshot id", parent);
 	if (parent && !strcmp(parent, id))
 		return perr(c, -EBADMSG, "parent: a snapshot cannot be its own parent");
-	if ((r = get_enum(c, root, "kind", "kind", kind_names, _SNAP_KIND_MAX, &e)) < 0)
+	if ((r = get_enum(c, root, "kind", "kind", kind_names, SNAP_KIND_COUNT, &e)) < 0)
 		return r;
 	m->kind = e;
-	if ((r = get_enum(c, root, "memory", "memory", mem_names, _SNAP_MEM_MAX, &e)) < 0)
+	if ((r = get_enum(c, root, "memory", "memory", mem_names, SNAP_MEM_COUNT, &e)) < 0)
 		return r;
 	m->mem_mode = e;
-	if ((r = get_enum(c, root, "status", "status", status_names, _SNAP_STATUS_MAX, &e)) < 0)
+	if ((r = get_enum(c, root, "status", "status", status_names, SNAP_STATUS_COUNT, &e)) < 0)
 		return r;
 	m->status = e;
 	r = get_str(c, root, "status_message", "status_message", true, SNAP_MESSAGE_MAX, &msg);

@@ -33,8 +33,8 @@
 static void destroy_quietly(vm *v)
 {
 	if (vm_destroy(v) < 0)
-		log_warn("vm=%s cannot remove after a failed start: %s", vm_name(v),
-			 err_msg());
+		log_warn_f(LOG_FIELDS({"vm", vm_name(v)}), "cannot remove after a failed start: %s",
+			   err_msg());
 	vm_free(v);
 }
 
@@ -47,7 +47,7 @@ static int welcome(vm *v, int timeout_ms, const char *hostname, const char *root
 	r = snapvm_agent_connect(v, timeout_ms, &c);
 	if (r == 0 && root && !agent_client_has_cap(c, "root"))
 		r = err_set(-EOPNOTSUPP, "the agent in this image cannot mount its root disk "
-					  "on request (no \"root\" capability): rebuild the image");
+					 "on request (no \"root\" capability): rebuild the image");
 	if (r == 0)
 		r = snapvm_fixup(c, hostname, root);
 	agent_client_free(c);
@@ -77,8 +77,8 @@ int snapvm_fork(snap_store *s, vm_driver *d, const struct snapvm_fork *f, vm **r
 	    state_path, shared ? STATE_MAX : ((uint64_t)m->memory_mib << 20) + STATE_MAX, &fd);
 	if (r < 0)
 		return err_set(r, "snapshot %s: part %s (blobs/%s): %s", m->id,
-				shared ? "state" : "stream", shared ? st->blob : stream->blob,
-				err_msg());
+			       shared ? "state" : "stream", shared ? st->blob : stream->blob,
+			       err_msg());
 	c.name = f->vm_name;
 	c.image_dir = m->image_dir;
 	c.vcpus = m->vcpus;
@@ -166,8 +166,8 @@ static int fresh_start(snap_store *s, vm_driver *d, const char *image_dir, char 
 				*ret_how = "zygote-fork";
 			return 0;
 		}
-		log_warn("vm=%s cannot start as a fork of the zygote, booting instead: %s",
-			 o->vm_name, err_msg());
+		log_warn_f(LOG_FIELDS({"vm", o->vm_name}),
+			   "cannot start as a fork of the zygote, booting instead: %s", err_msg());
 	}
 	c.name = o->vm_name;
 	c.image_dir = image_dir;
@@ -212,21 +212,22 @@ int snap_restore(snap_store *s, vm_driver *d, const char *id, const struct snap_
 		return r;
 	if (m->status != SNAP_READY) {
 		r = err_set(-EBUSY, "snapshot %s is %s, not ready", id,
-			     snap_status_to_string(m->status));
+			    snap_status_to_string(m->status));
 		goto out;
 	}
 	if (m->kind == SNAP_ZYGOTE) {
 		r = err_set(-EINVAL,
-			     "snapshot %s is a zygote (sbx's own boot cache): start "
-			     "sandboxes from its image instead",
-			     id);
+			    "snapshot %s is a zygote (sbx's own boot cache): start "
+			    "sandboxes from its image instead",
+			    id);
 		goto out;
 	}
 	memory = m->kind == SNAP_MEMORY && o->restore_memory;
 	if (memory && (o->vcpus || o->memory_mib || o->disk_bytes) &&
 	    (o->vcpus != m->vcpus || o->memory_mib != m->memory_mib))
-		log_info("vm=%s restoring memory: keeping the snapshot's %u vCPUs and %u MiB",
-			 o->vm_name, m->vcpus, m->memory_mib);
+		log_info_f(LOG_FIELDS({"vm", o->vm_name}),
+			   "restoring memory: keeping the snapshot's %u vCPUs and %u MiB", m->vcpus,
+			   m->memory_mib);
 
 	r = snap_verify(s, m, false, NULL, NULL);
 	if (r < 0)

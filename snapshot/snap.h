@@ -60,9 +60,9 @@ typedef struct vm vm;
 #define SNAP_MAX_PARTS 64 /* bound on parts/layers in a manifest */
 #define SNAP_MANIFEST_MAX (256 * 1024)
 
-enum snap_kind { SNAP_FS, SNAP_MEMORY, SNAP_ZYGOTE, _SNAP_KIND_MAX };
-enum snap_mem_mode { SNAP_MEM_NONE, SNAP_MEM_SHARED_FILE, SNAP_MEM_STREAM, _SNAP_MEM_MAX };
-enum snap_status { SNAP_BUILDING, SNAP_READY, SNAP_FAILED, _SNAP_STATUS_MAX };
+enum snap_kind { SNAP_FS, SNAP_MEMORY, SNAP_ZYGOTE, SNAP_KIND_COUNT };
+enum snap_mem_mode { SNAP_MEM_NONE, SNAP_MEM_SHARED_FILE, SNAP_MEM_STREAM, SNAP_MEM_COUNT };
+enum snap_status { SNAP_BUILDING, SNAP_READY, SNAP_FAILED, SNAP_STATUS_COUNT };
 const char *snap_kind_to_string(enum snap_kind k);	   /* "fs", "memory", "zygote" */
 const char *snap_mem_mode_to_string(enum snap_mem_mode m); /* "none", "shared-file", "stream" */
 const char *snap_status_to_string(enum snap_status s);	   /* "building", "ready", "failed" */
@@ -73,7 +73,7 @@ enum snap_part_role {
 	SNAP_PART_RAM,	  /* guest RAM file, uncompressed (it is mapped, not read) */
 	SNAP_PART_STATE,  /* device state, migration stream without RAM, zstd */
 	SNAP_PART_STREAM, /* whole migration stream with RAM, zstd */
-	_SNAP_PART_ROLE_MAX
+	SNAP_PART_ROLE_COUNT
 };
 const char *snap_part_role_to_string(enum snap_part_role r); /* "layer", "ram", "state", "stream" */
 
@@ -130,6 +130,11 @@ void snap_list_free(struct snap_manifest **l, size_t n);
 /* Write ID/manifest.json atomically (temp + rename + fsync). */
 int snap_save(snap_store *s, const struct snap_manifest *m);
 struct snap_manifest *snap_manifest_free(struct snap_manifest *m); /* NULL-safe */
+static inline void snap_manifest_freep(struct snap_manifest **m)
+{
+	snap_manifest_free(*m);
+}
+#define _cleanup_manifest_ __attribute__((cleanup(snap_manifest_freep)))
 struct snap_manifest *snap_manifest_dup(const struct snap_manifest *m);
 /* Pure parse/format (no files): the fuzz target is snap_manifest_parse. */
 int snap_manifest_parse(const char *json, size_t len, struct snap_manifest **ret, char *err,
@@ -165,6 +170,11 @@ int snap_image_digest(const char *image_dir, char **ret);
  * snapshots whose parent chain contains it. NULL-terminated arrays. */
 int snap_users(snap_store *s, const char *id, char ***ret_vms, char ***ret_children);
 void snap_strv_free(char **v);
+static inline void snap_strv_freep(char ***v)
+{
+	snap_strv_free(*v);
+}
+#define _cleanup_strv_ __attribute__((cleanup(snap_strv_freep)))
 
 /* Directory names under STATE/snapshots that look like snapshot ids,
  * sorted (whether or not their manifest loads; sbx-snapshot lists the ones

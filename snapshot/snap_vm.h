@@ -17,12 +17,6 @@
 #define SNAPVM_RESTORE_WAIT_MS 30000 /* a restored guest until its agent answers */
 #define SNAPVM_ENTROPY 64	     /* bytes of host entropy sent with FIXUP */
 
-static inline void snapvm_strv_freep(char ***v)
-{
-	snap_strv_free(*v);
-}
-#define _cleanup_strv_ __attribute__((cleanup(snapvm_strv_freep)))
-
 /* Compress the whole content of in_fd (read from offset 0) with zstd into
  * a new file out_path (mode 0444). */
 int snapvm_compress(int in_fd, const char *out_path);

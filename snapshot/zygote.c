@@ -186,7 +186,8 @@ static int build_zygote(snap_store *s, vm_driver *d, const char *image, const ch
 
 out_destroy:
 	if (v && vm_destroy(v) < 0)
-		log_warn("vm=%s cannot remove the failed zygote: %s", name, err_msg());
+		log_warn_f(LOG_FIELDS({"vm", name}), "cannot remove the failed zygote: %s",
+			   err_msg());
 	vm_free(v);
 out_discard:
 	snapvm_discard(s, m->id);

@@ -31,9 +31,9 @@
  * Errors are -errno (base/err.h). A failed request leaves a message for a
  * person in this thread's error slot (err_msg()) and in
  * agent_client_last_error(c), e.g. "agent: cannot open /x/y for writing: No
- * such file or directory"; a failed connect, in err_msg() only. When the connection is lost, every pending
- * request, command and transfer gets its error callback with -ECONNRESET
- * (or the protocol error that caused the close).
+ * such file or directory"; a failed connect, in err_msg() only. When the connection is lost, every
+ *pending request, command and transfer gets its error callback with -ECONNRESET (or the protocol
+ *error that caused the close).
  *
  * Memory is bounded: data producers (stdin, file puts) stop while the send
  * queue holds more than AGENT_SENDQ_SOFT bytes or the agent's window is
@@ -179,7 +179,7 @@ enum agent_cmd_state {
 	AGENT_CMD_RUNNING,
 	AGENT_CMD_EXITED, /* on_exit ran */
 	AGENT_CMD_FAILED, /* on_error ran */
-	_AGENT_CMD_STATE_MAX,
+	AGENT_CMD_STATE_COUNT,
 };
 const char *agent_cmd_state_to_string(enum agent_cmd_state s);
 

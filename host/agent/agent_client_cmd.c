@@ -22,7 +22,7 @@
 #include "host/agent/agent_client_int.h"
 #include "base/log.h"
 
-static const char *const cmd_state_names[_AGENT_CMD_STATE_MAX] = {
+static const char *const cmd_state_names[AGENT_CMD_STATE_COUNT] = {
     [AGENT_CMD_STARTING] = "starting",
     [AGENT_CMD_RUNNING] = "running",
     [AGENT_CMD_EXITED] = "exited",
@@ -31,7 +31,7 @@ static const char *const cmd_state_names[_AGENT_CMD_STATE_MAX] = {
 
 const char *agent_cmd_state_to_string(enum agent_cmd_state s)
 {
-	if ((unsigned)s >= _AGENT_CMD_STATE_MAX)
+	if ((unsigned)s >= AGENT_CMD_STATE_COUNT)
 		return "unknown";
 	return cmd_state_names[s];
 }

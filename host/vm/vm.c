@@ -245,8 +245,8 @@ static int check_image(const char *name, const char *image, uint64_t *ret_size)
 		if (!p)
 			return -ENOMEM;
 		if (stat(p, &st) < 0 || access(p, R_OK) < 0)
-			return err_set(-errno, "cannot start VM %s: image %s: %s: %m", name,
-				       image, files[i]);
+			return err_set(-errno, "cannot start VM %s: image %s: %s: %m", name, image,
+				       files[i]);
 		if (!S_ISREG(st.st_mode))
 			return err_set(-EINVAL, "cannot start VM %s: image %s: %s is not a file",
 				       name, image, files[i]);
@@ -257,8 +257,8 @@ static int check_image(const char *name, const char *image, uint64_t *ret_size)
 
 /* The overlay the guest writes: over the newest frozen layer if there are
  * layers, else over the image's rootfs, or (blank) over nothing. */
-static int create_overlay(const struct vm_config *cfg, const char *image,
-			  const char *disk, uint64_t bytes)
+static int create_overlay(const struct vm_config *cfg, const char *image, const char *disk,
+			  uint64_t bytes)
 {
 	const char *name = cfg->name;
 	bool layered = cfg->disk_layers && cfg->disk_layers[0];
@@ -284,9 +284,8 @@ static int create_overlay(const struct vm_config *cfg, const char *image,
 		return err_set(r, "cannot start VM %s: cannot run qemu-img: %s", name,
 			       strerror(-r));
 	if (r > 0)
-		return err_set(-EIO,
-			       "cannot start VM %s: qemu-img create failed (status %d): %s", name,
-			       r, err[0] ? err : "no message");
+		return err_set(-EIO, "cannot start VM %s: qemu-img create failed (status %d): %s",
+			       name, r, err[0] ? err : "no message");
 	return 0;
 }
 
@@ -317,7 +316,7 @@ static void remove_leftovers(vm_driver *d, const char *name, const char *dir)
 
 	r = vmu_rm_rf(dir);
 	if (r < 0)
-		log_warn_errno(r, "vm=%s cannot remove %s", name, dir);
+		log_warn_errno_f(r, LOG_FIELDS({"vm", name}), "cannot remove %s", dir);
 	if (log)
 		(void)unlink(log);
 }
@@ -335,8 +334,8 @@ static int check_snapshot_config(const struct vm_config *cfg)
 
 	for (; cfg->disk_layers && cfg->disk_layers[n]; n++) {
 		if (!snapshot_path_ok(cfg->disk_layers[n]) || access(cfg->disk_layers[n], R_OK) < 0)
-			return err_set(-EINVAL, "cannot start VM %s: disk layer %s: %s",
-				       cfg->name, cfg->disk_layers[n],
+			return err_set(-EINVAL, "cannot start VM %s: disk layer %s: %s", cfg->name,
+				       cfg->disk_layers[n],
 				       snapshot_path_ok(cfg->disk_layers[n])
 					   ? strerror(errno)
 					   : "not an absolute path without commas or control "
@@ -397,8 +396,8 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 			       cfg->vcpus, MAX_VCPUS);
 	if (cfg->memory_mib &&
 	    (cfg->memory_mib < MIN_MEMORY_MIB || cfg->memory_mib > MAX_MEMORY_MIB))
-		return err_set(-EINVAL, "cannot start VM %s: memory %u MiB out of range",
-			       cfg->name, cfg->memory_mib);
+		return err_set(-EINVAL, "cannot start VM %s: memory %u MiB out of range", cfg->name,
+			       cfg->memory_mib);
 	r = check_snapshot_config(cfg);
 	if (r < 0)
 		return r;
@@ -438,8 +437,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	if (r == -EEXIST)
 		return err_set(r, "cannot start VM %s: it is being started already", cfg->name);
 	if (r < 0)
-		return err_set(r, "cannot start VM %s: too many VMs starting at once",
-			       cfg->name);
+		return err_set(r, "cannot start VM %s: too many VMs starting at once", cfg->name);
 
 	dom = virDomainLookupByName(d->conn, domname);
 	if (dom) {
@@ -543,16 +541,18 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	}
 	dom = NULL;
 	starting_remove(d, cfg->name);
-	log_debug("vm=%s started accel=%s overlay_ms=%lld libvirt_ms=%lld socket_ms=%lld",
-		  cfg->name, vm_accel_to_string(d->accel), t_create - t_overlay,
-		  t_socket - t_create, vmu_now_ms() - t_socket);
+	log_debug_f(LOG_FIELDS({"vm", cfg->name}),
+		    "started accel=%s overlay_ms=%lld libvirt_ms=%lld socket_ms=%lld",
+		    vm_accel_to_string(d->accel), t_create - t_overlay, t_socket - t_create,
+		    vmu_now_ms() - t_socket);
 	*ret = v;
 	return 0;
 
 out_destroy:
 	if (virDomainDestroy(dom) < 0 && virDomainIsActive(dom) == 1)
-		log_warn("vm=%s cannot destroy domain after a failed start: libvirt: %s", cfg->name,
-			 vm_virt_error());
+		log_warn_f(LOG_FIELDS({"vm", cfg->name}),
+			   "cannot destroy domain after a failed start: libvirt: %s",
+			   vm_virt_error());
 out_remove:
 	remove_leftovers(d, cfg->name, dir);
 out_unreserve:
@@ -823,9 +823,8 @@ static int destroy_domain(const char *name, virDomainPtr dom)
 	persistent = virDomainIsPersistent(dom);
 	if (persistent == 1 && virDomainUndefine(dom) < 0 &&
 	    vm_virt_error_code() != VIR_ERR_NO_DOMAIN)
-		return err_set(-EIO, "cannot undefine VM %s: libvirt: %s", name,
-			       vm_virt_error());
-	log_debug("vm=%s domain destroyed in %lld ms", name, vmu_now_ms() - t0);
+		return err_set(-EIO, "cannot undefine VM %s: libvirt: %s", name, vm_virt_error());
+	log_debug_f(LOG_FIELDS({"vm", name}), "domain destroyed in %lld ms", vmu_now_ms() - t0);
 	return 0;
 }
 

@@ -26,7 +26,7 @@
 typedef struct vm_driver vm_driver;
 typedef struct vm vm;
 
-enum vm_accel { VM_ACCEL_TCG, VM_ACCEL_KVM, _VM_ACCEL_MAX };
+enum vm_accel { VM_ACCEL_TCG, VM_ACCEL_KVM, VM_ACCEL_COUNT };
 const char *vm_accel_to_string(enum vm_accel a);
 
 struct vm_driver_config {
@@ -195,5 +195,10 @@ int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused
  * another size than the snapshot's). */
 int vm_disk_resize(vm *v, uint64_t bytes);
 
-vm *vm_free(vm *v);		 /* NULL-safe; frees the handle only */
+vm *vm_free(vm *v); /* NULL-safe; frees the handle only */
+static inline void vm_freep(vm **v)
+{
+	vm_free(*v);
+}
+#define _cleanup_vm_ __attribute__((cleanup(vm_freep)))
 void vm_strv_free(char **names); /* frees vm_list()'s result; NULL-safe */

@@ -495,10 +495,10 @@ int vm_accel_choose(vm_driver *d, int force_accel, const char *probe_kernel)
 	const char *env = getenv("SBX_ACCEL");
 	long long t0 = vmu_now_ms();
 
-	if (force_accel >= 0 && force_accel < _VM_ACCEL_MAX) {
+	if (force_accel >= 0 && force_accel < VM_ACCEL_COUNT) {
 		d->accel = (enum vm_accel)force_accel;
 		snprintf(d->accel_reason, sizeof(d->accel_reason), "forced by configuration");
-	} else if (force_accel >= _VM_ACCEL_MAX) {
+	} else if (force_accel >= VM_ACCEL_COUNT) {
 		return err_set(-EINVAL, "invalid accelerator %d in configuration", force_accel);
 	} else if (env && *env) {
 		if (!strcmp(env, "tcg"))

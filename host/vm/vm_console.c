@@ -85,10 +85,12 @@ static void check_all(int timer, void *opaque)
 		snprintf(path, sizeof(path), "%s/%s/console.log", w->vms_dir, e->d_name);
 		r = vm_console_trim(path, w->max);
 		if (r > 0)
-			log_info("vm=%s console log past %llu bytes: kept its last half", e->d_name,
-				 (unsigned long long)w->max);
+			log_info_f(LOG_FIELDS({"vm", e->d_name}),
+				   "console log past %llu bytes: kept its last half",
+				   (unsigned long long)w->max);
 		else if (r < 0)
-			log_debug("vm=%s cannot trim %s: %s", e->d_name, path, strerror(-r));
+			log_debug_f(LOG_FIELDS({"vm", e->d_name}), "cannot trim %s: %s", path,
+				    strerror(-r));
 	}
 	closedir(dir);
 }

@@ -35,7 +35,7 @@ const char *vm_accel_to_string(enum vm_accel a)
 		return "tcg";
 	case VM_ACCEL_KVM:
 		return "kvm";
-	case _VM_ACCEL_MAX:
+	case VM_ACCEL_COUNT:
 		break;
 	}
 	return "unknown";
@@ -197,12 +197,13 @@ static void warm_capabilities(vm_driver *d)
 	caps = virConnectGetDomainCapabilities(d->conn, NULL, "x86_64", "microvm",
 					       d->accel == VM_ACCEL_KVM ? "kvm" : "qemu", 0);
 	if (!caps) {
-		log_debug("uri=%s domain capabilities unavailable, ignoring: %s", d->uri,
-			  vm_virt_error());
+		log_debug_f(LOG_FIELDS({"uri", d->uri}),
+			    "domain capabilities unavailable, ignoring: %s", vm_virt_error());
 		return;
 	}
 	free(caps);
-	log_debug("uri=%s domain capabilities ready in %lld ms", d->uri, vmu_now_ms() - t0);
+	log_debug_f(LOG_FIELDS({"uri", d->uri}), "domain capabilities ready in %lld ms",
+		    vmu_now_ms() - t0);
 }
 
 /*
@@ -282,8 +283,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 		return err_set(r, "cannot create state directory %s: %s", cfg->state_dir,
 			       strerror(-r));
 	if (!realpath(cfg->state_dir, real))
-		return err_set(-errno, "cannot resolve state directory %s: %m",
-			       cfg->state_dir);
+		return err_set(-errno, "cannot resolve state directory %s: %m", cfg->state_dir);
 	d->state_dir = strdup(real);
 	d->vms_dir = vmu_printf("%s/vms", real);
 	d->sock_root = short_root(cfg, real);
@@ -337,7 +337,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 		goto fail;
 	}
 	if (!d->embed && virConnectSetKeepAlive(d->conn, 5, 3) < 0)
-		log_debug("uri=%s keepalive not supported, ignoring", d->uri);
+		log_debug_f(LOG_FIELDS({"uri", d->uri}), "keepalive not supported, ignoring");
 
 	r = vm_accel_choose(d, cfg->force_accel, cfg->probe_kernel);
 	if (r < 0)

@@ -120,7 +120,8 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 	struct stat st;
 
 	(void)conn;
-	log_debug("domain=%s lifecycle event=%d detail=%d", dn ? dn : "?", event, detail);
+	log_debug_f(LOG_FIELDS({"domain", dn ? dn : "?"}), "lifecycle event=%d detail=%d", event,
+		    detail);
 	if (event != VIR_DOMAIN_EVENT_STOPPED && event != VIR_DOMAIN_EVENT_CRASHED)
 		return 0;
 	if (event == VIR_DOMAIN_EVENT_STOPPED && detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED)
@@ -148,7 +149,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 		snprintf(reason, sizeof(reason), "%s%s", why, words);
 		why = reason;
 	}
-	log_info("vm=%s stopped on its own: %s", name, why);
+	log_info_f(LOG_FIELDS({"vm", name}), "stopped on its own: %s", why);
 	w->fn(w->ud, name, why);
 	return 0;
 }
@@ -258,13 +259,15 @@ static int on_io_error(virConnectPtr conn, virDomainPtr dom, const char *src_pat
 		return 0;
 	}
 	if (host_fs_full(src_path, reason, &avail))
-		log_error("vm=%s host disk full: a write to its disk %s failed (%llu KiB left on "
-			  "the host's file system); the guest got an I/O error%s%s",
-			  name, src_path ? src_path : "?", avail >> 10, paused, more);
+		log_error_f(LOG_FIELDS({"vm", name}),
+			    "host disk full: a write to its disk %s failed (%llu KiB left on the "
+			    "host's file system); the guest got an I/O error%s%s",
+			    src_path ? src_path : "?", avail >> 10, paused, more);
 	else
-		log_error("vm=%s disk I/O error on %s (%s); the guest got an I/O error%s%s", name,
-			  src_path ? src_path : "?", reason && *reason ? reason : "no reason given",
-			  paused, more);
+		log_error_f(LOG_FIELDS({"vm", name}),
+			    "disk I/O error on %s (%s); the guest got an I/O error%s%s",
+			    src_path ? src_path : "?",
+			    reason && *reason ? reason : "no reason given", paused, more);
 	snprintf(w->last, sizeof(w->last), "%s", name);
 	w->last_ms = now;
 	w->suppressed = 0;
@@ -281,8 +284,7 @@ int vm_io_error_watch(vm_driver *d)
 	    virConnectDomainEventRegisterAny(d->conn, NULL, VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
 					     VIR_DOMAIN_EVENT_CALLBACK(on_io_error), w, free);
 	if (d->io_error_watch < 0)
-		return err_set(-EIO, "cannot watch VM disk errors: libvirt: %s",
-			       vm_virt_error());
+		return err_set(-EIO, "cannot watch VM disk errors: libvirt: %s", vm_virt_error());
 	return 0;
 }
 

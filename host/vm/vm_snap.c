@@ -54,12 +54,11 @@ int vm_qmp(vm *v, const char *cmd, int fd, char **ret)
 		close(outfds[i]);
 	free(outfds);
 	if (r < 0)
-		return err_set(-EIO, "VM %s: QEMU monitor: libvirt: %s", v->name,
-			       vm_virt_error());
+		return err_set(-EIO, "VM %s: QEMU monitor: libvirt: %s", v->name, vm_virt_error());
 	j = json_loads(reply ? reply : "", 0, NULL);
 	if (!json_is_object(j))
-		return err_set(-EBADMSG, "VM %s: QEMU monitor: unreadable reply to %s",
-			       v->name, cmd);
+		return err_set(-EBADMSG, "VM %s: QEMU monitor: unreadable reply to %s", v->name,
+			       cmd);
 	err = json_object_get(j, "error");
 	if (err) {
 		const char *desc = json_string_value(json_object_get(err, "desc"));
@@ -111,12 +110,10 @@ static int wait_migration_status(vm *v, const char *what, const char *want)
 				       why ? why : "QEMU gave no reason (see its log)");
 		}
 		if (vm_is_running(v) != 1)
-			return err_set(-ECHILD, "VM %s: QEMU exited during the %s", v->name,
-				       what);
+			return err_set(-ECHILD, "VM %s: QEMU exited during the %s", v->name, what);
 		if (vmu_now_ms() > deadline)
-			return err_set(-ETIMEDOUT, "VM %s: %s still %s after %d s", v->name,
-				       what, status ? status : "not started",
-				       MIGRATE_TIMEOUT_MS / 1000);
+			return err_set(-ETIMEDOUT, "VM %s: %s still %s after %d s", v->name, what,
+				       status ? status : "not started", MIGRATE_TIMEOUT_MS / 1000);
 		vmu_sleep_ms(delay);
 		if (delay < 20)
 			delay *= 2;
@@ -210,16 +207,14 @@ int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused
 int vm_pause(vm *v)
 {
 	if (virDomainSuspend(v->dom) < 0)
-		return err_set(-EIO, "cannot pause VM %s: libvirt: %s", v->name,
-			       vm_virt_error());
+		return err_set(-EIO, "cannot pause VM %s: libvirt: %s", v->name, vm_virt_error());
 	return 0;
 }
 
 int vm_resume(vm *v)
 {
 	if (virDomainResume(v->dom) < 0)
-		return err_set(-EIO, "cannot resume VM %s: libvirt: %s", v->name,
-			       vm_virt_error());
+		return err_set(-EIO, "cannot resume VM %s: libvirt: %s", v->name, vm_virt_error());
 	return 0;
 }
 
@@ -259,9 +254,8 @@ int vm_recover_paused(vm *v)
 		return 0;
 	(void)set_capability(v, "pause-before-switchover", false);
 	if (state == VIR_DOMAIN_PAUSED && virDomainResume(v->dom) < 0)
-		return err_set(-EIO,
-			       "VM %s was left paused and cannot be resumed: libvirt: %s", v->name,
-			       vm_virt_error());
+		return err_set(-EIO, "VM %s was left paused and cannot be resumed: libvirt: %s",
+			       v->name, vm_virt_error());
 	return 1;
 }
 
@@ -270,8 +264,7 @@ int vm_save_state(vm *v, int fd, bool ignore_shared)
 	int state, reason;
 
 	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
-		return err_set(-EIO, "cannot save VM %s: libvirt: %s", v->name,
-			       vm_virt_error());
+		return err_set(-EIO, "cannot save VM %s: libvirt: %s", v->name, vm_virt_error());
 	if (state != VIR_DOMAIN_PAUSED)
 		return err_set(-EBUSY, "cannot save VM %s: it is not paused", v->name);
 	return vm_migrate_fd(v, false, fd, ignore_shared);
@@ -432,8 +425,8 @@ static int new_overlay(vm *v, const char *layer, const char *overlay, uint64_t b
 		return -ENOMEM;
 	r = vmu_spawn(argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
 	if (r != 0)
-		return err_set(r < 0 ? r : -EIO, "VM %s: cannot create overlay %s: %s",
-			       v->name, overlay, r < 0 ? strerror(-r) : err);
+		return err_set(r < 0 ? r : -EIO, "VM %s: cannot create overlay %s: %s", v->name,
+			       overlay, r < 0 ? strerror(-r) : err);
 	return 0;
 }
 
@@ -459,9 +452,8 @@ static int switch_overlay(vm *v, const char *overlay)
 	    VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
 		VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
 	if (!snap)
-		return err_set(-EIO,
-			       "VM %s: cannot switch to a new disk overlay: libvirt: %s", v->name,
-			       vm_virt_error());
+		return err_set(-EIO, "VM %s: cannot switch to a new disk overlay: libvirt: %s",
+			       v->name, vm_virt_error());
 	virDomainSnapshotFree(snap);
 	return 0;
 }
@@ -517,11 +509,12 @@ int vm_freeze_disk(vm *v, const char *layer_path)
 		goto out_unlink;
 	r = vm_info_write(v->dir, &next, overlay);
 	if (r < 0)
-		log_warn("vm=%s cannot record the new overlay %s in vm.info: %s", v->name, overlay,
-			 strerror(-r));
+		log_warn_f(LOG_FIELDS({"vm", v->name}),
+			   "cannot record the new overlay %s in vm.info: %s", overlay,
+			   strerror(-r));
 	if (unlink(old_disk) < 0)
-		log_warn("vm=%s cannot remove the old name %s of layer %s: %m", v->name, old_disk,
-			 layer_path);
+		log_warn_f(LOG_FIELDS({"vm", v->name}),
+			   "cannot remove the old name %s of layer %s: %m", old_disk, layer_path);
 	(void)chmod(layer_path, 0444);
 	r = 0;
 	goto out;

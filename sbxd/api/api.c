@@ -125,8 +125,8 @@ static int authenticate(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	if (ret == -EKEYREVOKED)
 		return http_reply_error(r, 401, "Unauthorized", "this API key was revoked"), ret;
 	if (ret < 0) {
-		log_error("request=%s cannot check an API key: %s", http_req_id_str(r),
-			  err_msg());
+		log_error_f(LOG_FIELDS({"request", http_req_id_str(r)}),
+			    "cannot check an API key: %s", err_msg());
 		return http_reply_error(r, 500, "InternalError",
 					"the API key could not be checked (see the server log)"),
 		       ret;
@@ -182,8 +182,8 @@ int sbxd_dataplane_lookup(sbxd_api *a, const struct sbxd_principal *who, const c
 		store_box_release(&b);
 		return -ENOENT;
 	case BOX_FAILED:
-	case _BOX_STATE_MAX:
-	case _BOX_STATE_INVALID:
+	case BOX_STATE_COUNT:
+	case BOX_STATE_INVALID:
 		r = -EIO;
 		break;
 	}
@@ -256,8 +256,8 @@ static void on_headers(void *ud, http_req *r)
 	if (!ctx)
 		return;
 	if (api_route_parse(http_req_path(r), &ctx->route) < 0) {
-		http_reply_error(r, 404, "NotFound", "no such endpoint: %s %s",
-				 http_method_name(m), http_req_path(r));
+		http_reply_error(r, 404, "NotFound", "no such endpoint: %s %s", http_method_name(m),
+				 http_req_path(r));
 		return;
 	}
 	if (!api_route_allows(&ctx->route, m, &allow)) {
@@ -322,7 +322,7 @@ static void on_request(void *ud, http_req *r)
 	case ROUTE_BOX_SERVICE_URL:
 	case ROUTE_BOX_DOWNLOAD_URL:
 	case ROUTE_DATAPLANE:
-	case _ROUTE_KIND_MAX:
+	case ROUTE_KIND_COUNT:
 		break;
 	}
 	api_boxes_dispatch(a, r, ctx);

@@ -112,7 +112,7 @@ void api_audit_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	http_reply_json(r, 200, body);
 	return;
 fail:
-	log_error("request=%s cannot read the audit log of sandbox %s: %s", http_req_id_str(r),
-		  ctx->route.target, err_msg());
+	log_error_f(LOG_FIELDS({"request", http_req_id_str(r)}),
+		    "cannot read the audit log of sandbox %s: %s", ctx->route.target, err_msg());
 	http_reply_error(r, 500, "InternalError", "cannot read the audit log (see the server log)");
 }

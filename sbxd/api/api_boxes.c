@@ -47,8 +47,8 @@ static int load_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, struct store_
 					ctx->route.target),
 		       e;
 	if (e < 0) {
-		log_error("request=%s cannot read sandbox %s: %s", http_req_id_str(r),
-			  ctx->route.target, err_msg());
+		log_error_f(LOG_FIELDS({"request", http_req_id_str(r)}),
+			    "cannot read sandbox %s: %s", ctx->route.target, err_msg());
 		return http_reply_error(r, 500, "InternalError",
 					"cannot read the sandbox (see the server log)"),
 		       e;
@@ -99,8 +99,7 @@ static void list_boxes(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	size_t n = 0;
 
 	if (store_box_list(a->st, api_owner(ctx), &v, &n) < 0) {
-		http_reply_error(r, 500, "InternalError", "cannot list sandboxes: %s",
-				 err_msg());
+		http_reply_error(r, 500, "InternalError", "cannot list sandboxes: %s", err_msg());
 		return;
 	}
 	arr = json_array();
@@ -318,8 +317,8 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		goto out;
 	}
 	if (ret < 0) {
-		log_error("request=%s cannot store a new sandbox: %s", http_req_id_str(r),
-			  err_msg());
+		log_error_f(LOG_FIELDS({"request", http_req_id_str(r)}),
+			    "cannot store a new sandbox: %s", err_msg());
 		http_reply_error(r, 500, "InternalError", "cannot store the sandbox: %s",
 				 ret == -EIO ? err_msg() : strerror(-ret));
 		goto out;
@@ -355,11 +354,12 @@ static void create_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 				 strerror(-ret));
 		goto out;
 	}
-	log_info("sandbox=%s id=%s created by key=%s vcpus=%u mem_mib=%llu disk_bytes=%llu%s%s%s%s",
-		 b.name, b.id, ctx->who.key_name, b.vcpus, (unsigned long long)(b.mem_bytes >> 20),
-		 (unsigned long long)b.fs_capacity_bytes, from_snapshot ? " snapshot=" : "",
-		 from_snapshot ? snap.id : "", restore ? " restore_memory" : "",
-		 pooled ? " from the pool" : "");
+	log_info_f(LOG_FIELDS({"sandbox", b.name}, {"id", b.id}),
+		   "created by key=%s vcpus=%u mem_mib=%llu disk_bytes=%llu%s%s%s%s",
+		   ctx->who.key_name, b.vcpus, (unsigned long long)(b.mem_bytes >> 20),
+		   (unsigned long long)b.fs_capacity_bytes, from_snapshot ? " snapshot=" : "",
+		   from_snapshot ? snap.id : "", restore ? " restore_memory" : "",
+		   pooled ? " from the pool" : "");
 	if (!q.wait_for_ready) {
 		reply_box(a, r, 201, b.id);
 		goto out;
@@ -402,7 +402,7 @@ static void update_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 		}
 		if (ret < 0)
 			goto out_fail;
-		log_info("sandbox=%s id=%s renamed to %s", b.name, b.id, q.name);
+		log_info_f(LOG_FIELDS({"sandbox", b.name}, {"id", b.id}), "renamed to %s", q.name);
 	}
 	if (q.run_config && api_merge_run_config(b.run_config, q.run_config, &merged) < 0)
 		goto out_fail;
@@ -479,8 +479,8 @@ static void stop_start_box(sbxd_api *a, http_req *r, struct api_ctx *ctx, bool s
 	if (ret == 1) {
 		reply_box(a, r, 200, b.id);
 	} else if (ret == 0) {
-		log_info("sandbox=%s id=%s: %s asked by key=%s", b.name, b.id,
-			 stop ? "stop" : "start", ctx->who.key_name);
+		log_info_f(LOG_FIELDS({"sandbox", b.name}, {"id", b.id}), "%s asked by key=%s",
+			   stop ? "stop" : "start", ctx->who.key_name);
 		http_req_defer(r);
 		http_req_set_timer(r, API_STOP_START_WAIT_MS, transition_timeout, a);
 	} else if (ret == -EBUSY || ret == -EINVAL) {
@@ -596,7 +596,7 @@ void api_boxes_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	case ROUTE_METRICS:
 	case ROUTE_HEALTHZ:
 	case ROUTE_DATAPLANE:
-	case _ROUTE_KIND_MAX:
+	case ROUTE_KIND_COUNT:
 		break;
 	}
 	http_reply_error(r, 404, "NotFound", "no such endpoint");

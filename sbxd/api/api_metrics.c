@@ -72,18 +72,18 @@ static void collect_pools(struct metrics_buf *b, const struct metrics_sources *s
 
 static void collect_sandboxes(struct metrics_buf *b, const struct metrics_sources *src)
 {
-	unsigned count[_BOX_STATE_MAX] = {0};
+	unsigned count[BOX_STATE_COUNT] = {0};
 	struct store_box *v = NULL;
 	size_t n = 0;
 
 	if (!src->st || store_box_list(src->st, STORE_OWNER_ANY, &v, &n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if ((int)v[i].state >= 0 && v[i].state < _BOX_STATE_MAX)
+		if ((int)v[i].state >= 0 && v[i].state < BOX_STATE_COUNT)
 			count[v[i].state]++;
 	store_boxes_free(v, n);
 	metrics_family(b, "sbx_sandboxes", "gauge", "Sandboxes per state (pool VMs not counted).");
-	for (int s = 0; s < _BOX_STATE_MAX; s++)
+	for (int s = 0; s < BOX_STATE_COUNT; s++)
 		metrics_sample(b, "sbx_sandboxes",
 			       (const char *const[]){"state", box_state_to_string(s), NULL},
 			       count[s]);

@@ -18,9 +18,6 @@
 #include "base/cleanup.h"
 #include "sbxd/common/key.h"
 
-/* jansson provides json_decrefp() for GCC and clang */
-#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
-
 int api_error_set(struct api_error *e, int status, const char *type, const char *fmt, ...)
 {
 	va_list ap;
@@ -33,7 +30,7 @@ int api_error_set(struct api_error *e, int status, const char *type, const char 
 	return -EINVAL;
 }
 
-static const char *const route_names[_ROUTE_KIND_MAX] = {
+static const char *const route_names[ROUTE_KIND_COUNT] = {
     [ROUTE_HEALTHZ] = "healthz",
     [ROUTE_BOXES] = "boxes",
     [ROUTE_BOX] = "box",
@@ -53,12 +50,12 @@ static const char *const route_names[_ROUTE_KIND_MAX] = {
 
 const char *api_route_kind_to_string(enum api_route_kind k)
 {
-	if ((int)k < 0 || k >= _ROUTE_KIND_MAX)
+	if ((int)k < 0 || k >= ROUTE_KIND_COUNT)
 		return "?";
 	return route_names[k];
 }
 
-static const char *const dp_op_names[_API_DP_OP_MAX] = {
+static const char *const dp_op_names[API_DP_OP_COUNT] = {
     [DP_EXECUTE] = "execute", [DP_EXECUTE_WS] = "execute/ws",
     [DP_UPLOAD] = "upload",   [DP_DOWNLOAD] = "download",
     [DP_GLOB] = "glob",	      [DP_GREP] = "grep",
@@ -66,7 +63,7 @@ static const char *const dp_op_names[_API_DP_OP_MAX] = {
 
 const char *api_dp_op_to_string(enum api_dp_op op)
 {
-	if ((int)op < 0 || op >= _API_DP_OP_MAX)
+	if ((int)op < 0 || op >= API_DP_OP_COUNT)
 		return "?";
 	return dp_op_names[op];
 }
@@ -133,7 +130,7 @@ static int route_dataplane(const char *rest, struct api_route *r)
 {
 	if (next_segment(&rest, r->target, sizeof(r->target)) < 0 || !api_uuid_is_valid(r->target))
 		return -ENOENT;
-	for (int i = 0; i < _API_DP_OP_MAX; i++) {
+	for (int i = 0; i < API_DP_OP_COUNT; i++) {
 		if (!strcmp(rest, dp_op_names[i])) {
 			r->kind = ROUTE_DATAPLANE;
 			r->dp_op = (enum api_dp_op)i;
@@ -230,12 +227,12 @@ static unsigned route_methods(const struct api_route *r)
 		case DP_GLOB:
 		case DP_GREP:
 			return M(HTTP_POST);
-		case _API_DP_OP_MAX:
-		case _API_DP_OP_INVALID:
+		case API_DP_OP_COUNT:
+		case API_DP_OP_INVALID:
 			break;
 		}
 		return 0;
-	case _ROUTE_KIND_MAX:
+	case ROUTE_KIND_COUNT:
 		break;
 	}
 	return 0;
@@ -589,7 +586,7 @@ static int get_ttl(json_t *o, const char *key, int64_t *ret, struct api_error *e
 
 int api_parse_create(const char *body, size_t len, struct api_create_req *ret, struct api_error *e)
 {
-	_cleanup_json_ json_t *o = NULL;
+	json_auto_t *o = NULL;
 	struct api_create_req r = {
 	    .wait_for_ready = true,
 	    .timeout_s = 30,
@@ -818,7 +815,7 @@ int api_snapshot_name_check(const char *field, const char *name, struct api_erro
 int api_parse_capture(const char *body, size_t len, struct api_capture_req *ret,
 		      struct api_error *e)
 {
-	_cleanup_json_ json_t *o = NULL;
+	json_auto_t *o = NULL;
 	struct api_capture_req r = {.include_memory = -1};
 	char *docker_image = NULL;
 	int rr;
@@ -863,7 +860,7 @@ void api_capture_req_release(struct api_capture_req *r)
 int api_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_req *ret,
 			      struct api_error *e)
 {
-	_cleanup_json_ json_t *o = NULL;
+	json_auto_t *o = NULL;
 	struct api_snapshot_req r = {0};
 	int rr;
 
@@ -905,7 +902,7 @@ void api_snapshot_req_release(struct api_snapshot_req *r)
 
 int api_parse_pool(const char *body, size_t len, unsigned max, unsigned *ret, struct api_error *e)
 {
-	_cleanup_json_ json_t *o = NULL;
+	json_auto_t *o = NULL;
 	int64_t size = -1;
 	int rr;
 
@@ -959,7 +956,7 @@ int api_parse_list_query(const char *limit, const char *offset, unsigned *ret_li
 
 int api_parse_update(const char *body, size_t len, struct api_update_req *ret, struct api_error *e)
 {
-	_cleanup_json_ json_t *o = NULL;
+	json_auto_t *o = NULL;
 	struct api_update_req r = {.idle_ttl_seconds = -1, .delete_after_stop_seconds = -1};
 	int rr;
 
@@ -997,8 +994,8 @@ void api_update_req_release(struct api_update_req *r)
 
 int api_merge_run_config(const char *old, const char *patch, char **ret)
 {
-	_cleanup_json_ json_t *o = NULL;
-	_cleanup_json_ json_t *p = NULL;
+	json_auto_t *o = NULL;
+	json_auto_t *p = NULL;
 	const char *k;
 	json_t *v;
 	char *s;

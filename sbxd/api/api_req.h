@@ -54,7 +54,7 @@ enum api_route_kind {
 	ROUTE_SNAPSHOT_POOL, /* {prefix}/snapshots/{id}/pool (sbx extension) */
 	ROUTE_DATAPLANE,     /* /dataplane/{sandbox-id}/{op} */
 	ROUTE_METRICS,	     /* /metrics (Prometheus text) */
-	_ROUTE_KIND_MAX,
+	ROUTE_KIND_COUNT,
 };
 const char *api_route_kind_to_string(enum api_route_kind k);
 
@@ -66,8 +66,8 @@ enum api_dp_op {
 	DP_DOWNLOAD,   /* GET, HEAD /download?path= */
 	DP_GLOB,       /* POST  /glob */
 	DP_GREP,       /* POST  /grep */
-	_API_DP_OP_MAX,
-	_API_DP_OP_INVALID = -EINVAL,
+	API_DP_OP_COUNT,
+	API_DP_OP_INVALID = -EINVAL,
 };
 const char *api_dp_op_to_string(enum api_dp_op op);
 

@@ -132,9 +132,10 @@ static void capture_synced(void *cud, int err, const char *msg)
 	struct capture_start *p = cud;
 
 	if (err < 0)
-		log_warn("sandbox=%s: sync(1) before its capture failed (%s%s%s): the snapshot may "
-			 "miss its last writes",
-			 p->box_name, strerror(-err), msg && *msg ? ": " : "", msg ? msg : "");
+		log_warn_f(LOG_FIELDS({"sandbox", p->box_name}),
+			   "sync(1) before its capture failed (%s%s%s): the snapshot may miss its "
+			   "last writes",
+			   strerror(-err), msg && *msg ? ": " : "", msg ? msg : "");
 	capture_go(p);
 }
 
@@ -211,8 +212,9 @@ static void capture_box(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 				 err_msg());
 		goto out;
 	}
-	log_info("snapshot=%s id=%s: capturing sandbox=%s (%s) for key=%s", q.name, s.id, b.name,
-		 s.include_memory ? "filesystem and memory" : "filesystem", ctx->who.key_name);
+	log_info_f(LOG_FIELDS({"snapshot", q.name}, {"id", s.id}),
+		   "capturing sandbox=%s (%s) for key=%s", b.name,
+		   s.include_memory ? "filesystem and memory" : "filesystem", ctx->who.key_name);
 	snprintf(ctx->snap_id, sizeof(ctx->snap_id), "%s", s.id);
 	snprintf(ctx->box_id, sizeof(ctx->box_id), "%s", b.id);
 	snprintf(ctx->box_name, sizeof(ctx->box_name), "%s", b.name);
@@ -323,8 +325,8 @@ static void create_snapshot(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 				 strerror(-ret));
 		goto out;
 	}
-	log_info("snapshot=%s id=%s: building from image %s for key=%s", q.name, s.id,
-		 q.docker_image, ctx->who.key_name);
+	log_info_f(LOG_FIELDS({"snapshot", q.name}, {"id", s.id}),
+		   "building from image %s for key=%s", q.docker_image, ctx->who.key_name);
 	http_req_defer(r);
 	http_req_set_timer(r, API_SNAPSHOT_WAIT_MS, snapshot_wait_timeout, a);
 out:
@@ -470,7 +472,8 @@ static void snapshot_pool(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 				 ret == -EIO ? err_msg() : strerror(-ret));
 		goto out;
 	}
-	log_info("snapshot=%s id=%s: pool size %u (key=%s)", s.name, s.id, size, ctx->who.key_name);
+	log_info_f(LOG_FIELDS({"snapshot", s.name}, {"id", s.id}), "pool size %u (key=%s)", size,
+		   ctx->who.key_name);
 	reply_pool(a, r, &s, size);
 out:
 	store_snapshot_release(&s);
@@ -524,7 +527,7 @@ void sbxd_api_start_pools(sbxd_api *a, unsigned image_pool_size, const char *ove
 		spec.disk_bytes = a->limits.default_disk_bytes;
 		spec.size = image_pool_size;
 		if (sbxd_mgr_pool_set(a->mgr, &spec) < 0)
-			log_warn("pool=%s: cannot set it up, ignoring", spec.source);
+			log_warn_f(LOG_FIELDS({"pool", spec.source}), "cannot set it up, ignoring");
 	}
 	if (overrides && *overrides)
 		apply_pool_overrides(a, overrides);
@@ -536,13 +539,14 @@ void sbxd_api_start_pools(sbxd_api *a, unsigned image_pool_size, const char *ove
 		if (!v[i].pool_size)
 			continue;
 		if (v[i].state != SNAPSHOT_READY) {
-			log_warn("snapshot=%s id=%s is %s: its pool stays empty", v[i].name,
-				 v[i].id, snapshot_state_to_string(v[i].state));
+			log_warn_f(LOG_FIELDS({"snapshot", v[i].name}, {"id", v[i].id}),
+				   "is %s: its pool stays empty",
+				   snapshot_state_to_string(v[i].state));
 			continue;
 		}
 		api_snapshot_pool_spec(a, &v[i], v[i].pool_size, &spec);
 		if (sbxd_mgr_pool_set(a->mgr, &spec) < 0)
-			log_warn("pool=%s: cannot set it up, ignoring", spec.source);
+			log_warn_f(LOG_FIELDS({"pool", spec.source}), "cannot set it up, ignoring");
 	}
 	store_snapshots_free(v, n);
 }
@@ -618,7 +622,7 @@ void api_snapshots_dispatch(sbxd_api *a, http_req *r, struct api_ctx *ctx)
 	case ROUTE_BOX_DOWNLOAD_URL:
 	case ROUTE_BOX_AUDIT:
 	case ROUTE_DATAPLANE:
-	case _ROUTE_KIND_MAX:
+	case ROUTE_KIND_COUNT:
 		break;
 	}
 	http_reply_error(r, 404, "NotFound", "no such endpoint");

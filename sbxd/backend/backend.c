@@ -85,18 +85,6 @@ sbxd_vm_backend *sbxd_vm_backend_free(sbxd_vm_backend *b)
 	return NULL;
 }
 
-static void vm_freep(vm **v)
-{
-	vm_free(*v);
-}
-#define _cleanup_vm_ __attribute__((cleanup(vm_freep)))
-
-static void manifest_freep(struct snap_manifest **m)
-{
-	snap_manifest_free(*m);
-}
-#define _cleanup_manifest_ __attribute__((cleanup(manifest_freep)))
-
 /* ---- zygote bookkeeping ---- */
 
 /* The zygote entry of a shape (lock held); created (state building) when
@@ -214,8 +202,9 @@ static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret
 		if (r < 0) {
 			/* The snapshot library could not start it at all: the
 			 * plain driver may still. */
-			log_warn("vm=%s: fast start of image %s failed (%s); cold booting it",
-				 spec->name, spec->image_dir, err_msg());
+			log_warn_f(LOG_FIELDS({"vm", spec->name}),
+				   "fast start of image %s failed (%s); cold booting it",
+				   spec->image_dir, err_msg());
 			if (builder)
 				zyg_settle(b, spec->image_dir, spec->vcpus, spec->mem_mib,
 					   spec->disk_bytes, false, err_msg());
@@ -296,11 +285,10 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 	 * answer, or would stop answering at the migration's switchover). */
 	r = vm_recover_paused(v);
 	if (r > 0)
-		log_warn("vm=%s was left in an interrupted capture: its migration is cancelled "
-			 "and it runs again",
-			 vm_name);
+		log_warn_f(LOG_FIELDS({"vm", vm_name}), "was left in an interrupted capture: its "
+							"migration is cancelled and it runs again");
 	else if (r < 0)
-		log_warn("vm=%s: %s, ignoring", vm_name, err_msg());
+		log_warn_f(LOG_FIELDS({"vm", vm_name}), "%s, ignoring", err_msg());
 	w.v = v;
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	r = agent_client_connect_opts(addr, &o, &c);

@@ -116,8 +116,8 @@ static void dp_on_request(void *ud, http_req *r, enum api_dp_op op, const struct
 	case DP_GREP:
 		return; /* their JSON body comes to dp_on_body */
 	case DP_EXECUTE_WS:
-	case _API_DP_OP_MAX:
-	case _API_DP_OP_INVALID:
+	case API_DP_OP_COUNT:
+	case API_DP_OP_INVALID:
 		break;
 	}
 	http_reply_error(r, 400, "InvalidRequest",
@@ -144,8 +144,8 @@ static void dp_on_body(void *ud, http_req *r, enum api_dp_op op, const struct sb
 	case DP_UPLOAD:
 	case DP_DOWNLOAD:
 	case DP_EXECUTE_WS:
-	case _API_DP_OP_MAX:
-	case _API_DP_OP_INVALID:
+	case API_DP_OP_COUNT:
+	case API_DP_OP_INVALID:
 		break;
 	}
 	http_reply_error(r, 500, "InternalError", "the data plane did not answer this request");

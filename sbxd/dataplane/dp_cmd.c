@@ -40,7 +40,7 @@
 #include "base/log.h"
 #include "sbxd/common/key.h"
 
-static const char *const cmd_state_names[_DP_CMD_STATE_MAX] = {
+static const char *const cmd_state_names[DP_CMD_STATE_COUNT] = {
     [DP_CMD_STARTING] = "starting",
     [DP_CMD_RUNNING] = "running",
     [DP_CMD_EXITED] = "exited",
@@ -49,14 +49,14 @@ static const char *const cmd_state_names[_DP_CMD_STATE_MAX] = {
 
 const char *dp_cmd_state_to_string(enum dp_cmd_state s)
 {
-	return (unsigned)s < _DP_CMD_STATE_MAX ? cmd_state_names[s] : "unknown";
+	return (unsigned)s < DP_CMD_STATE_COUNT ? cmd_state_names[s] : "unknown";
 }
 
 static void cmd_enter_state(struct dp_cmd *c, enum dp_cmd_state s)
 {
 	if (c->state != s)
-		log_debug("sandbox=%s command=%s %s -> %s", c->box->name, c->id,
-			  dp_cmd_state_to_string(c->state), dp_cmd_state_to_string(s));
+		log_debug_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}), "%s -> %s",
+			    dp_cmd_state_to_string(c->state), dp_cmd_state_to_string(s));
 	c->state = s;
 }
 
@@ -74,8 +74,9 @@ void dp_audit_begin(struct dp_box *b, const char *id, const char *who, const cha
 	int r = store_audit_begin(b->dp->st, &a);
 
 	if (r < 0)
-		log_warn("sandbox=%s command=%s cannot write the audit log: %s, ignoring", b->name,
-			 id, r == -EIO ? err_msg() : strerror(-r));
+		log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"command", id}),
+			   "cannot write the audit log: %s, ignoring",
+			   r == -EIO ? err_msg() : strerror(-r));
 }
 
 void dp_audit_end(struct dp_box *b, const char *id, int exit_code, const char *outcome)
@@ -83,8 +84,9 @@ void dp_audit_end(struct dp_box *b, const char *id, int exit_code, const char *o
 	int r = store_audit_finish(b->dp->st, b->id, id, exit_code, outcome);
 
 	if (r < 0 && r != -ENOENT)
-		log_warn("sandbox=%s command=%s cannot write the audit log: %s, ignoring", b->name,
-			 id, r == -EIO ? err_msg() : strerror(-r));
+		log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"command", id}),
+			   "cannot write the audit log: %s, ignoring",
+			   r == -EIO ? err_msg() : strerror(-r));
 }
 
 static void cmd_store(struct dp_cmd *c, const char *state, int code)
@@ -92,8 +94,9 @@ static void cmd_store(struct dp_cmd *c, const char *state, int code)
 	int r = store_cmd_update(c->box->dp->st, c->box->id, c->id, state, c->agent_id, code);
 
 	if (r < 0)
-		log_warn("sandbox=%s command=%s cannot record state %s: %s, ignoring", c->box->name,
-			 c->id, state, r == -EIO ? err_msg() : strerror(-r));
+		log_warn_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			   "cannot record state %s: %s, ignoring", state,
+			   r == -EIO ? err_msg() : strerror(-r));
 	/* the audit log sees a command's end once */
 	if (!strcmp(state, "exited"))
 		dp_audit_end(c->box, c->id, code,
@@ -131,7 +134,8 @@ static void cmd_fail(struct dp_cmd *c, const char *type, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->err_msg, sizeof(c->err_msg), fmt, ap);
 	va_end(ap);
-	log_info("sandbox=%s command=%s failed: %s", c->box->name, c->id, c->err_msg);
+	log_info_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}), "failed: %s",
+		   c->err_msg);
 	cmd_enter_state(c, DP_CMD_FAILED);
 	cmd_store(c, "failed", -1);
 	wake_all(c);
@@ -150,10 +154,10 @@ static void on_started(agent_cmd *ac, void *ud)
 		for (int s = 0; s < 2; s++) {
 			if (start[s] <= c->out[s].end)
 				continue;
-			log_warn("sandbox=%s command=%s %s bytes %" PRIu64 "..%" PRIu64
-				 " are no longer retained by the agent: skipped",
-				 c->box->name, c->id, s ? "stderr" : "stdout", c->out[s].end,
-				 start[s]);
+			log_warn_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+				   "%s bytes %" PRIu64 "..%" PRIu64
+				   " are no longer retained by the agent: skipped",
+				   s ? "stderr" : "stdout", c->out[s].end, start[s]);
 			dp_outbuf_reset(&c->out[s], start[s]);
 			for (struct dp_ws *w = c->clients; w; w = w->next)
 				if (w->next_off[s] < start[s])
@@ -166,8 +170,8 @@ static void on_started(agent_cmd *ac, void *ud)
 				     (double)(clock_mono_us() - c->start_us) / 1e6);
 		cmd_enter_state(c, DP_CMD_RUNNING);
 		cmd_store(c, "running", 0);
-		log_debug("sandbox=%s command=%s started: agent cmd %" PRIu32 " pid %d",
-			  c->box->name, c->id, c->agent_id, c->pid);
+		log_debug_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			    "started: agent cmd %" PRIu32 " pid %d", c->agent_id, c->pid);
 	}
 	if (c->kill_wanted) {
 		c->kill_wanted = false;
@@ -200,14 +204,15 @@ static void on_output(agent_cmd *ac, int stream, uint64_t off, const uint8_t *da
 	r = dp_outbuf_append(&c->out[s], off, data, len, ++c->seq, c->last_stream == s);
 	if (r == -EPROTO) {
 		/* cannot happen with a well-behaved agent: restart the stream */
-		log_warn("sandbox=%s command=%s %s jumped from %" PRIu64 " to %" PRIu64,
-			 c->box->name, c->id, s ? "stderr" : "stdout", c->out[s].end, off);
+		log_warn_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			   "%s jumped from %" PRIu64 " to %" PRIu64, s ? "stderr" : "stdout",
+			   c->out[s].end, off);
 		dp_outbuf_reset(&c->out[s], off);
 		r = dp_outbuf_append(&c->out[s], off, data, len, c->seq, false);
 	}
 	if (r < 0) {
-		log_error("sandbox=%s command=%s cannot buffer output: %s", c->box->name, c->id,
-			  strerror((int)-r));
+		log_error_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			    "cannot buffer output: %s", strerror((int)-r));
 		return;
 	}
 	c->last_stream = s;
@@ -226,9 +231,9 @@ static void cmd_on_exit(agent_cmd *ac, const struct proto_exit *e, void *ud)
 	c->timed_out = e->timed_out;
 	c->exit_code = e->signal ? 128 + e->signal : e->code;
 	if (c->state != DP_CMD_EXITED) {
-		log_debug("sandbox=%s command=%s exited: code %d%s, %" PRIu64 "/%" PRIu64 " bytes",
-			  c->box->name, c->id, c->exit_code, e->timed_out ? " (timed out)" : "",
-			  e->out_total, e->err_total);
+		log_debug_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			    "exited: code %d%s, %" PRIu64 "/%" PRIu64 " bytes", c->exit_code,
+			    e->timed_out ? " (timed out)" : "", e->out_total, e->err_total);
 		cmd_enter_state(c, DP_CMD_EXITED);
 		cmd_store(c, "exited", c->exit_code);
 		lws_sul_cancel(&c->idle_sul);
@@ -265,8 +270,9 @@ static void on_error(agent_cmd *ac, int err, const char *msg, void *ud)
 			cmd_enter_state(c, DP_CMD_EXITED);
 		}
 		/* what it had is all there is: the clients get the exit */
-		log_warn("sandbox=%s command=%s the agent no longer retains its output: %s",
-			 c->box->name, c->id, msg && *msg ? msg : strerror(-err));
+		log_warn_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			   "the agent no longer retains its output: %s",
+			   msg && *msg ? msg : strerror(-err));
 		c->total[0] = c->out[0].end;
 		c->total[1] = c->out[1].end;
 		wake_all(c);
@@ -312,8 +318,8 @@ static void cmd_subscribe(struct dp_cmd *c)
 		at[s] = c->out[s].end ? c->out[s].end - 1 : 0;
 	r = agent_attach(ac, c->agent_id, at[0], at[1], DP_EXEC_WINDOW, true, &cmd_ops, c, &c->ac);
 	if (r < 0) {
-		log_warn("sandbox=%s command=%s cannot re-attach: %s", c->box->name, c->id,
-			 strerror(-r));
+		log_warn_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			   "cannot re-attach: %s", strerror(-r));
 		return;
 	}
 	c->attaching = true;
@@ -345,8 +351,8 @@ static void idle_cb(lws_sorted_usec_list_t *sul)
 
 	if (c->clients || c->state != DP_CMD_RUNNING)
 		return;
-	log_info("sandbox=%s command=%s killed: no client for %" PRId64 " s (idle_timeout)",
-		 c->box->name, c->id, c->idle_s);
+	log_info_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+		   "killed: no client for %" PRId64 " s (idle_timeout)", c->idle_s);
 	dp_cmd_kill(c);
 }
 
@@ -368,8 +374,8 @@ static void ttl_cb(lws_sorted_usec_list_t *sul)
 		dp_schedule(c->box->dp, &c->ttl_sul, ttl_cb, 10000);
 		return;
 	}
-	log_debug("sandbox=%s command=%s expired (ttl %" PRId64 " s)", c->box->name, c->id,
-		  c->ttl_s);
+	log_debug_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+		    "expired (ttl %" PRId64 " s)", c->ttl_s);
 	if (c->agent_id && c->box->state == DP_CONN_UP && dp_box_client(c->box, &ac) == 0) {
 		m.u.forget.cmd = c->agent_id;
 		(void)agent_request(ac, &m, forget_reply, NULL, NULL);
@@ -639,9 +645,8 @@ void dp_cmd_remove_client(struct dp_cmd *c, struct dp_ws *w, bool saw_end)
 	if (c->state != DP_CMD_RUNNING)
 		return;
 	if (c->kill_on_disconnect && !saw_end) {
-		log_info("sandbox=%s command=%s killed: its client disconnected "
-			 "(kill_on_disconnect)",
-			 c->box->name, c->id);
+		log_info_f(LOG_FIELDS({"sandbox", c->box->name}, {"command", c->id}),
+			   "killed: its client disconnected (kill_on_disconnect)");
 		dp_cmd_kill(c);
 	} else if (c->idle_s >= 0) {
 		dp_schedule(c->box->dp, &c->idle_sul, idle_cb, c->idle_s * 1000);

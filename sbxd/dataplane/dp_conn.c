@@ -30,7 +30,7 @@
 #include "sbxd/dataplane/dp_int.h"
 #include "base/log.h"
 
-static const char *const conn_state_names[_DP_CONN_STATE_MAX] = {
+static const char *const conn_state_names[DP_CONN_STATE_COUNT] = {
     [DP_CONN_DOWN] = "down", [DP_CONN_CONNECTING] = "connecting",
     [DP_CONN_UP] = "up",     [DP_CONN_BACKOFF] = "backoff",
     [DP_CONN_GONE] = "gone",
@@ -38,14 +38,14 @@ static const char *const conn_state_names[_DP_CONN_STATE_MAX] = {
 
 const char *dp_conn_state_to_string(enum dp_conn_state s)
 {
-	return (unsigned)s < _DP_CONN_STATE_MAX ? conn_state_names[s] : "unknown";
+	return (unsigned)s < DP_CONN_STATE_COUNT ? conn_state_names[s] : "unknown";
 }
 
 static void box_enter_state(struct dp_box *b, enum dp_conn_state s)
 {
 	if (b->state != s)
-		log_debug("sandbox=%s agent connection %s -> %s", b->name,
-			  dp_conn_state_to_string(b->state), dp_conn_state_to_string(s));
+		log_debug_f(LOG_FIELDS({"sandbox", b->name}), "agent connection %s -> %s",
+			    dp_conn_state_to_string(b->state), dp_conn_state_to_string(s));
 	b->state = s;
 }
 
@@ -228,7 +228,8 @@ static void on_agent_ready(agent_client *c, void *ud)
 	b->lost_since_ms = 0;
 	if (!b->dp->down)
 		lws_sul_cancel(&b->sul);
-	log_debug("sandbox=%s agent connected (%s)", b->name, agent_client_peer_software(c));
+	log_debug_f(LOG_FIELDS({"sandbox", b->name}), "agent connected (%s)",
+		    agent_client_peer_software(c));
 	dp_cmds_conn_up(b);
 }
 
@@ -236,8 +237,8 @@ static void on_agent_close(agent_client *c, int err, void *ud)
 {
 	struct dp_box *b = ud;
 
-	log_debug("sandbox=%s agent connection closed: %s (%s)", b->name, strerror(-err),
-		  agent_client_last_error(c));
+	log_debug_f(LOG_FIELDS({"sandbox", b->name}), "agent connection closed: %s (%s)",
+		    strerror(-err), agent_client_last_error(c));
 }
 
 static const struct agent_client_ops agent_ops = {
@@ -304,13 +305,13 @@ int dp_box_client(struct dp_box *b, agent_client **ret)
 		return 0;
 	case DP_CONN_DOWN:
 	case DP_CONN_BACKOFF:
-	case _DP_CONN_STATE_MAX:
+	case DP_CONN_STATE_COUNT:
 		break;
 	}
 	r = box_dial(b);
 	if (r < 0) {
-		log_warn("sandbox=%s cannot connect to its agent at %s: %s", b->name, b->addr,
-			 strerror(-r));
+		log_warn_f(LOG_FIELDS({"sandbox", b->name}),
+			   "cannot connect to its agent at %s: %s", b->addr, strerror(-r));
 		return -EHOSTDOWN;
 	}
 	*ret = b->ac;
@@ -345,8 +346,8 @@ static void box_conn_lost(struct dp_box *b, int err)
 
 	if (b->state == DP_CONN_GONE)
 		return;
-	log_info("sandbox=%s lost its agent connection: %s%s%s", b->name, strerror(-err),
-		 why ? ": " : "", why ? agent_client_last_error(b->ac) : "");
+	log_info_f(LOG_FIELDS({"sandbox", b->name}), "lost its agent connection: %s%s%s",
+		   strerror(-err), why ? ": " : "", why ? agent_client_last_error(b->ac) : "");
 	box_close(b); /* fails what was pending on it; commands keep their state */
 	if (!b->lost_since_ms)
 		b->lost_since_ms = clock_mono_ms();
@@ -367,7 +368,7 @@ static void box_recheck(struct dp_box *b)
 		snprintf(b->addr, sizeof(b->addr), "%s", sb.agent_addr);
 	sbxd_dp_box_release(&sb);
 	if (r == -ENOENT) {
-		log_info("sandbox=%s is gone: its commands end", b->name);
+		log_info_f(LOG_FIELDS({"sandbox", b->name}), "is gone: its commands end");
 		box_enter_state(b, DP_CONN_GONE);
 		dp_cmds_fail_all(b, "CommandError", "the sandbox was deleted");
 		box_maybe_free(b);
@@ -409,9 +410,10 @@ static void box_sul_cb(lws_sorted_usec_list_t *sul)
 		if (!b->ac)
 			return;
 		if (clock_mono_ms() > b->deadline_ms) {
-			log_warn("sandbox=%s its agent did not answer within %d s (is another "
-				 "host process connected to it?)",
-				 b->name, DP_CONNECT_TIMEOUT_MS / 1000);
+			log_warn_f(LOG_FIELDS({"sandbox", b->name}),
+				   "its agent did not answer within %d s (is another host process "
+				   "connected to it?)",
+				   DP_CONNECT_TIMEOUT_MS / 1000);
 			box_conn_lost(b, -ETIMEDOUT);
 			return;
 		}
@@ -425,7 +427,7 @@ static void box_sul_cb(lws_sorted_usec_list_t *sul)
 	case DP_CONN_DOWN:
 	case DP_CONN_UP:
 	case DP_CONN_GONE:
-	case _DP_CONN_STATE_MAX:
+	case DP_CONN_STATE_COUNT:
 		return;
 	}
 }
@@ -447,7 +449,7 @@ void dp_release_box(void *ud, const char *box_id)
 
 	if (!b)
 		return;
-	log_info("sandbox=%s is stopping: closing its agent connection", b->name);
+	log_info_f(LOG_FIELDS({"sandbox", b->name}), "is stopping: closing its agent connection");
 	lws_sul_cancel(&b->sul);
 	box_close(b);
 	b->lost_since_ms = 0;

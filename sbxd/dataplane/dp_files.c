@@ -431,8 +431,8 @@ static void dl_done(agent_xfer *x, int err, uint64_t size, void *ud)
 		return;
 	}
 	if (err < 0)
-		log_info("sandbox=%s download of %s failed midway: %s", l->box->name, l->path,
-			 strerror(-err));
+		log_info_f(LOG_FIELDS({"sandbox", l->box->name}),
+			   "download of %s failed midway: %s", l->path, strerror(-err));
 	if (x && !l->replied)
 		dl_reply_plain(l);
 	http_req_kick(l->r);

@@ -67,7 +67,7 @@ enum dp_conn_state {
 	DP_CONN_UP,
 	DP_CONN_BACKOFF, /* lost with commands running: redial later */
 	DP_CONN_GONE,	 /* the sandbox no longer exists */
-	_DP_CONN_STATE_MAX,
+	DP_CONN_STATE_COUNT,
 };
 const char *dp_conn_state_to_string(enum dp_conn_state s);
 
@@ -95,7 +95,7 @@ enum dp_cmd_state {
 	DP_CMD_RUNNING,	 /* started (or re-attached, exit not seen) */
 	DP_CMD_EXITED,
 	DP_CMD_FAILED, /* never started, or lost: err_type/err_msg say why */
-	_DP_CMD_STATE_MAX,
+	DP_CMD_STATE_COUNT,
 };
 const char *dp_cmd_state_to_string(enum dp_cmd_state s);
 

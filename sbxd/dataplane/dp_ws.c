@@ -97,8 +97,8 @@ void dp_ws_stdin_ready(struct dp_ws *w)
 			return;
 		}
 		if (r < 0) {
-			log_debug("sandbox=%s command=%s input dropped: %s", w->box->name, c->id,
-				  strerror((int)-r));
+			log_debug_f(LOG_FIELDS({"sandbox", w->box->name}, {"command", c->id}),
+				    "input dropped: %s", strerror((int)-r));
 			break;
 		}
 		w->in_off += (size_t)r;
@@ -193,7 +193,8 @@ static void ws_execute(struct dp_ws *w, struct dp_exec_params *p)
 				 err[0] ? err : strerror(-r));
 		if (!c)
 			return;
-		log_debug("sandbox=%s command=%s exec: %.200s", w->box->name, c->id, p->command);
+		log_debug_f(LOG_FIELDS({"sandbox", w->box->name}, {"command", c->id}),
+			    "exec: %.200s", p->command);
 	}
 	/* get-or-create: a known command replays from the start */
 	ws_bind(w, c, zero);
@@ -220,7 +221,8 @@ static void ws_frame(struct dp_ws *w, const char *buf, size_t len)
 		if (!w->cmd)
 			ws_fatal(w, "InvalidRequest", "%s", err);
 		else
-			log_debug("sandbox=%s bad frame ignored: %s", w->box->name, err);
+			log_debug_f(LOG_FIELDS({"sandbox", w->box->name}), "bad frame ignored: %s",
+				    err);
 		return;
 	}
 	switch (m.type) {
@@ -255,7 +257,7 @@ static void ws_frame(struct dp_ws *w, const char *buf, size_t len)
 			dp_cmd_resize(w->cmd, m.rows, m.cols);
 		break;
 	case DP_MSG_IGNORED:
-	case _DP_MSG_TYPE_MAX:
+	case DP_MSG_TYPE_COUNT:
 		break;
 	}
 	dp_msg_release(&m);
@@ -484,9 +486,9 @@ static void ws_on_close(struct lws *wsi, void *ud)
 	if (!w->dp->down)
 		lws_sul_cancel(&w->sul);
 	if (w->cmd)
-		log_debug("sandbox=%s command=%s session closed at %" PRIu64 "/%" PRIu64 " bytes%s",
-			  w->box->name, w->cmd->id, w->next_off[0], w->next_off[1],
-			  w->sent_end ? " after the exit" : "");
+		log_debug_f(LOG_FIELDS({"sandbox", w->box->name}, {"command", w->cmd->id}),
+			    "session closed at %" PRIu64 "/%" PRIu64 " bytes%s", w->next_off[0],
+			    w->next_off[1], w->sent_end ? " after the exit" : "");
 	if (w->cmd)
 		dp_cmd_remove_client(w->cmd, w, w->sent_end);
 	dp_box_unref(w->box);

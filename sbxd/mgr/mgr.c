@@ -207,17 +207,18 @@ static void run_delete(sbxd_mgr *m, struct job *j)
 	pthread_mutex_unlock(&m->lock);
 	if (o == MGR_DELETED && j->stop_snap && m->c.vm->snap_delete &&
 	    mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, j->stop_snap), err, sizeof(err)) < 0)
-		log_warn("sandbox=%s: its stop snapshot %s could not be removed: %s, ignoring",
-			 j->name, j->stop_snap, err);
+		log_warn_f(LOG_FIELDS({"sandbox", j->name}),
+			   "its stop snapshot %s could not be removed: %s, ignoring", j->stop_snap,
+			   err);
 	/* Its snapshot may have been deleted while it ran: the blobs only
 	 * this VM still used are garbage now. */
 	if (o == MGR_DELETED && j->snapshot_id && m->c.vm->snap_gc &&
 	    mgr_keep(m->c.vm->snap_gc(m->c.vm_ctx, false), err, sizeof(err)) < 0)
 		log_warn("snapshots: garbage collection failed: %s, ignoring", err);
 	if (o == MGR_DELETED)
-		log_info("sandbox=%s id=%s deleted", j->name, j->id);
+		log_info_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}), "deleted");
 	else
-		log_error("sandbox=%s id=%s %s", j->name, j->id, msg);
+		log_error_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}), "%s", msg);
 	notify_all(m, w, j->id, o, o == MGR_DELETED ? "" : msg);
 }
 
@@ -233,9 +234,9 @@ static int take_pooled(sbxd_mgr *m, struct job *j)
 	r = mgr_keep(m->c.vm->fixup(m->c.vm_ctx, j->vm_name, j->name), err, sizeof(err));
 	if (r == 0)
 		return 0;
-	log_warn("sandbox=%s vm=%s: the pooled VM did not take its identity (%s): starting a "
-		 "new VM",
-		 j->name, j->vm_name, err[0] ? err : strerror(-r));
+	log_warn_f(LOG_FIELDS({"sandbox", j->name}, {"vm", j->vm_name}),
+		   "the pooled VM did not take its identity (%s): starting a new VM",
+		   err[0] ? err : strerror(-r));
 	destroy_quietly(m, "pool", j->vm_name);
 	vm = strdup(j->id);
 	if (!vm)
@@ -343,12 +344,12 @@ static void run_boot(sbxd_mgr *m, struct job *j)
 	if (o == MGR_READY) {
 		if (j->kind == JOB_BOOT)
 			sbxd_metrics_observe(SBXD_HIST_CREATE, clock_mono_s() - t0);
-		log_info("sandbox=%s id=%s vm=%s ready after %.2f s (%s%s%s)", j->name, j->id,
-			 j->vm_name, clock_mono_s() - t0, how,
-			 j->snapshot_id ? " of snapshot " : "",
-			 j->snapshot_id ? j->snapshot_id : "");
+		log_info_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}, {"vm", j->vm_name}),
+			   "ready after %.2f s (%s%s%s)", clock_mono_s() - t0, how,
+			   j->snapshot_id ? " of snapshot " : "",
+			   j->snapshot_id ? j->snapshot_id : "");
 	} else {
-		log_warn("sandbox=%s id=%s failed: %s", j->name, j->id, msg);
+		log_warn_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}), "failed: %s", msg);
 		if (started)
 			destroy_quietly(m, "sandbox", j->vm_name);
 	}
@@ -420,8 +421,9 @@ static void run_capture(sbxd_mgr *m, struct job *j)
 	}
 	if (j->cancel) {
 		pthread_mutex_unlock(&m->lock);
-		log_info("snapshot=%s id=%s of sandbox=%s %s; now deleting the sandbox", row.name,
-			 j->snap_id, j->name, o == MGR_READY ? "taken" : "failed");
+		log_info_f(LOG_FIELDS({"snapshot", row.name}, {"id", j->snap_id}),
+			   "of sandbox=%s %s; now deleting the sandbox", j->name,
+			   o == MGR_READY ? "taken" : "failed");
 		store_snapshot_release(&row);
 		run_delete(m, j);
 		return;
@@ -435,11 +437,12 @@ static void run_capture(sbxd_mgr *m, struct job *j)
 			log_warn("snapshot id=%s: %s, ignoring", j->snap_id, err);
 	}
 	if (o == MGR_READY)
-		log_info("snapshot=%s id=%s of sandbox=%s taken in %.2f s (%s, memory %llu bytes)",
-			 row.name, j->snap_id, j->name, clock_mono_s() - t0, info.kind,
-			 (unsigned long long)info.memory_bytes);
+		log_info_f(LOG_FIELDS({"snapshot", row.name}, {"id", j->snap_id}),
+			   "of sandbox=%s taken in %.2f s (%s, memory %llu bytes)", j->name,
+			   clock_mono_s() - t0, info.kind, (unsigned long long)info.memory_bytes);
 	else
-		log_warn("snapshot=%s id=%s: %s", row.name ? row.name : "?", j->snap_id, msg);
+		log_warn_f(LOG_FIELDS({"snapshot", row.name ? row.name : "?"}, {"id", j->snap_id}),
+			   "%s", msg);
 	store_snapshot_release(&row);
 	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
 }
@@ -472,9 +475,10 @@ static void run_snap_build(sbxd_mgr *m, struct job *j)
 	w = job_retire(m, j);
 	pthread_mutex_unlock(&m->lock);
 	if (o == MGR_READY)
-		log_info("snapshot=%s id=%s built from image %s", j->name, j->id, j->image);
+		log_info_f(LOG_FIELDS({"snapshot", j->name}, {"id", j->id}), "built from image %s",
+			   j->image);
 	else
-		log_warn("snapshot=%s id=%s: %s", j->name, j->id, msg);
+		log_warn_f(LOG_FIELDS({"snapshot", j->name}, {"id", j->id}), "%s", msg);
 	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
 }
 
@@ -509,9 +513,9 @@ static void run_snap_delete(sbxd_mgr *m, struct job *j)
 	w = job_retire(m, j);
 	pthread_mutex_unlock(&m->lock);
 	if (o == MGR_DELETED)
-		log_info("snapshot=%s id=%s deleted", j->name, j->id);
+		log_info_f(LOG_FIELDS({"snapshot", j->name}, {"id", j->id}), "deleted");
 	else
-		log_error("snapshot=%s id=%s %s", j->name, j->id, msg);
+		log_error_f(LOG_FIELDS({"snapshot", j->name}, {"id", j->id}), "%s", msg);
 	notify_all(m, w, j->id, o, o == MGR_DELETED ? "" : msg);
 }
 
@@ -523,8 +527,8 @@ static void delete_snap_quietly(sbxd_mgr *m, const char *who, const char *snap_i
 
 	if (m->c.vm->snap_delete &&
 	    mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, snap_id), err, sizeof(err)) < 0)
-		log_warn("sandbox=%s: stop snapshot %s could not be removed: %s, ignoring", who,
-			 snap_id, err);
+		log_warn_f(LOG_FIELDS({"sandbox", who}),
+			   "stop snapshot %s could not be removed: %s, ignoring", snap_id, err);
 }
 
 /* Capture the VM into a new stop snapshot, destroy it, record stopped. A
@@ -595,9 +599,10 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 	if (r == 0) {
 		/* The snapshot is recorded: from here on the sandbox is stopped. */
 		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, j->vm_name), err, sizeof(err)) < 0)
-			log_warn("sandbox=%s was saved but its VM could not be destroyed: %s, "
-				 "ignoring (sbxd destroys it at its next start)",
-				 j->name, err);
+			log_warn_f(LOG_FIELDS({"sandbox", j->name}),
+				   "was saved but its VM could not be destroyed: %s, ignoring "
+				   "(sbxd destroys it at its next start)",
+				   err);
 		if (old)
 			delete_snap_quietly(m, j->name, old);
 		free(old);
@@ -621,13 +626,15 @@ static void run_stop(sbxd_mgr *m, struct job *j)
 	w = job_retire(m, j);
 	pthread_mutex_unlock(&m->lock);
 	if (o == MGR_READY)
-		log_info("sandbox=%s id=%s stopped%s in %.2f s (stop snapshot %s, %s)", j->name,
-			 j->id, j->idle ? " (idle)" : "", clock_mono_s() - t0, j->stop_snap,
-			 j->stop_memory ? "memory and disk" : "disk");
+		log_info_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}),
+			   "stopped%s in %.2f s (stop snapshot %s, %s)", j->idle ? " (idle)" : "",
+			   clock_mono_s() - t0, j->stop_snap,
+			   j->stop_memory ? "memory and disk" : "disk");
 	else if (j->idle && r == -EBUSY)
-		log_debug("sandbox=%s idle TTL: %s: not stopped", j->name, msg);
+		log_debug_f(LOG_FIELDS({"sandbox", j->name}), "idle TTL: %s: not stopped", msg);
 	else
-		log_warn("sandbox=%s id=%s could not stop: %s", j->name, j->id, msg);
+		log_warn_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}), "could not stop: %s",
+			   msg);
 	if (r == -EBUSY)
 		sbxd_mgr_touch(m, j->id);
 	notify_all(m, w, j->id, o, o == MGR_READY ? "" : msg);
@@ -698,10 +705,12 @@ static void run_start(sbxd_mgr *m, struct job *j)
 		 * held goes. */
 		delete_snap_quietly(m, j->name, j->stop_snap);
 		sbxd_mgr_touch(m, j->id);
-		log_info("sandbox=%s id=%s started after %.2f s (%s of its stop snapshot)", j->name,
-			 j->id, clock_mono_s() - t0, how ? how : "restore");
+		log_info_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}),
+			   "started after %.2f s (%s of its stop snapshot)", clock_mono_s() - t0,
+			   how ? how : "restore");
 	} else {
-		log_warn("sandbox=%s id=%s did not start: %s", j->name, j->id, msg);
+		log_warn_f(LOG_FIELDS({"sandbox", j->name}, {"id", j->id}), "did not start: %s",
+			   msg);
 		if (started)
 			destroy_quietly(m, "sandbox", j->vm_name);
 	}

@@ -100,10 +100,10 @@ static void destroy_list(sbxd_mgr *m, struct pool_vm *list, const char *source, 
 		char err[MGR_MSG_MAX] = "";
 
 		n = v->next;
-		log_info("pool=%s vm=%s destroyed: %s", source, v->name, why);
+		log_info_f(LOG_FIELDS({"pool", source}, {"vm", v->name}), "destroyed: %s", why);
 		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, v->name), err, sizeof(err)) < 0)
-			log_warn("pool=%s vm=%s could not be destroyed: %s, ignoring", source,
-				 v->name, err);
+			log_warn_f(LOG_FIELDS({"pool", source}, {"vm", v->name}),
+				   "could not be destroyed: %s, ignoring", err);
 		free(v);
 	}
 }
@@ -120,7 +120,8 @@ int sbxd_mgr_pool_set(sbxd_mgr *m, const struct sbxd_pool_spec *s)
 		if (p && !p->removed) {
 			p->removed = true;
 			p->target = 0;
-			log_info("pool=%s removed: draining %u VM(s)", p->source, p->n_ready);
+			log_info_f(LOG_FIELDS({"pool", p->source}), "removed: draining %u VM(s)",
+				   p->n_ready);
 		}
 		goto out;
 	}
@@ -151,9 +152,10 @@ int sbxd_mgr_pool_set(sbxd_mgr *m, const struct sbxd_pool_spec *s)
 	p->target = s->size;
 	p->failures = 0;
 	p->retry_s = 0;
-	log_info("pool=%s size %u (vcpus=%u mem_mib=%u disk_bytes=%llu%s)", p->source, p->target,
-		 p->vcpus, p->mem_mib, (unsigned long long)p->disk_bytes,
-		 p->restore_memory ? ", resumes memory" : "");
+	log_info_f(LOG_FIELDS({"pool", p->source}),
+		   "size %u (vcpus=%u mem_mib=%u disk_bytes=%llu%s)", p->target, p->vcpus,
+		   p->mem_mib, (unsigned long long)p->disk_bytes,
+		   p->restore_memory ? ", resumes memory" : "");
 out:
 	pthread_cond_broadcast(&P->wake);
 	pthread_mutex_unlock(&P->lock);
@@ -196,7 +198,8 @@ void sbxd_mgr_pool_discard(sbxd_mgr *m, const char *vm_name)
 	struct pool_vm *v = calloc(1, sizeof(*v));
 
 	if (!v) {
-		log_warn("vm=%s: out of memory: it stays until sbxd restarts", vm_name);
+		log_warn_f(LOG_FIELDS({"vm", vm_name}),
+			   "out of memory: it stays until sbxd restarts");
 		return;
 	}
 	snprintf(v->name, sizeof(v->name), "%s", vm_name);
@@ -396,8 +399,8 @@ static void pool_check(sbxd_mgr *m, struct pool *p, struct pool_vm *v)
 		}
 	}
 	pthread_mutex_unlock(&P->lock);
-	log_warn("pool=%s vm=%s: its agent stopped answering (%s): replacing it", source, v->name,
-		 err);
+	log_warn_f(LOG_FIELDS({"pool", source}, {"vm", v->name}),
+		   "its agent stopped answering (%s): replacing it", err);
 	v->next = NULL;
 	destroy_list(m, v, source, "its agent stopped answering");
 	pthread_mutex_lock(&P->lock);
@@ -444,8 +447,9 @@ static void pool_fill(sbxd_mgr *m, struct pool *p)
 		*tail = v;
 		p->n_ready++;
 		p->failures = 0;
-		log_info("pool=%s vm=%s ready after %.2f s (%s); %u/%u ready", p->source, name,
-			 clock_mono_s() - t0, how ? how : "boot", p->n_ready, p->target);
+		log_info_f(LOG_FIELDS({"pool", p->source}, {"vm", name}),
+			   "ready after %.2f s (%s); %u/%u ready", clock_mono_s() - t0,
+			   how ? how : "boot", p->n_ready, p->target);
 	} else if (r == 0) {
 		/* not wanted any more */
 		pthread_mutex_unlock(&P->lock);
@@ -464,8 +468,9 @@ static void pool_fill(sbxd_mgr *m, struct pool *p)
 			wait = POOL_RETRY_MAX_S;
 		p->failures++;
 		p->retry_s = clock_mono_s() + wait;
-		log_warn("pool=%s: starting a VM failed (%s); next try in %.0f s", f.source,
-			 err[0] ? err : strerror(-r), wait);
+		log_warn_f(LOG_FIELDS({"pool", f.source}),
+			   "starting a VM failed (%s); next try in %.0f s",
+			   err[0] ? err : strerror(-r), wait);
 	}
 	free(f.image_dir);
 	free(f.snapshot_id);

@@ -34,24 +34,26 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 
 	switch (b->state) {
 	case BOX_DELETING:
-		log_info("sandbox=%s id=%s: finishing its interrupted deletion", b->name, b->id);
+		log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+			   "finishing its interrupted deletion");
 		j = mgr_job_new(JOB_DELETE, b);
 		pthread_mutex_lock(&m->lock);
 		r = j ? mgr_job_start(m, j) : -ENOMEM;
 		pthread_mutex_unlock(&m->lock);
 		if (r < 0) {
 			mgr_job_free(j);
-			log_error("sandbox=%s: cannot finish its deletion: %s", b->name,
-				  strerror(-r));
+			log_error_f(LOG_FIELDS({"sandbox", b->name}),
+				    "cannot finish its deletion: %s", strerror(-r));
 		}
 		return;
 	case BOX_STARTING:
 		/* Roll back: the stop snapshot is dropped only once a start is
 		 * done, so the sandbox is still whole. */
-		log_info("sandbox=%s id=%s: sbxd stopped while it was starting: it stays stopped",
-			 b->name, b->id);
+		log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+			   "sbxd stopped while it was starting: it stays stopped");
 		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) < 0)
-			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
+			log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"vm", b->vm_name}),
+				   "%s, ignoring", err);
 		(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED,
 					  "sbxd restarted while the sandbox was starting: start it "
 					  "again");
@@ -59,12 +61,12 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 	case BOX_STOPPING:
 		if (b->stop_snapshot_id) {
 			/* Roll forward: it was saved. */
-			log_info("sandbox=%s id=%s: finishing its interrupted stop", b->name,
-				 b->id);
+			log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+				   "finishing its interrupted stop");
 			if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) <
 			    0)
-				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
-					 err);
+				log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"vm", b->vm_name}),
+					   "%s, ignoring", err);
 			(void)store_box_set_state(m->c.st, b->id, BOX_STOPPED, NULL);
 			return;
 		}
@@ -75,7 +77,8 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 		if (has_vm)
 			running = m->c.vm->is_running(m->c.vm_ctx, b->vm_name);
 		if (running == 1) {
-			log_info("sandbox=%s id=%s: adopting its running VM", b->name, b->id);
+			log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+				   "adopting its running VM");
 			(void)store_box_set_state(m->c.st, b->id, BOX_PROVISIONING,
 						  "sbxd restarted: waiting for the sandbox's agent "
 						  "to answer");
@@ -90,24 +93,25 @@ static void reconcile_row(sbxd_mgr *m, const struct store_box *b, bool has_vm)
 		}
 		/* Also without a domain: a crashed QEMU leaves its overlay behind. */
 		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) < 0)
-			log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name, err);
-		log_warn(
-		    "sandbox=%s id=%s: marked failed: its VM was not running when sbxd started",
-		    b->name, b->id);
+			log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"vm", b->vm_name}),
+				   "%s, ignoring", err);
+		log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+			   "marked failed: its VM was not running when sbxd started");
 		(void)store_box_set_state(m->c.st, b->id, BOX_FAILED,
 					  "the VM was not running when sbxd started");
 		return;
 	case BOX_FAILED:
 	case BOX_STOPPED:
-	case _BOX_STATE_MAX:
-	case _BOX_STATE_INVALID:
+	case BOX_STATE_COUNT:
+	case BOX_STATE_INVALID:
 		if (has_vm) {
-			log_info("sandbox=%s id=%s is %s: removing its leftover VM", b->name, b->id,
-				 box_state_to_string(b->state));
+			log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+				   "is %s: removing its leftover VM",
+				   box_state_to_string(b->state));
 			if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, b->vm_name), err, sizeof(err)) <
 			    0)
-				log_warn("sandbox=%s vm=%s: %s, ignoring", b->name, b->vm_name,
-					 err);
+				log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"vm", b->vm_name}),
+					   "%s, ignoring", err);
 		}
 		return;
 	}
@@ -125,9 +129,9 @@ static void destroy_unowned(sbxd_mgr *m, char **vms, const struct store_box *row
 			owned = !strcmp(rows[i].vm_name, *p);
 		if (owned)
 			continue;
-		log_info("vm=%s: %s", *p, what);
+		log_info_f(LOG_FIELDS({"vm", *p}), "%s", what);
 		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, *p), err, sizeof(err)) < 0)
-			log_warn("vm=%s: %s, ignoring", *p, err);
+			log_warn_f(LOG_FIELDS({"vm", *p}), "%s, ignoring", err);
 	}
 }
 
@@ -175,8 +179,8 @@ static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
 
 	switch (s->state) {
 	case SNAPSHOT_BUILDING:
-		log_warn("snapshot=%s id=%s: marked failed: sbxd stopped while it was being taken",
-			 s->name, s->id);
+		log_warn_f(LOG_FIELDS({"snapshot", s->name}, {"id", s->id}),
+			   "marked failed: sbxd stopped while it was being taken");
 		if (m->c.vm->snap_delete &&
 		    mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, s->id), err, sizeof(err)) < 0)
 			log_warn("snapshot id=%s: %s, ignoring", s->id, err);
@@ -185,7 +189,8 @@ static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
 					       "take it again");
 		return;
 	case SNAPSHOT_DELETING:
-		log_info("snapshot=%s id=%s: finishing its interrupted deletion", s->name, s->id);
+		log_info_f(LOG_FIELDS({"snapshot", s->name}, {"id", s->id}),
+			   "finishing its interrupted deletion");
 		r = m->c.vm->snap_delete
 			? mgr_keep(m->c.vm->snap_delete(m->c.vm_ctx, s->id), err, sizeof(err))
 			: 0;
@@ -207,16 +212,17 @@ static void reconcile_snapshot(sbxd_mgr *m, const struct store_snapshot *s)
 				 "the snapshot's manifest is gone (snapshots/%s/manifest.json): "
 				 "delete it",
 				 s->id);
-			log_warn("snapshot=%s id=%s: marked failed: %s", s->name, s->id, msg);
+			log_warn_f(LOG_FIELDS({"snapshot", s->name}, {"id", s->id}),
+				   "marked failed: %s", msg);
 			(void)store_snapshot_set_state(m->c.st, s->id, SNAPSHOT_FAILED, msg);
 		} else if (r < 0) {
-			log_warn("snapshot=%s id=%s: %s (its sandboxes will not start), ignoring",
-				 s->name, s->id, err);
+			log_warn_f(LOG_FIELDS({"snapshot", s->name}, {"id", s->id}),
+				   "%s (its sandboxes will not start), ignoring", err);
 		}
 		return;
 	case SNAPSHOT_FAILED:
-	case _SNAPSHOT_STATE_MAX:
-	case _SNAPSHOT_STATE_INVALID:
+	case SNAPSHOT_STATE_COUNT:
+	case SNAPSHOT_STATE_INVALID:
 		return;
 	}
 }

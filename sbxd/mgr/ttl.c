@@ -111,11 +111,13 @@ static void ttl_delete(sbxd_mgr *m, const struct store_box *b, const char *what,
 {
 	int r;
 
-	log_info("sandbox=%s id=%s %s %lld s ago (%s %lld): deleting it", b->name, b->id, what,
-		 (long long)(age_ms / 1000), ttl, (long long)seconds);
+	log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+		   "%s %lld s ago (%s %lld): deleting it", what, (long long)(age_ms / 1000), ttl,
+		   (long long)seconds);
 	r = sbxd_mgr_delete(m, b->id, 0);
 	if (r < 0 && r != -ENOENT)
-		log_warn("sandbox=%s: cannot delete it: %s, ignoring", b->name, strerror(-r));
+		log_warn_f(LOG_FIELDS({"sandbox", b->name}), "cannot delete it: %s, ignoring",
+			   strerror(-r));
 }
 
 static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
@@ -140,12 +142,13 @@ static void ttl_check_row(sbxd_mgr *m, const struct store_box *b, int64_t now)
 			sbxd_mgr_touch(m, b->id); /* a command runs: not idle */
 			return;
 		}
-		log_info("sandbox=%s id=%s idle for %lld s (idle_ttl_seconds %lld): stopping it",
-			 b->name, b->id, (long long)((now - last) / 1000),
-			 (long long)b->idle_ttl_seconds);
+		log_info_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}),
+			   "idle for %lld s (idle_ttl_seconds %lld): stopping it",
+			   (long long)((now - last) / 1000), (long long)b->idle_ttl_seconds);
 		r = sbxd_mgr_stop(m, b->id, true, 0);
 		if (r < 0 && r != -EBUSY)
-			log_warn("sandbox=%s: cannot stop it: %s, ignoring", b->name, strerror(-r));
+			log_warn_f(LOG_FIELDS({"sandbox", b->name}), "cannot stop it: %s, ignoring",
+				   strerror(-r));
 		return;
 	}
 	if (b->state == BOX_STOPPED && b->delete_after_stop_seconds > 0 && b->stopped_ms > 0 &&
@@ -169,9 +172,10 @@ void sbxd_mgr_vm_stopped(sbxd_mgr *m, const char *vm_name, const char *reason)
 			free(t->stopped_why[t->n_stopped]);
 		}
 	} else {
-		log_warn("vm=%s stopped (%s), but too many such reports are queued: its sandbox "
-			 "is noticed at its next use",
-			 vm_name, reason);
+		log_warn_f(LOG_FIELDS({"vm", vm_name}),
+			   "stopped (%s), but too many such reports are queued: its sandbox is "
+			   "noticed at its next use",
+			   reason);
 	}
 	pthread_cond_signal(&t->wake);
 	pthread_mutex_unlock(&t->lock);
@@ -192,15 +196,16 @@ static void fail_stopped_vm(sbxd_mgr *m, const struct store_box *rows, size_t n,
 		    sbxd_mgr_busy(m, b->id))
 			continue;
 		snprintf(msg, sizeof(msg), "the sandbox's VM stopped: %s", why);
-		log_error("sandbox=%s id=%s vm=%s %s", b->name, b->id, vm_name, msg);
+		log_error_f(LOG_FIELDS({"sandbox", b->name}, {"id", b->id}, {"vm", vm_name}), "%s",
+			    msg);
 		pthread_mutex_lock(&m->lock);
 		(void)store_box_set_state(m->c.st, b->id, BOX_FAILED, msg);
 		pthread_mutex_unlock(&m->lock);
 		if (m->c.release_box)
 			(void)m->c.release_box(m->c.notify_ud, b->id, false);
 		if (mgr_keep(m->c.vm->destroy(m->c.vm_ctx, vm_name), err, sizeof(err)) < 0)
-			log_warn("sandbox=%s vm=%s cannot free the stopped VM: %s", b->name,
-				 vm_name, err);
+			log_warn_f(LOG_FIELDS({"sandbox", b->name}, {"vm", vm_name}),
+				   "cannot free the stopped VM: %s", err);
 		return;
 	}
 }

@@ -40,8 +40,8 @@ enum box_state {
 	 * finishes or rolls them back. The API shows them as they are. */
 	BOX_STOPPING,
 	BOX_STARTING,
-	_BOX_STATE_MAX,
-	_BOX_STATE_INVALID = -EINVAL,
+	BOX_STATE_COUNT,
+	BOX_STATE_INVALID = -EINVAL,
 };
 const char *box_state_to_string(enum box_state s);
 enum box_state box_state_from_string(const char *s);
@@ -51,8 +51,8 @@ enum snapshot_state {
 	SNAPSHOT_READY,
 	SNAPSHOT_FAILED,
 	SNAPSHOT_DELETING,
-	_SNAPSHOT_STATE_MAX,
-	_SNAPSHOT_STATE_INVALID = -EINVAL,
+	SNAPSHOT_STATE_COUNT,
+	SNAPSHOT_STATE_INVALID = -EINVAL,
 };
 const char *snapshot_state_to_string(enum snapshot_state s);
 enum snapshot_state snapshot_state_from_string(const char *s);

@@ -14,7 +14,7 @@
 #include "base/cleanup.h"
 #include "sbxd/store/store_int.h"
 
-static const char *const box_state_names[_BOX_STATE_MAX] = {
+static const char *const box_state_names[BOX_STATE_COUNT] = {
     [BOX_PROVISIONING] = "provisioning", [BOX_READY] = "ready",	      [BOX_FAILED] = "failed",
     [BOX_STOPPED] = "stopped",		 [BOX_DELETING] = "deleting", [BOX_STOPPING] = "stopping",
     [BOX_STARTING] = "starting",
@@ -36,17 +36,17 @@ static const char *db_transition(enum box_state s)
 
 const char *box_state_to_string(enum box_state s)
 {
-	if ((int)s < 0 || s >= _BOX_STATE_MAX)
+	if ((int)s < 0 || s >= BOX_STATE_COUNT)
 		return "unknown";
 	return box_state_names[s];
 }
 
 enum box_state box_state_from_string(const char *s)
 {
-	for (int i = 0; i < _BOX_STATE_MAX; i++)
+	for (int i = 0; i < BOX_STATE_COUNT; i++)
 		if (s && !strcmp(s, box_state_names[i]))
 			return (enum box_state)i;
-	return _BOX_STATE_INVALID;
+	return BOX_STATE_INVALID;
 }
 
 #define BOX_COLS                                                                                   \
@@ -232,7 +232,7 @@ int store_box_set_state(store *s, const char *id, enum box_state state, const ch
 	STORE_LOCK(s);
 	int r;
 
-	if ((int)state < 0 || state >= _BOX_STATE_MAX)
+	if ((int)state < 0 || state >= BOX_STATE_COUNT)
 		return -EINVAL;
 	r = store_prepare(s,
 			  "UPDATE sandboxes SET state = ?2, status_message = ?3, updated_ms = ?4,"

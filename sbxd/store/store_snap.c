@@ -16,7 +16,7 @@
 #include "base/cleanup.h"
 #include "sbxd/store/store_int.h"
 
-static const char *const snapshot_state_names[_SNAPSHOT_STATE_MAX] = {
+static const char *const snapshot_state_names[SNAPSHOT_STATE_COUNT] = {
     [SNAPSHOT_BUILDING] = "building",
     [SNAPSHOT_READY] = "ready",
     [SNAPSHOT_FAILED] = "failed",
@@ -25,17 +25,17 @@ static const char *const snapshot_state_names[_SNAPSHOT_STATE_MAX] = {
 
 const char *snapshot_state_to_string(enum snapshot_state s)
 {
-	if ((int)s < 0 || s >= _SNAPSHOT_STATE_MAX)
+	if ((int)s < 0 || s >= SNAPSHOT_STATE_COUNT)
 		return "unknown";
 	return snapshot_state_names[s];
 }
 
 enum snapshot_state snapshot_state_from_string(const char *s)
 {
-	for (int i = 0; i < _SNAPSHOT_STATE_MAX; i++)
+	for (int i = 0; i < SNAPSHOT_STATE_COUNT; i++)
 		if (s && !strcmp(s, snapshot_state_names[i]))
 			return (enum snapshot_state)i;
-	return _SNAPSHOT_STATE_INVALID;
+	return SNAPSHOT_STATE_INVALID;
 }
 
 #define SNAP_COLS                                                                                  \
@@ -86,7 +86,7 @@ int store_snapshot_insert(store *s, const struct store_snapshot *v)
 	int r, rc;
 
 	if (!v->id[0] || !v->name || !v->kind || (int)v->state < 0 ||
-	    v->state >= _SNAPSHOT_STATE_MAX)
+	    v->state >= SNAPSHOT_STATE_COUNT)
 		return -EINVAL;
 	r = store_prepare(s,
 			  "INSERT INTO snapshots (" SNAP_COLS ") VALUES "
@@ -233,7 +233,7 @@ int store_snapshot_set_state(store *s, const char *id, enum snapshot_state state
 	STORE_LOCK(s);
 	int r;
 
-	if ((int)state < 0 || state >= _SNAPSHOT_STATE_MAX)
+	if ((int)state < 0 || state >= SNAPSHOT_STATE_COUNT)
 		return -EINVAL;
 	r = store_prepare(s,
 			  "UPDATE snapshots SET state = ?2, status_message = ?3, updated_ms = ?4"

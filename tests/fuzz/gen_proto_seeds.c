@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 	dir = argv[1];
 	proto_buf_init(&all);
 	proto_buf_init(&misc);
-	for (uint16_t t = 1; t < _PROTO_TYPE_MAX && r >= 0; t++) {
+	for (uint16_t t = 1; t < PROTO_TYPE_COUNT && r >= 0; t++) {
 		if (!strcmp(proto_type_to_string(t), "unknown"))
 			continue;
 		proto_buf_init(&one);

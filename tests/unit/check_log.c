@@ -36,22 +36,30 @@ static json_t *log_one_line(void (*emit)(void))
 
 static void emit_ready(void)
 {
-	log_info("sandbox=web-1 id=3f2a vm=3f2a ready in %d ms (zygote-fork) \"quoted\"", 712);
+	log_info_f(LOG_FIELDS({"sandbox", "web-1"}, {"id", "3f2a"}, {"vm", "3f2a"}, {"gone", NULL}),
+		   "ready in %d ms (zygote-fork) \"quoted\"", 712);
 }
 
 static void emit_request(void)
 {
-	log_error("request=44d0548c00000002 cannot store a new sandbox: disk I/O error");
+	log_error_f(LOG_FIELDS({"request", "44d0548c00000002"}, {"msg", "not ours"}),
+		    "cannot store a new sandbox: disk I/O error");
 }
 
 static void emit_binary(void)
 {
-	log_warn("sandbox=x guest said \xff\xfe and stopped");
+	log_warn_f(LOG_FIELDS({"sandbox", "x\xff"}), "guest said \xff\xfe and stopped");
 }
 
 static void emit_errno(void)
 {
 	log_error_errno(-2, "cannot open %s", "/nowhere");
+}
+
+static void emit_text_only(void)
+{
+	/* key=value words in the text are text: only fields are fields */
+	log_info("sandbox=%s said hello", "web-2");
 }
 
 START_TEST(test_json_lines_carry_level_program_fields_and_message)
@@ -66,7 +74,7 @@ START_TEST(test_json_lines_carry_level_program_fields_and_message)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "sandbox_id")), "3f2a");
 	ck_assert_ptr_null(json_object_get(j, "id"));
 	ck_assert_str_eq(json_string_value(json_object_get(j, "vm")), "3f2a");
-	ck_assert_ptr_null(json_object_get(j, "ready")); /* fields end at the first plain word */
+	ck_assert_ptr_null(json_object_get(j, "gone")); /* a NULL value is left out */
 	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
 			 "sandbox=web-1 id=3f2a vm=3f2a ready in 712 ms (zygote-fork) \"quoted\"");
 	ck_assert_uint_eq(strlen(json_string_value(json_object_get(j, "time"))), 24);
@@ -75,11 +83,21 @@ START_TEST(test_json_lines_carry_level_program_fields_and_message)
 	j = log_one_line(emit_request); /* named as in the access log */
 	ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "44d0548c00000002");
 	ck_assert_ptr_null(json_object_get(j, "request"));
+	/* a field cannot overwrite the message */
+	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
+			 "request=44d0548c00000002 msg=not ours cannot store a new sandbox: disk "
+			 "I/O error");
 	json_decref(j);
 
 	j = log_one_line(emit_binary);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
-			 "sandbox=x guest said ?? and stopped");
+			 "sandbox=x? guest said ?? and stopped");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "sandbox")), "x?");
+	json_decref(j);
+
+	j = log_one_line(emit_text_only);
+	ck_assert_ptr_null(json_object_get(j, "sandbox"));
+	ck_assert_str_eq(json_string_value(json_object_get(j, "msg")), "sandbox=web-2 said hello");
 	json_decref(j);
 
 	j = log_one_line(emit_errno);
@@ -91,6 +109,42 @@ START_TEST(test_json_lines_carry_level_program_fields_and_message)
 }
 END_TEST
 
+START_TEST(test_text_lines_show_fields_as_leading_words)
+{
+	char path[] = "/tmp/sbx-log-XXXXXX", buf[4096], big[3000];
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	log_state.sink = NULL;
+	log_set_fd(fd);
+	log_warn_f(LOG_FIELDS({"sandbox", "web-1"}, {"skipped", NULL}, {"vm", "v1"}), "stopped");
+	log_error_errno_f(-2, LOG_FIELDS({"sandbox", "web-1"}), "cannot open %s", "/x");
+	/* a message longer than the line buffer is cut, still one line */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_info_f(LOG_FIELDS({"sandbox", "web-1"}), "%s", big);
+	log_set_fd(2);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(!strncmp(buf,
+			       "check_log: warn: sandbox=web-1 vm=v1 stopped\n"
+			       "check_log: error: sandbox=web-1 cannot open /x: No such file or "
+			       "directory\n"
+			       "check_log: info: sandbox=web-1 aaaa",
+			       strlen("check_log: warn: sandbox=web-1 vm=v1 stopped\n"
+				      "check_log: error: sandbox=web-1 cannot open /x: No such "
+				      "file or directory\ncheck_log: info: sandbox=web-1 aaaa")),
+		      "%s", buf);
+	/* the long line ends with the only newline after "info: " */
+	ck_assert_ptr_nonnull(strstr(buf, "info: "));
+	ck_assert_ptr_eq(strchr(strstr(buf, "info: "), '\n'), buf + n - 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -99,6 +153,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, test_json_lines_carry_level_program_fields_and_message);
+	tcase_add_test(tc, test_text_lines_show_fields_as_leading_words);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

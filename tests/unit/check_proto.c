@@ -882,7 +882,7 @@ START_TEST(test_all_types_lists_every_frame_type)
 {
 	unsigned named = 0;
 
-	for (unsigned t = 0; t < _PROTO_TYPE_MAX; t++) {
+	for (unsigned t = 0; t < PROTO_TYPE_COUNT; t++) {
 		bool listed = false;
 
 		for (int i = 0; i < NTYPES; i++)
@@ -1004,12 +1004,12 @@ START_TEST(test_names_cover_every_type_and_code)
 		ck_assert_str_ne(proto_type_to_string(all_types[i]), "unknown");
 	ck_assert_str_eq(proto_type_to_string(PROTO_EXEC_STARTED), "exec_started");
 	ck_assert_str_eq(proto_type_to_string(0), "unknown");
-	ck_assert_str_eq(proto_type_to_string(_PROTO_TYPE_MAX), "unknown");
+	ck_assert_str_eq(proto_type_to_string(PROTO_TYPE_COUNT), "unknown");
 	ck_assert_str_eq(proto_type_to_string(0xffff), "unknown");
-	for (uint32_t c = 0; c < _PROTO_E_MAX; c++)
+	for (uint32_t c = 0; c < PROTO_E_COUNT; c++)
 		ck_assert_str_ne(proto_err_to_string(c), "unknown");
 	ck_assert_str_eq(proto_err_to_string(PROTO_E_LOST), "lost");
-	ck_assert_str_eq(proto_err_to_string(_PROTO_E_MAX), "unknown");
+	ck_assert_str_eq(proto_err_to_string(PROTO_E_COUNT), "unknown");
 }
 END_TEST
 

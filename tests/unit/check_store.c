@@ -474,9 +474,9 @@ END_TEST
 
 START_TEST(test_box_state_names_round_trip)
 {
-	for (int s = 0; s < _BOX_STATE_MAX; s++)
+	for (int s = 0; s < BOX_STATE_COUNT; s++)
 		ck_assert_int_eq(box_state_from_string(box_state_to_string((enum box_state)s)), s);
-	ck_assert_int_eq(box_state_from_string("bogus"), _BOX_STATE_INVALID);
+	ck_assert_int_eq(box_state_from_string("bogus"), BOX_STATE_INVALID);
 	ck_assert_int_eq(store_box_set_state(st, "x", (enum box_state)77, NULL), -EINVAL);
 }
 END_TEST
@@ -798,7 +798,7 @@ END_TEST
 
 START_TEST(test_snapshot_state_names_round_trip)
 {
-	for (int i = 0; i < _SNAPSHOT_STATE_MAX; i++)
+	for (int i = 0; i < SNAPSHOT_STATE_COUNT; i++)
 		ck_assert_int_eq(snapshot_state_from_string(snapshot_state_to_string(i)), i);
 	ck_assert_int_eq(snapshot_state_from_string("bogus"), -EINVAL);
 	ck_assert_str_eq(snapshot_state_to_string(SNAPSHOT_DELETING), "deleting");

@@ -18,7 +18,7 @@
 #include "base/cleanup.h"
 #include "sbxd/dataplane/parse/dp_parse.h"
 
-static const char *const msg_type_names[_DP_MSG_TYPE_MAX] = {
+static const char *const msg_type_names[DP_MSG_TYPE_COUNT] = {
     [DP_MSG_EXECUTE] = "execute",   [DP_MSG_RECONNECT] = "reconnect",
     [DP_MSG_INPUT] = "input",	    [DP_MSG_CLOSE_STDIN] = "close_stdin",
     [DP_MSG_KILL] = "kill",	    [DP_MSG_RESIZE] = "resize",
@@ -27,7 +27,7 @@ static const char *const msg_type_names[_DP_MSG_TYPE_MAX] = {
 
 const char *dp_msg_type_to_string(enum dp_msg_type t)
 {
-	return (unsigned)t < _DP_MSG_TYPE_MAX ? msg_type_names[t] : "unknown";
+	return (unsigned)t < DP_MSG_TYPE_COUNT ? msg_type_names[t] : "unknown";
 }
 
 __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)

@@ -60,7 +60,7 @@ enum dp_msg_type {
 	DP_MSG_KILL,
 	DP_MSG_RESIZE,	/* sbx extension: {"type":"resize","rows":R,"cols":C} */
 	DP_MSG_IGNORED, /* an unknown type: the protocol says ignore it */
-	_DP_MSG_TYPE_MAX,
+	DP_MSG_TYPE_COUNT,
 };
 const char *dp_msg_type_to_string(enum dp_msg_type t);
 
