@@ -461,7 +461,7 @@ static uint32_t ms_u32(int64_t s)
 }
 
 int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *id, const char *who,
-		 struct dp_cmd **ret, char *err, size_t errlen)
+		 struct dp_cmd **ret)
 {
 	struct dp_exec_argv a = {0};
 	struct agent_exec_spec spec = {0};
@@ -477,17 +477,16 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		id = uuid;
 	}
 	if (b->ncmds >= DP_MAX_CMDS && !evict_one(b)) {
-		snprintf(err, errlen, "too many commands are running in this sandbox (%d)",
-			 DP_MAX_CMDS);
+		err_set(0, "too many commands are running in this sandbox (%d)", DP_MAX_CMDS);
 		return -EMFILE;
 	}
-	r = dp_exec_build(p, b->run_config, &a, err, errlen);
+	r = dp_exec_build(p, b->run_config, &a);
 	if (r < 0)
 		return r;
 	r = dp_box_client(b, &ac);
 	if (r < 0) {
 		dp_exec_argv_release(&a);
-		snprintf(err, errlen, "cannot reach the sandbox's agent");
+		err_set(0, "cannot reach the sandbox's agent");
 		return r;
 	}
 	row.id = (char *)id;
@@ -499,7 +498,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		dp_exec_argv_release(&a);
 		if (r == -EEXIST)
 			return r; /* the store knows it: the caller restores it */
-		snprintf(err, errlen, "cannot record the command");
+		err_set(0, "cannot record the command");
 		return r;
 	}
 	c = cmd_new(b, id);
@@ -532,7 +531,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 	r = agent_exec(ac, &spec, &cmd_ops, c, &c->ac);
 	dp_exec_argv_release(&a);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot start the command: %s", agent_client_last_error(ac));
+		err_set(0, "cannot start the command: %s", agent_client_last_error(ac));
 		cmd_store(c, "failed", -1);
 		dp_cmd_free(c);
 		return r;

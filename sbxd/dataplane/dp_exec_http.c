@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "sbxd/dataplane/dp_int.h"
 #include "sbxd/common/metrics.h"
 #include "sbxd/dataplane/parse/dp_utf8.h"
@@ -147,15 +148,15 @@ void dp_exec_http(struct dp *d, http_req *r, const struct sbxd_dp_box *box, cons
 	struct agent_exec_spec spec = {0};
 	agent_client *ac;
 	const char *body;
-	char err[512] = "";
 	struct hx *h;
 	size_t len;
 	int ret;
 
 	body = http_req_body(r, &len);
-	if (dp_exec_parse_http(body, len, &p, err, sizeof(err)) < 0 ||
-	    dp_exec_build(&p, box->run_config, &a, err, sizeof(err)) < 0) {
-		http_reply_error(r, 400, "InvalidRequest", "%s", err[0] ? err : "out of memory");
+	err_clear();
+	if (dp_exec_parse_http(body, len, &p) < 0 || dp_exec_build(&p, box->run_config, &a) < 0) {
+		http_reply_error(r, 400, "InvalidRequest", "%s",
+				 err_msg()[0] ? err_msg() : "out of memory");
 		goto out;
 	}
 	h = calloc(1, sizeof(*h));

@@ -183,7 +183,7 @@ struct dp_cmd *dp_cmd_find(struct dp_box *b, const char *id);
 /* Start a new command (id may be NULL: one is made up) for the API key
  * named who; it is in the audit log before it runs. */
 int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *id, const char *who,
-		 struct dp_cmd **ret, char *err, size_t errlen);
+		 struct dp_cmd **ret);
 /* The audit log's record of a command (see store_audit_begin). */
 void dp_audit_begin(struct dp_box *b, const char *id, const char *who, const char *command,
 		    const char *cwd);

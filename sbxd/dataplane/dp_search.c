@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/clock.h"
 #include "sbxd/dataplane/parse/dp_glob.h"
 #include "sbxd/dataplane/dp_int.h"
@@ -460,7 +461,6 @@ void dp_search(struct dp *d, http_req *r, const struct sbxd_dp_box *box, bool gr
 {
 	struct proto_msg m = {.type = PROTO_STAT};
 	agent_client *ac;
-	char err[512] = "";
 	const char *body;
 	struct sr *s;
 	size_t len;
@@ -471,9 +471,11 @@ void dp_search(struct dp *d, http_req *r, const struct sbxd_dp_box *box, bool gr
 		return;
 	}
 	body = http_req_body(r, &len);
-	if (dp_search_parse(body, len, grep, &s->q, err, sizeof(err)) < 0) {
+	err_clear();
+	if (dp_search_parse(body, len, grep, &s->q) < 0) {
 		free(s);
-		http_reply_error(r, 400, "InvalidRequest", "%s", err[0] ? err : "out of memory");
+		http_reply_error(r, 400, "InvalidRequest", "%s",
+				 err_msg()[0] ? err_msg() : "out of memory");
 		return;
 	}
 	s->box = dp_box_get(d, box);

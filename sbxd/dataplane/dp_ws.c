@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/err.h"
 #include "sbxd/dataplane/dp_int.h"
 #include "sbxd/common/metrics.h"
 #include "sbxd/dataplane/parse/dp_utf8.h"
@@ -173,7 +174,6 @@ static void ws_execute(struct dp_ws *w, struct dp_exec_params *p)
 {
 	static const uint64_t zero[2] = {0, 0};
 	struct dp_cmd *c = NULL;
-	char err[512] = "";
 	int r;
 
 	if (p->command_id) {
@@ -185,12 +185,13 @@ static void ws_execute(struct dp_ws *w, struct dp_exec_params *p)
 		}
 	}
 	if (!c) {
-		r = dp_cmd_start(w->box, p, p->command_id, w->who, &c, err, sizeof(err));
+		err_clear();
+		r = dp_cmd_start(w->box, p, p->command_id, w->who, &c);
 		if (r == -EEXIST)
 			c = ws_restore(w, p->command_id, true);
 		else if (r < 0)
 			ws_fatal(w, r == -EINVAL ? "InvalidRequest" : "CommandError", "%s",
-				 err[0] ? err : strerror(-r));
+				 err_msg_or(r));
 		if (!c)
 			return;
 		log_debug_f(LOG_FIELDS({"sandbox", w->box->name}, {"command", c->id}),
@@ -213,16 +214,16 @@ static void ws_reconnect(struct dp_ws *w, const struct dp_msg *m)
 static void ws_frame(struct dp_ws *w, const char *buf, size_t len)
 {
 	struct dp_msg m;
-	char err[512];
 	int r;
 
-	r = dp_msg_parse(buf, len, &m, err, sizeof(err));
+	err_clear();
+	r = dp_msg_parse(buf, len, &m);
 	if (r < 0) {
 		if (!w->cmd)
-			ws_fatal(w, "InvalidRequest", "%s", err);
+			ws_fatal(w, "InvalidRequest", "%s", err_msg_or(r));
 		else
 			log_debug_f(LOG_FIELDS({"sandbox", w->box->name}), "bad frame ignored: %s",
-				    err);
+				    err_msg_or(r));
 		return;
 	}
 	switch (m.type) {

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "base/err.h"
 #include "base/clock.h"
 #include "sbxd/dataplane/parse/dp_glob.h"
 #include "sbxd/dataplane/parse/dp_multipart.h"
@@ -481,9 +482,8 @@ END_TEST
 
 static int parse(const char *s, struct dp_msg *m)
 {
-	char err[256];
 
-	return dp_msg_parse(s, strlen(s), m, err, sizeof(err));
+	return dp_msg_parse(s, strlen(s), m);
 }
 
 START_TEST(test_msg_execute_with_the_clients_defaults)
@@ -572,17 +572,16 @@ START_TEST(test_exec_build_merges_run_config_layers)
 {
 	struct dp_exec_params p;
 	struct dp_exec_argv a;
-	char err[256];
 	const char *body = "{\"command\":\"echo $A\",\"timeout\":5,\"shell\":\"/bin/sh\","
 			   "\"run_config\":{\"env_vars\":{\"A\":\"cmd\"},\"work_dir\":\"/w\"}}";
 	bool have_a = false, have_b = false, have_path = false;
 
-	ck_assert_int_eq(dp_exec_parse_http(body, strlen(body), &p, err, sizeof(err)), 0);
+	ck_assert_int_eq(dp_exec_parse_http(body, strlen(body), &p), 0);
 	ck_assert_int_eq(p.timeout_s, 5);
 	ck_assert_int_eq(dp_exec_build(&p,
 				       "{\"user\":\"app:staff\",\"work_dir\":\"/box\","
 				       "\"env_vars\":{\"A\":\"box\",\"B\":\"box\"}}",
-				       &a, err, sizeof(err)),
+				       &a),
 			 0);
 	ck_assert_str_eq(a.argv[0], "runuser");
 	ck_assert_str_eq(a.argv[2], "app");
@@ -608,48 +607,46 @@ START_TEST(test_exec_build_users_and_defaults)
 {
 	struct dp_exec_params p = {.command = (char *)"id", .shell = (char *)"/bin/bash"};
 	struct dp_exec_argv a;
-	char err[256];
 
-	ck_assert_int_eq(dp_exec_build(&p, NULL, &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(dp_exec_build(&p, NULL, &a), 0);
 	ck_assert_str_eq(a.argv[0], "/bin/bash");
 	ck_assert_ptr_null(a.env);
 	ck_assert_ptr_null(a.cwd);
 	dp_exec_argv_release(&a);
-	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"1000\"}", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"1000\"}", &a), 0);
 	ck_assert_str_eq(a.argv[0], "setpriv");
 	ck_assert_str_eq(a.argv[1], "--reuid=1000");
 	ck_assert_str_eq(a.argv[2], "--regid=1000");
 	dp_exec_argv_release(&a);
-	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"root\"}", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"root\"}", &a), 0);
 	ck_assert_str_eq(a.argv[0], "/bin/bash");
 	dp_exec_argv_release(&a);
-	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"-rf\"}", &a, err, sizeof(err)), -EINVAL);
-	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"1000:staff\"}", &a, err, sizeof(err)),
-			 -EINVAL);
+	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"-rf\"}", &a), -EINVAL);
+	ck_assert_msg(strstr(err_msg(), "user"), "the message names the field: %s", err_msg());
+	ck_assert_int_eq(dp_exec_build(&p, "{\"user\":\"1000:staff\"}", &a), -EINVAL);
 }
 END_TEST
 
 START_TEST(test_search_bodies)
 {
 	struct dp_search_req q;
-	char err[256];
 	const char *g = "{\"pattern\":\"**/*.py\",\"path\":\"/tmp\",\"limit\":999999}";
 	const char *r = "{\"pattern\":\"abc\",\"path\":\"/tmp\",\"glob\":\"*.py\"}";
 
-	ck_assert_int_eq(dp_search_parse(g, strlen(g), false, &q, err, sizeof(err)), 0);
+	ck_assert_int_eq(dp_search_parse(g, strlen(g), false, &q), 0);
 	ck_assert_uint_eq(q.limit, DP_SEARCH_LIMIT_MAX);
 	ck_assert_ptr_null(q.glob);
 	dp_search_req_release(&q);
-	ck_assert_int_eq(dp_search_parse(r, strlen(r), true, &q, err, sizeof(err)), 0);
+	ck_assert_int_eq(dp_search_parse(r, strlen(r), true, &q), 0);
 	ck_assert_str_eq(q.glob, "*.py");
 	ck_assert_uint_eq(q.limit, DP_SEARCH_LIMIT_DEFAULT);
 	dp_search_req_release(&q);
 	r = "{\"pattern\":\"/abs\",\"path\":\"/tmp\"}";
-	ck_assert_int_eq(dp_search_parse(r, strlen(r), false, &q, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(dp_search_parse(r, strlen(r), false, &q), -EINVAL);
 	r = "{\"pattern\":\"x\",\"path\":\"tmp\"}";
-	ck_assert_int_eq(dp_search_parse(r, strlen(r), true, &q, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(dp_search_parse(r, strlen(r), true, &q), -EINVAL);
 	r = "{\"pattern\":\"x\",\"path\":\"/tmp\",\"limit\":0}";
-	ck_assert_int_eq(dp_search_parse(r, strlen(r), true, &q, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(dp_search_parse(r, strlen(r), true, &q), -EINVAL);
 }
 END_TEST
 

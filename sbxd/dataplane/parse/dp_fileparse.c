@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/err.h"
 #include "sbxd/dataplane/parse/dp_glob.h"
 #include "sbxd/dataplane/parse/dp_parse.h"
 
@@ -138,27 +139,17 @@ void dp_http_date(int64_t t, char *buf, size_t len)
 
 /* ---- search bodies ---- */
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int take_str(json_t *o, const char *key, size_t max, char **ret, char *err, size_t errlen)
+static int take_str(json_t *o, const char *key, size_t max, char **ret)
 {
 	json_t *v = json_object_get(o, key);
 
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v) || json_string_length(v) == 0)
-		return bad(err, errlen, "field '%s' must be a non-empty string", key);
+		return err_set(-EINVAL, "field '%s' must be a non-empty string", key);
 	if (json_string_length(v) > max ||
 	    memchr(json_string_value(v), '\0', json_string_length(v)))
-		return bad(err, errlen, "field '%s' is too long or holds NUL characters", key);
+		return err_set(-EINVAL, "field '%s' is too long or holds NUL characters", key);
 	*ret = strdup(json_string_value(v));
 	return *ret ? 0 : -ENOMEM;
 }
@@ -171,8 +162,7 @@ void dp_search_req_release(struct dp_search_req *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int dp_search_parse(const char *buf, size_t len, bool grep, struct dp_search_req *ret, char *err,
-		    size_t errlen)
+int dp_search_parse(const char *buf, size_t len, bool grep, struct dp_search_req *ret)
 {
 	struct dp_search_req s = {.limit = DP_SEARCH_LIMIT_DEFAULT};
 	json_error_t je;
@@ -180,38 +170,38 @@ int dp_search_parse(const char *buf, size_t len, bool grep, struct dp_search_req
 	int r = -EINVAL;
 
 	if (!o || !json_is_object(o)) {
-		r = bad(err, errlen, "the body must be a JSON object");
+		r = err_set(-EINVAL, "the body must be a JSON object");
 		goto out;
 	}
-	if ((r = take_str(o, "pattern", grep ? 4096 : DP_GLOB_MAX, &s.pattern, err, errlen)) < 0 ||
-	    (r = take_str(o, "path", DP_PATH_MAX, &s.path, err, errlen)) < 0 ||
-	    (grep && (r = take_str(o, "glob", DP_GLOB_MAX, &s.glob, err, errlen)) < 0))
+	if ((r = take_str(o, "pattern", grep ? 4096 : DP_GLOB_MAX, &s.pattern)) < 0 ||
+	    (r = take_str(o, "path", DP_PATH_MAX, &s.path)) < 0 ||
+	    (grep && (r = take_str(o, "glob", DP_GLOB_MAX, &s.glob)) < 0))
 		goto out;
 	r = -EINVAL;
 	if (!s.pattern) {
-		bad(err, errlen, "field 'pattern' is required");
+		err_set(-EINVAL, "field 'pattern' is required");
 		goto out;
 	}
 	if (!s.path || !dp_path_valid(s.path)) {
-		bad(err, errlen, "field 'path' must be an absolute path");
+		err_set(-EINVAL, "field 'path' must be an absolute path");
 		goto out;
 	}
 	if (!grep && !dp_glob_valid(s.pattern)) {
-		bad(err, errlen, "field 'pattern' is not a valid relative glob pattern");
+		err_set(-EINVAL, "field 'pattern' is not a valid relative glob pattern");
 		goto out;
 	}
 	if (grep && strchr(s.pattern, '\n')) {
-		bad(err, errlen, "field 'pattern' must be one line");
+		err_set(-EINVAL, "field 'pattern' must be one line");
 		goto out;
 	}
 	if (s.glob && !dp_glob_valid(s.glob)) {
-		bad(err, errlen, "field 'glob' is not a valid relative glob pattern");
+		err_set(-EINVAL, "field 'glob' is not a valid relative glob pattern");
 		goto out;
 	}
 	v = json_object_get(o, "limit");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1) {
-			bad(err, errlen, "field 'limit' must be a positive integer");
+			err_set(-EINVAL, "field 'limit' must be a positive integer");
 			goto out;
 		}
 		s.limit = json_integer_value(v) > DP_SEARCH_LIMIT_MAX

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/cleanup.h"
 #include "sbxd/dataplane/parse/dp_parse.h"
 
@@ -30,19 +31,9 @@ const char *dp_msg_type_to_string(enum dp_msg_type t)
 	return (unsigned)t < DP_MSG_TYPE_COUNT ? msg_type_names[t] : "unknown";
 }
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* A string field: absent (*ret untouched, 0), or a copy; NUL bytes and
  * lengths over max are refused. */
-static int get_str(json_t *o, const char *key, size_t max, char **ret, char *err, size_t errlen)
+static int get_str(json_t *o, const char *key, size_t max, char **ret)
 {
 	json_t *v = json_object_get(o, key);
 	size_t n;
@@ -50,19 +41,18 @@ static int get_str(json_t *o, const char *key, size_t max, char **ret, char *err
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return bad(err, errlen, "field '%s' must be a string", key);
+		return err_set(-EINVAL, "field '%s' must be a string", key);
 	n = json_string_length(v);
 	if (n > max)
-		return bad(err, errlen, "field '%s' is longer than %zu bytes", key, max);
+		return err_set(-EINVAL, "field '%s' is longer than %zu bytes", key, max);
 	if (memchr(json_string_value(v), '\0', n))
-		return bad(err, errlen, "field '%s' must not contain NUL characters", key);
+		return err_set(-EINVAL, "field '%s' must not contain NUL characters", key);
 	free(*ret);
 	*ret = strdup(json_string_value(v));
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *ret, char *err,
-		   size_t errlen)
+static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *ret)
 {
 	json_t *v = json_object_get(o, key);
 	double d;
@@ -73,71 +63,71 @@ static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, int64_t *
 		json_int_t i = json_integer_value(v);
 
 		if (i < lo || i > hi)
-			return bad(err, errlen, "field '%s' must be from %lld to %lld", key,
-				   (long long)lo, (long long)hi);
+			return err_set(-EINVAL, "field '%s' must be from %lld to %lld", key,
+				       (long long)lo, (long long)hi);
 		*ret = i;
 		return 0;
 	}
 	if (json_is_real(v)) {
 		d = json_real_value(v);
 		if (!(d >= (double)lo && d <= (double)hi))
-			return bad(err, errlen, "field '%s' must be from %lld to %lld", key,
-				   (long long)lo, (long long)hi);
+			return err_set(-EINVAL, "field '%s' must be from %lld to %lld", key,
+				       (long long)lo, (long long)hi);
 		*ret = (int64_t)d;
 		return 0;
 	}
-	return bad(err, errlen, "field '%s' must be a number", key);
+	return err_set(-EINVAL, "field '%s' must be a number", key);
 }
 
-static int get_bool(json_t *o, const char *key, bool *ret, char *err, size_t errlen)
+static int get_bool(json_t *o, const char *key, bool *ret)
 {
 	json_t *v = json_object_get(o, key);
 
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v))
-		return bad(err, errlen, "field '%s' must be true or false", key);
+		return err_set(-EINVAL, "field '%s' must be true or false", key);
 	*ret = json_is_true(v);
 	return 0;
 }
 
 /* An object of string values (env, env_vars): keys are environment names. */
-static int check_env_object(json_t *v, const char *key, char *err, size_t errlen)
+static int check_env_object(json_t *v, const char *key)
 {
 	const char *k;
 	json_t *x;
 
 	if (!json_is_object(v))
-		return bad(err, errlen, "field '%s' must be an object of strings", key);
+		return err_set(-EINVAL, "field '%s' must be an object of strings", key);
 	if (json_object_size(v) > DP_ENV_MAX)
-		return bad(err, errlen, "field '%s' has more than %d entries", key, DP_ENV_MAX);
+		return err_set(-EINVAL, "field '%s' has more than %d entries", key, DP_ENV_MAX);
 	json_object_foreach(v, k, x)
 	{
 		if (!*k || strchr(k, '=') || strlen(k) > 4096)
-			return bad(err, errlen, "field '%s' has an invalid variable name", key);
+			return err_set(-EINVAL, "field '%s' has an invalid variable name", key);
 		if (!json_is_string(x) || memchr(json_string_value(x), '\0', json_string_length(x)))
-			return bad(err, errlen, "field '%s.%s' must be a string", key, k);
+			return err_set(-EINVAL, "field '%s.%s' must be a string", key, k);
 		if (json_string_length(x) > DP_COMMAND_MAX)
-			return bad(err, errlen, "field '%s.%s' is too long", key, k);
+			return err_set(-EINVAL, "field '%s.%s' is too long", key, k);
 	}
 	return 0;
 }
 
-static int check_run_config(json_t *v, char *err, size_t errlen)
+static int check_run_config(json_t *v)
 {
 	json_t *x;
 
 	if (!json_is_object(v))
-		return bad(err, errlen, "field 'run_config' must be an object");
+		return err_set(-EINVAL, "field 'run_config' must be an object");
 	x = json_object_get(v, "user");
 	if (x && !json_is_null(x) && !json_is_string(x))
-		return bad(err, errlen, "field 'run_config.user' must be a string");
+		return err_set(-EINVAL, "field 'run_config.user' must be a string");
 	x = json_object_get(v, "work_dir");
 	if (x && !json_is_null(x) && (!json_is_string(x) || !dp_path_valid(json_string_value(x))))
-		return bad(err, errlen, "field 'run_config.work_dir' must be an absolute path");
+		return err_set(-EINVAL, "field 'run_config.work_dir' must be an absolute path");
 	x = json_object_get(v, "env_vars");
 	if (x && !json_is_null(x))
-		return check_env_object(x, "run_config.env_vars", err, errlen);
+		return check_env_object(x, "run_config.env_vars");
 	return 0;
 }
 
@@ -165,8 +155,7 @@ void dp_exec_params_release(struct dp_exec_params *p)
 }
 
 /* Fields common to the WS execute frame and the POST /execute body. */
-static int parse_exec(json_t *o, const char *timeout_key, struct dp_exec_params *p, char *err,
-		      size_t errlen)
+static int parse_exec(json_t *o, const char *timeout_key, struct dp_exec_params *p)
 {
 	int64_t rows = 0, cols = 0;
 	json_t *v;
@@ -175,65 +164,64 @@ static int parse_exec(json_t *o, const char *timeout_key, struct dp_exec_params 
 	p->timeout_s = DP_DEFAULT_TIMEOUT_S;
 	p->idle_timeout_s = DP_DEFAULT_IDLE_S;
 	p->ttl_s = DP_DEFAULT_TTL_S;
-	if ((r = get_str(o, "command", DP_COMMAND_MAX, &p->command, err, errlen)) < 0 ||
-	    (r = get_str(o, "shell", DP_PATH_MAX, &p->shell, err, errlen)) < 0 ||
-	    (r = get_str(o, "command_id", DP_CMD_ID_MAX, &p->command_id, err, errlen)) < 0 ||
-	    (r = get_str(o, "cwd", DP_PATH_MAX, &p->cwd, err, errlen)) < 0 ||
-	    (r = get_int(o, timeout_key, INT32_MIN, 86400 * 30, &p->timeout_s, err, errlen)) < 0 ||
-	    (r = get_int(o, "idle_timeout_seconds", -1, 86400 * 30, &p->idle_timeout_s, err,
-			 errlen)) < 0 ||
-	    (r = get_int(o, "ttl_seconds", -1, 86400 * 30, &p->ttl_s, err, errlen)) < 0 ||
-	    (r = get_bool(o, "kill_on_disconnect", &p->kill_on_disconnect, err, errlen)) < 0 ||
-	    (r = get_bool(o, "close_stdin", &p->close_stdin, err, errlen)) < 0 ||
-	    (r = get_bool(o, "pty", &p->pty, err, errlen)) < 0 ||
-	    (r = get_int(o, "rows", 0, 65535, &rows, err, errlen)) < 0 ||
-	    (r = get_int(o, "cols", 0, 65535, &cols, err, errlen)) < 0)
+	if ((r = get_str(o, "command", DP_COMMAND_MAX, &p->command)) < 0 ||
+	    (r = get_str(o, "shell", DP_PATH_MAX, &p->shell)) < 0 ||
+	    (r = get_str(o, "command_id", DP_CMD_ID_MAX, &p->command_id)) < 0 ||
+	    (r = get_str(o, "cwd", DP_PATH_MAX, &p->cwd)) < 0 ||
+	    (r = get_int(o, timeout_key, INT32_MIN, 86400 * 30, &p->timeout_s)) < 0 ||
+	    (r = get_int(o, "idle_timeout_seconds", -1, 86400 * 30, &p->idle_timeout_s)) < 0 ||
+	    (r = get_int(o, "ttl_seconds", -1, 86400 * 30, &p->ttl_s)) < 0 ||
+	    (r = get_bool(o, "kill_on_disconnect", &p->kill_on_disconnect)) < 0 ||
+	    (r = get_bool(o, "close_stdin", &p->close_stdin)) < 0 ||
+	    (r = get_bool(o, "pty", &p->pty)) < 0 ||
+	    (r = get_int(o, "rows", 0, 65535, &rows)) < 0 ||
+	    (r = get_int(o, "cols", 0, 65535, &cols)) < 0)
 		return r;
 	if (!p->command || !*p->command)
-		return bad(err, errlen, "field 'command' is required");
+		return err_set(-EINVAL, "field 'command' is required");
 	if (!p->shell) {
 		p->shell = strdup(DP_DEFAULT_SHELL);
 		if (!p->shell)
 			return -ENOMEM;
 	}
 	if (!*p->shell)
-		return bad(err, errlen, "field 'shell' must not be empty");
+		return err_set(-EINVAL, "field 'shell' must not be empty");
 	if (p->command_id && !dp_command_id_valid(p->command_id))
-		return bad(err, errlen,
-			   "field 'command_id' must be 1 to %d letters, digits, '.', '_', ':' "
-			   "or '-'",
-			   DP_CMD_ID_MAX);
+		return err_set(-EINVAL,
+			       "field 'command_id' must be 1 to %d letters, digits, '.', '_', ':' "
+			       "or '-'",
+			       DP_CMD_ID_MAX);
 	if (p->cwd && !dp_path_valid(p->cwd))
-		return bad(err, errlen, "field 'cwd' must be an absolute path");
+		return err_set(-EINVAL, "field 'cwd' must be an absolute path");
 	p->rows = (unsigned)rows;
 	p->cols = (unsigned)cols;
 	v = json_object_get(o, "env");
 	if (v && !json_is_null(v)) {
-		if ((r = check_env_object(v, "env", err, errlen)) < 0)
+		if ((r = check_env_object(v, "env")) < 0)
 			return r;
 		p->env = json_incref(v);
 	}
 	v = json_object_get(o, "run_config");
 	if (v && !json_is_null(v)) {
-		if ((r = check_run_config(v, err, errlen)) < 0)
+		if ((r = check_run_config(v)) < 0)
 			return r;
 		p->run_config = json_incref(v);
 	}
 	return 0;
 }
 
-static json_t *load_object(const char *buf, size_t len, char *err, size_t errlen)
+static json_t *load_object(const char *buf, size_t len)
 {
 	json_error_t je;
 	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 
 	if (!o) {
-		bad(err, errlen, "not valid JSON: %s", je.text);
+		err_set(-EINVAL, "not valid JSON: %s", je.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {
 		json_decref(o);
-		bad(err, errlen, "a JSON object is expected");
+		err_set(-EINVAL, "a JSON object is expected");
 		return NULL;
 	}
 	return o;
@@ -247,7 +235,7 @@ void dp_msg_release(struct dp_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int parse_msg(json_t *o, struct dp_msg *m, char *err, size_t errlen)
+static int parse_msg(json_t *o, struct dp_msg *m)
 {
 	const char *type = json_string_value(json_object_get(o, "type"));
 	int64_t off[2] = {0, 0}, rows = 0, cols = 0;
@@ -255,20 +243,19 @@ static int parse_msg(json_t *o, struct dp_msg *m, char *err, size_t errlen)
 	int r;
 
 	if (!type)
-		return bad(err, errlen, "field 'type' must be a string");
+		return err_set(-EINVAL, "field 'type' must be a string");
 	if (!strcmp(type, "execute")) {
 		m->type = DP_MSG_EXECUTE;
-		return parse_exec(o, "timeout_seconds", &m->exec, err, errlen);
+		return parse_exec(o, "timeout_seconds", &m->exec);
 	}
 	if (!strcmp(type, "reconnect")) {
 		m->type = DP_MSG_RECONNECT;
-		if ((r = get_str(o, "command_id", DP_CMD_ID_MAX, &m->command_id, err, errlen)) <
-			0 ||
-		    (r = get_int(o, "stdout_offset", 0, INT64_MAX, &off[0], err, errlen)) < 0 ||
-		    (r = get_int(o, "stderr_offset", 0, INT64_MAX, &off[1], err, errlen)) < 0)
+		if ((r = get_str(o, "command_id", DP_CMD_ID_MAX, &m->command_id)) < 0 ||
+		    (r = get_int(o, "stdout_offset", 0, INT64_MAX, &off[0])) < 0 ||
+		    (r = get_int(o, "stderr_offset", 0, INT64_MAX, &off[1])) < 0)
 			return r;
 		if (!m->command_id || !dp_command_id_valid(m->command_id))
-			return bad(err, errlen, "field 'command_id' is missing or not valid");
+			return err_set(-EINVAL, "field 'command_id' is missing or not valid");
 		m->offsets[0] = (uint64_t)off[0];
 		m->offsets[1] = (uint64_t)off[1];
 		return 0;
@@ -277,7 +264,7 @@ static int parse_msg(json_t *o, struct dp_msg *m, char *err, size_t errlen)
 		m->type = DP_MSG_INPUT;
 		v = json_object_get(o, "data");
 		if (!json_is_string(v))
-			return bad(err, errlen, "field 'data' must be a string");
+			return err_set(-EINVAL, "field 'data' must be a string");
 		m->data_len = json_string_length(v);
 		m->data = malloc(m->data_len + 1);
 		if (!m->data)
@@ -295,11 +282,11 @@ static int parse_msg(json_t *o, struct dp_msg *m, char *err, size_t errlen)
 	}
 	if (!strcmp(type, "resize")) {
 		m->type = DP_MSG_RESIZE;
-		if ((r = get_int(o, "rows", 1, 65535, &rows, err, errlen)) < 0 ||
-		    (r = get_int(o, "cols", 1, 65535, &cols, err, errlen)) < 0)
+		if ((r = get_int(o, "rows", 1, 65535, &rows)) < 0 ||
+		    (r = get_int(o, "cols", 1, 65535, &cols)) < 0)
 			return r;
 		if (!rows || !cols)
-			return bad(err, errlen, "fields 'rows' and 'cols' are required");
+			return err_set(-EINVAL, "fields 'rows' and 'cols' are required");
 		m->rows = (unsigned)rows;
 		m->cols = (unsigned)cols;
 		return 0;
@@ -308,15 +295,15 @@ static int parse_msg(json_t *o, struct dp_msg *m, char *err, size_t errlen)
 	return 0;
 }
 
-int dp_msg_parse(const char *buf, size_t len, struct dp_msg *ret, char *err, size_t errlen)
+int dp_msg_parse(const char *buf, size_t len, struct dp_msg *ret)
 {
 	struct dp_msg m = {0};
-	json_t *o = load_object(buf, len, err, errlen);
+	json_t *o = load_object(buf, len);
 	int r;
 
 	if (!o)
 		return -EINVAL;
-	r = parse_msg(o, &m, err, errlen);
+	r = parse_msg(o, &m);
 	json_decref(o);
 	if (r < 0) {
 		dp_msg_release(&m);
@@ -326,16 +313,15 @@ int dp_msg_parse(const char *buf, size_t len, struct dp_msg *ret, char *err, siz
 	return 0;
 }
 
-int dp_exec_parse_http(const char *buf, size_t len, struct dp_exec_params *ret, char *err,
-		       size_t errlen)
+int dp_exec_parse_http(const char *buf, size_t len, struct dp_exec_params *ret)
 {
 	struct dp_exec_params p = {0};
-	json_t *o = load_object(buf, len, err, errlen);
+	json_t *o = load_object(buf, len);
 	int r;
 
 	if (!o)
 		return -EINVAL;
-	r = parse_exec(o, "timeout", &p, err, errlen);
+	r = parse_exec(o, "timeout", &p);
 	json_decref(o);
 	if (r < 0) {
 		dp_exec_params_release(&p);
@@ -419,7 +405,7 @@ static bool user_part_valid(const char *s, size_t n)
  * runs commands as root; another user goes through runuser (names) or
  * setpriv (numbers), both util-linux, so no shell ever sees the value.
  */
-static int add_user_wrapper(struct strv *a, const char *user, char *err, size_t errlen)
+static int add_user_wrapper(struct strv *a, const char *user)
 {
 	const char *colon = strchr(user, ':');
 	size_t ul = colon ? (size_t)(colon - user) : strlen(user);
@@ -428,15 +414,15 @@ static int add_user_wrapper(struct strv *a, const char *user, char *err, size_t 
 	int r;
 
 	if (!user_part_valid(user, ul) || (g && !user_part_valid(g, gl)))
-		return bad(err, errlen, "run_config.user '%.80s' is not a user name or uid", user);
+		return err_set(-EINVAL, "run_config.user '%.80s' is not a user name or uid", user);
 	if ((ul == 4 && !strncmp(user, "root", 4)) || (ul == 1 && user[0] == '0')) {
 		if (!g)
 			return 0;
 	}
 	if (all_digits(user, ul)) {
 		if (g && !all_digits(g, gl))
-			return bad(err, errlen,
-				   "run_config.user: a numeric uid needs a numeric gid");
+			return err_set(-EINVAL,
+				       "run_config.user: a numeric uid needs a numeric gid");
 		/* the gid defaults to the uid */
 		if ((r = strv_add(a, "setpriv")) < 0 ||
 		    (r = strv_add(a, "--reuid=%.*s", (int)ul, user)) < 0 ||
@@ -493,7 +479,7 @@ fail:
 }
 
 int dp_exec_build(const struct dp_exec_params *p, const char *box_run_config,
-		  struct dp_exec_argv *ret, char *err, size_t errlen)
+		  struct dp_exec_argv *ret)
 {
 	_cleanup_free_ char *user = NULL, *cwd = NULL;
 	struct dp_exec_argv a = {0};
@@ -529,10 +515,10 @@ int dp_exec_build(const struct dp_exec_params *p, const char *box_run_config,
 		cwd = strdup(p->cwd);
 	}
 	if (cwd && !dp_path_valid(cwd)) {
-		r = bad(err, errlen, "the working directory '%.200s' is not an absolute path", cwd);
+		r = err_set(-EINVAL, "the working directory '%.200s' is not an absolute path", cwd);
 		goto out;
 	}
-	if (user && *user && (r = add_user_wrapper(&argv, user, err, errlen)) < 0)
+	if (user && *user && (r = add_user_wrapper(&argv, user)) < 0)
 		goto out;
 	if ((r = strv_add(&argv, "%s", p->shell)) < 0 || (r = strv_add(&argv, "-c")) < 0 ||
 	    (r = strv_add(&argv, "%s", p->command)) < 0)

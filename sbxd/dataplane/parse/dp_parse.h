@@ -76,13 +76,12 @@ struct dp_msg {
 
 /* One client frame. -EINVAL (not a JSON object, a field of the wrong type
  * or value) with err filled. */
-int dp_msg_parse(const char *buf, size_t len, struct dp_msg *ret, char *err, size_t errlen);
+int dp_msg_parse(const char *buf, size_t len, struct dp_msg *ret);
 void dp_msg_release(struct dp_msg *m);
 
 /* The body of POST /execute: {command, timeout, shell, env?, cwd?,
  * run_config?}. */
-int dp_exec_parse_http(const char *buf, size_t len, struct dp_exec_params *ret, char *err,
-		       size_t errlen);
+int dp_exec_parse_http(const char *buf, size_t len, struct dp_exec_params *ret);
 
 /* command_id: 1..DP_CMD_ID_MAX of [A-Za-z0-9._:-]. */
 bool dp_command_id_valid(const char *s);
@@ -98,7 +97,7 @@ struct dp_exec_argv {
 	char *cwd;
 };
 int dp_exec_build(const struct dp_exec_params *p, const char *box_run_config,
-		  struct dp_exec_argv *ret, char *err, size_t errlen);
+		  struct dp_exec_argv *ret);
 void dp_exec_argv_release(struct dp_exec_argv *a);
 
 /* ---- files ---- */
@@ -133,6 +132,5 @@ struct dp_search_req {
 	unsigned limit;
 };
 /* grep: true for a /grep body, false for /glob. */
-int dp_search_parse(const char *buf, size_t len, bool grep, struct dp_search_req *ret, char *err,
-		    size_t errlen);
+int dp_search_parse(const char *buf, size_t len, bool grep, struct dp_search_req *ret);
 void dp_search_req_release(struct dp_search_req *r);
