@@ -25,6 +25,7 @@
 
 #include "base/err.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
@@ -88,7 +89,7 @@ static void *loop_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
 		if (virEventRunDefaultImpl() < 0)
-			vmu_sleep_ms(10);
+			clock_sleep_ms(10);
 	}
 	return NULL;
 }
@@ -191,7 +192,7 @@ static bool uri_is_embed(const char *uri)
  * now, so that the first vm_start() is as fast as the others. */
 static void warm_capabilities(vm_driver *d)
 {
-	long long t0 = vmu_now_ms();
+	long long t0 = clock_mono_ms();
 	char *caps;
 
 	caps = virConnectGetDomainCapabilities(d->conn, NULL, "x86_64", "microvm",
@@ -202,7 +203,7 @@ static void warm_capabilities(vm_driver *d)
 		return;
 	}
 	free(caps);
-	log_debug("uri=%s domain capabilities ready in %lld ms", d->uri, vmu_now_ms() - t0);
+	log_debug("uri=%s domain capabilities ready in %lld ms", d->uri, clock_mono_ms() - t0);
 }
 
 /*
@@ -282,8 +283,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 		return err_set(r, "cannot create state directory %s: %s", cfg->state_dir,
 			       strerror(-r));
 	if (!realpath(cfg->state_dir, real))
-		return err_set(-errno, "cannot resolve state directory %s: %m",
-			       cfg->state_dir);
+		return err_set(-errno, "cannot resolve state directory %s: %m", cfg->state_dir);
 	d->state_dir = strdup(real);
 	d->vms_dir = vmu_printf("%s/vms", real);
 	d->sock_root = short_root(cfg, real);
