@@ -52,7 +52,7 @@ int snap_vm_info_blobs(const char *path, const char *blobs_dir, struct snap_strs
 	for (char **l = info.layers; r == 0 && l && *l; l++)
 		r = add_if_blob(*l, blobs_dir, out);
 	vm_info_release(&info);
-	return r;
+	return r < 0 ? err_set(r, "out of memory") : r;
 }
 
 void snap_vm_uses_free(struct snap_vm_use *u, size_t n)
@@ -97,7 +97,7 @@ int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n)
 			continue;
 		}
 		if (r < 0) {
-			err_set(r, "VM %s: cannot read %s: %s", e->d_name, path, strerror(-r));
+			err_prefix(r, "VM %s", e->d_name); /* the message names the file */
 			break;
 		}
 		for (size_t i = 0; i < blobs.n && r == 0; i++) {
@@ -317,7 +317,7 @@ static int remove_manifest_dir(snap_store *s, const char *id)
 		return err_set(-ENOMEM, "out of memory");
 	if (unlink(path) < 0 && errno != ENOENT)
 		return err_set(-errno, "snapshot %s: cannot remove %s: %s", id, path,
-				strerror(errno));
+			       strerror(errno));
 	r = snap_rmtree(dir);
 	if (r < 0)
 		return err_set(r, "snapshot %s: cannot remove %s: %s", id, dir, strerror(-r));

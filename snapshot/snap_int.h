@@ -51,7 +51,6 @@ int snap_fsync_dir(const char *dir);
 /* rm -rf of a directory we own (no symlinks followed). */
 int snap_rmtree(const char *path);
 
-
 /* A sorted, de-duplicated set of strings. */
 struct snap_strset {
 	char **v;
@@ -80,7 +79,7 @@ struct snap_vm_use {
 int snap_scan_vm_uses(snap_store *s, struct snap_vm_use **ret, size_t *ret_n);
 void snap_vm_uses_free(struct snap_vm_use *u, size_t n);
 
-/* The names of the blob files of a vm.info file (ram_file and layer lines
+/* The names of the blob files of a vm.info file (its ram_file and layers
  * that are paths inside blobs_dir). Exposed for the unit suite. */
 int snap_vm_info_blobs(const char *path, const char *blobs_dir, struct snap_strset *out);
 

@@ -8,7 +8,7 @@ set -eu
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
 libvirt-daemon-driver-qemu libvirt-daemon libvirt-dev qemu-system-x86 qemu-utils
 libmsgpack-dev liburing-dev libzstd-dev libssl-dev check libsubunit-dev libarchive-dev
-libsqlite3-dev libwebsockets-dev libjansson-dev libcurl4-openssl-dev sqlite3 jq
+libsqlite3-dev libwebsockets-dev libjansson-dev libxml2-dev libcurl4-openssl-dev sqlite3 jq
 mmdebstrap debootstrap kmod e2fsprogs cpio zstd xz-utils ca-certificates
 nodejs npm"
 

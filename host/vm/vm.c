@@ -30,6 +30,7 @@
 
 #include "base/err.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
@@ -37,9 +38,6 @@
 #define QEMU_IMG_TIMEOUT_MS 60000
 #define DEFAULT_VCPUS 1
 #define DEFAULT_MEMORY_MIB 512
-#define MAX_VCPUS 64
-#define MIN_MEMORY_MIB 64
-#define MAX_MEMORY_MIB (1024 * 1024)
 /* TCG's translation cache is 1 GiB by default and grows into RSS as the
  * guest runs new code. A booted guest uses about 36 MiB of it, and boot
  * time was the same from 32 MiB to 1 GiB; 128 MiB leaves room for real
@@ -274,24 +272,24 @@ static int create_overlay(const struct vm_config *cfg, const char *image, const 
 		"qemu-img", "create", "-q", "-f", "qcow2", (char *)disk, size, NULL,
 	};
 	/* clang-format on */
-	char err[1024];
+	char out[1024]; /* qemu-img's stderr */
 	int r;
 
 	if (!backing || (bytes && !size))
 		return -ENOMEM;
-	r = vmu_spawn(cfg->disk_blank ? blank_argv : argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
+	r = vmu_spawn(cfg->disk_blank ? blank_argv : argv, QEMU_IMG_TIMEOUT_MS, out, sizeof(out));
 	if (r < 0)
 		return err_set(r, "cannot start VM %s: cannot run qemu-img: %s", name,
 			       strerror(-r));
 	if (r > 0)
 		return err_set(-EIO, "cannot start VM %s: qemu-img create failed (status %d): %s",
-			       name, r, err[0] ? err : "no message");
+			       name, r, out[0] ? out : "no message");
 	return 0;
 }
 
 static int wait_for_socket(vm_driver *d, const char *name, virDomainPtr dom, const char *sock)
 {
-	long long deadline = vmu_now_ms() + AGENT_SOCKET_WAIT_MS;
+	uint64_t deadline = clock_mono_ms() + AGENT_SOCKET_WAIT_MS;
 	struct stat st;
 
 	for (;;) {
@@ -300,12 +298,12 @@ static int wait_for_socket(vm_driver *d, const char *name, virDomainPtr dom, con
 		if (virDomainIsActive(dom) != 1)
 			return fail_with_log(d, -ECHILD, name, "QEMU exited right after starting",
 					     "guest not running");
-		if (vmu_now_ms() > deadline)
+		if (clock_mono_ms() > deadline)
 			return err_set(-ETIMEDOUT,
 				       "cannot start VM %s: agent socket %s did not appear within "
 				       "%d ms",
 				       name, sock, AGENT_SOCKET_WAIT_MS);
-		vmu_sleep_ms(5);
+		clock_sleep_ms(5);
 	}
 }
 
@@ -340,9 +338,9 @@ static int check_snapshot_config(const struct vm_config *cfg)
 					   ? strerror(errno)
 					   : "not an absolute path without commas or control "
 					     "characters");
-		if (n >= 64)
-			return err_set(-EINVAL, "cannot start VM %s: more than 64 disk layers",
-				       cfg->name);
+		if (n >= VM_MAX_LAYERS)
+			return err_set(-EINVAL, "cannot start VM %s: more than %d disk layers",
+				       cfg->name, VM_MAX_LAYERS);
 	}
 	if (n && cfg->disk_blank)
 		return err_set(-EINVAL, "cannot start VM %s: a blank disk has no layers",
@@ -391,11 +389,11 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	if (!hostname_is_valid(cfg->hostname ? cfg->hostname : cfg->name))
 		return err_set(-EINVAL, "cannot start VM %s: invalid hostname '%s'", cfg->name,
 			       cfg->hostname);
-	if (cfg->vcpus > MAX_VCPUS)
+	if (cfg->vcpus > VM_MAX_VCPUS)
 		return err_set(-EINVAL, "cannot start VM %s: %u vCPUs (at most %u)", cfg->name,
-			       cfg->vcpus, MAX_VCPUS);
+			       cfg->vcpus, VM_MAX_VCPUS);
 	if (cfg->memory_mib &&
-	    (cfg->memory_mib < MIN_MEMORY_MIB || cfg->memory_mib > MAX_MEMORY_MIB))
+	    (cfg->memory_mib < VM_MIN_MEMORY_MIB || cfg->memory_mib > VM_MAX_MEMORY_MIB))
 		return err_set(-EINVAL, "cannot start VM %s: memory %u MiB out of range", cfg->name,
 			       cfg->memory_mib);
 	r = check_snapshot_config(cfg);
@@ -457,7 +455,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 		goto out_unreserve;
 	}
 
-	t_overlay = vmu_now_ms();
+	t_overlay = clock_mono_ms();
 	r = create_overlay(cfg, image, disk,
 			   cfg->disk_blank && !cfg->disk_bytes ? image_bytes : cfg->disk_bytes);
 	if (r < 0)
@@ -475,7 +473,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 			strerror(-r));
 		goto out_remove;
 	}
-	t_create = vmu_now_ms();
+	t_create = clock_mono_ms();
 
 	xp.domain_name = domname;
 	xp.name = cfg->name;
@@ -516,7 +514,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 		fail_with_log(d, r, cfg->name, "libvirt", vm_virt_error());
 		goto out_remove;
 	}
-	t_socket = vmu_now_ms();
+	t_socket = clock_mono_ms();
 	r = wait_for_socket(d, cfg->name, dom, sock);
 	if (r < 0)
 		goto out_destroy;
@@ -527,7 +525,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 		goto out_destroy;
 	}
 	if (cfg->incoming) {
-		t_socket = vmu_now_ms();
+		t_socket = clock_mono_ms();
 		r = vm_migrate_fd(v, true, cfg->incoming_fd, cfg->incoming_ignore_shared);
 		if (r >= 0 && !cfg->stay_paused)
 			r = vm_resume(v);
@@ -544,7 +542,7 @@ int vm_start(vm_driver *d, const struct vm_config *cfg, vm **ret)
 	log_debug_f(LOG_FIELDS({"vm", cfg->name}),
 		    "started accel=%s overlay_ms=%lld libvirt_ms=%lld socket_ms=%lld",
 		    vm_accel_to_string(d->accel), t_create - t_overlay, t_socket - t_create,
-		    vmu_now_ms() - t_socket);
+		    clock_mono_ms() - t_socket);
 	*ret = v;
 	return 0;
 
@@ -810,7 +808,7 @@ int vm_qemu_pid(vm *v)
  * gone (powered off, QEMU killed, destroyed by someone else) is success. */
 static int destroy_domain(const char *name, virDomainPtr dom)
 {
-	long long t0 = vmu_now_ms();
+	long long t0 = clock_mono_ms();
 	int persistent;
 
 	if (virDomainDestroy(dom) < 0) {
@@ -824,7 +822,7 @@ static int destroy_domain(const char *name, virDomainPtr dom)
 	if (persistent == 1 && virDomainUndefine(dom) < 0 &&
 	    vm_virt_error_code() != VIR_ERR_NO_DOMAIN)
 		return err_set(-EIO, "cannot undefine VM %s: libvirt: %s", name, vm_virt_error());
-	log_debug_f(LOG_FIELDS({"vm", name}), "domain destroyed in %lld ms", vmu_now_ms() - t0);
+	log_debug_f(LOG_FIELDS({"vm", name}), "domain destroyed in %lld ms", clock_mono_ms() - t0);
 	return 0;
 }
 

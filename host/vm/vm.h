@@ -103,10 +103,10 @@ struct vm_config {
 	bool stay_paused;
 };
 
-/* What a VM was started with, from STATE/vms/NAME/vm.info (a text file,
- * one "key value" per line: image, vcpus, memory_mib, disk_bytes,
- * ram_file, ram_shared, layer (repeated, newest first)). The snapshot store
- * reads it to know which blobs a VM uses. */
+/* What a VM was started with, from STATE/vms/NAME/vm.info (a JSON object:
+ * version, image, vcpus, memory_mib, disk_bytes, disk, ram_file, ram_shared,
+ * layers (newest first); files of older versions of sbx, "key value" lines,
+ * are read too). The snapshot store reads it to know which blobs a VM uses. */
 struct vm_info {
 	char *image_dir;
 	unsigned vcpus;
@@ -116,6 +116,9 @@ struct vm_info {
 	bool ram_shared;
 	char **layers; /* NULL-ended, newest first; may be empty */
 };
+/* Every field is checked (type and range): a damaged file is -EBADMSG (a
+ * newer format -EPROTONOSUPPORT) with a message naming the file and the
+ * field in err_msg(); a missing one -ENOENT. */
 int vm_info_read(const char *path, struct vm_info *ret);
 void vm_info_release(struct vm_info *i);
 

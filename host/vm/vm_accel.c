@@ -34,6 +34,7 @@
 
 #include "base/err.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
@@ -193,10 +194,10 @@ int vm_accel_kvm_run_test(char *why, size_t len)
 		kvm_child(kvm, wfd);
 	close(TAKE_FD(wfd));
 
-	deadline = vmu_now_ms() + KVM_TEST_TIMEOUT_MS;
+	deadline = clock_mono_ms() + KVM_TEST_TIMEOUT_MS;
 	for (;;) {
 		struct pollfd p = {.fd = rfd, .events = POLLIN};
-		long long left = deadline - vmu_now_ms();
+		long long left = deadline - clock_mono_ms();
 		int r;
 
 		if (left <= 0)
@@ -387,10 +388,10 @@ static int boot_probe(const char *qemu, const char *kernel, char *why, size_t le
 	close(TAKE_FD(wfd));
 
 	out[0] = '\0';
-	deadline = vmu_now_ms() + BOOT_PROBE_TIMEOUT_MS;
+	deadline = clock_mono_ms() + BOOT_PROBE_TIMEOUT_MS;
 	for (;;) {
 		struct pollfd p = {.fd = rfd, .events = POLLIN};
-		long long left = deadline - vmu_now_ms();
+		long long left = deadline - clock_mono_ms();
 		ssize_t n;
 
 		if (left <= 0)
@@ -442,7 +443,7 @@ static void choose_by_probe(vm_driver *d, const char *probe_kernel)
 {
 	_cleanup_free_ char *qemu = NULL, *key = NULL, *cache = NULL;
 	char why[400];
-	long long t0 = vmu_now_ms();
+	long long t0 = clock_mono_ms();
 	int r;
 
 	d->accel = VM_ACCEL_TCG;
@@ -481,7 +482,7 @@ static void choose_by_probe(vm_driver *d, const char *probe_kernel)
 		d->accel = VM_ACCEL_KVM;
 		snprintf(d->accel_reason, sizeof(d->accel_reason),
 			 "KVM probe passed: a guest kernel booted under KVM in %lld ms",
-			 vmu_now_ms() - t0);
+			 clock_mono_ms() - t0);
 	} else {
 		snprintf(d->accel_reason, sizeof(d->accel_reason),
 			 "KVM probe failed: KVM_RUN works but %s%s", why,
@@ -493,7 +494,7 @@ static void choose_by_probe(vm_driver *d, const char *probe_kernel)
 int vm_accel_choose(vm_driver *d, int force_accel, const char *probe_kernel)
 {
 	const char *env = getenv("SBX_ACCEL");
-	long long t0 = vmu_now_ms();
+	long long t0 = clock_mono_ms();
 
 	if (force_accel >= 0 && force_accel < VM_ACCEL_COUNT) {
 		d->accel = (enum vm_accel)force_accel;
@@ -514,6 +515,6 @@ int vm_accel_choose(vm_driver *d, int force_accel, const char *probe_kernel)
 	if (d->accel == VM_ACCEL_TCG)
 		d->host_tsc_khz = vm_accel_host_tsc_khz();
 	log_info("accelerator: %s (%s) probe_ms=%lld", vm_accel_to_string(d->accel),
-		 d->accel_reason, vmu_now_ms() - t0);
+		 d->accel_reason, clock_mono_ms() - t0);
 	return 0;
 }

@@ -25,6 +25,7 @@
 
 #include "base/err.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
@@ -88,7 +89,7 @@ static void *loop_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
 		if (virEventRunDefaultImpl() < 0)
-			vmu_sleep_ms(10);
+			clock_sleep_ms(10);
 	}
 	return NULL;
 }
@@ -191,7 +192,7 @@ static bool uri_is_embed(const char *uri)
  * now, so that the first vm_start() is as fast as the others. */
 static void warm_capabilities(vm_driver *d)
 {
-	long long t0 = vmu_now_ms();
+	long long t0 = clock_mono_ms();
 	char *caps;
 
 	caps = virConnectGetDomainCapabilities(d->conn, NULL, "x86_64", "microvm",
@@ -203,7 +204,7 @@ static void warm_capabilities(vm_driver *d)
 	}
 	free(caps);
 	log_debug_f(LOG_FIELDS({"uri", d->uri}), "domain capabilities ready in %lld ms",
-		    vmu_now_ms() - t0);
+		    clock_mono_ms() - t0);
 }
 
 /*

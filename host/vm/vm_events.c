@@ -25,6 +25,7 @@
 
 #include "base/err.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
@@ -249,7 +250,7 @@ static int on_io_error(virConnectPtr conn, virDomainPtr dom, const char *src_pat
 				: "?";
 	const char *paused = action == VIR_DOMAIN_EVENT_IO_ERROR_PAUSE ? " and QEMU paused it" : "";
 	const char *more = w->suppressed ? " (errors since the last report were not logged)" : "";
-	long long now = vmu_now_ms();
+	long long now = clock_mono_ms();
 	unsigned long long avail;
 
 	(void)conn, (void)dev_alias;

@@ -30,6 +30,12 @@
 #define VM_ERR_MAX 2048
 #define VM_NAME_MAX 63
 #define VM_MAX_STARTING 64
+#define VM_MAX_VCPUS 64
+#define VM_MIN_MEMORY_MIB 64
+#define VM_MAX_MEMORY_MIB (1024 * 1024)
+#define VM_MAX_LAYERS 64
+/* The most XML read back from libvirt (the metadata element is ~300 bytes) */
+#define VM_XML_MAX (64 * 1024)
 
 struct vm_driver {
 	pthread_mutex_t lock;
@@ -99,13 +105,19 @@ struct vm_xml_params {
 	bool init_wait;
 	bool incoming; /* -incoming defer */
 };
-/* The domain XML, malloc'ed; NULL on OOM. Every interpolated string is
- * escaped; callers validate names and paths before. */
+/* The domain XML, malloc'ed; NULL on OOM. Built with libxml2's tree API,
+ * which escapes every interpolated string; callers validate names and
+ * paths before. */
 char *vm_xml_domain(const struct vm_xml_params *p);
+/* The disk-only snapshot XML that switches vda to the qcow2 overlay (file
+ * already created, reused as is); malloc'ed, NULL on OOM. */
+char *vm_xml_disk_snapshot(const char *overlay);
 /* The kernel command line used for guests (malloc'ed, NULL on OOM). */
 char *vm_xml_cmdline(const struct vm_xml_params *p);
-/* The value of attribute attr of the first element in xml, unescaped;
- * -ENOENT if absent, -EBADMSG if malformed, -ENOMEM. */
+/* The value of attribute attr (no namespace) of the root element of xml,
+ * parsed by libxml2 (no network, no entities, no DTD, at most VM_XML_MAX
+ * bytes); -ENOENT if absent, -EBADMSG (message in err_msg()) if malformed,
+ * -EMSGSIZE if too long, -ENOMEM. */
 int vm_xml_get_attr(const char *xml, const char *attr, char **ret);
 
 /* vm_snap.c: a QMP command through libvirt (fd passed along if >= 0).
@@ -119,6 +131,12 @@ int vm_migrate_fd(vm *v, bool incoming, int fd, bool ignore_shared);
 int vm_info_write(const char *dir, const struct vm_info *i, const char *disk);
 /* Current overlay path from vm.info (malloc'ed), NULL if absent. */
 char *vm_info_disk(const char *dir);
+/* Parse the text of a vm.info (JSON, or the old line format when it does
+ * not start with '{'). *ret_disk (may be NULL) gets the current overlay,
+ * NULL if the file has none. -EBADMSG with the field and the reason in
+ * err_msg() (prefixed by what), -ENOMEM. */
+int vm_info_parse(const char *what, const char *text, size_t len, struct vm_info *ret,
+		  char **ret_disk);
 
 /* vm_events.c */
 void vm_unwatch_stops(vm_driver *d);
@@ -142,7 +160,6 @@ struct vmu_buf {
 	bool oom;
 };
 __attribute__((format(printf, 2, 3))) void vmu_buf_printf(struct vmu_buf *b, const char *fmt, ...);
-void vmu_buf_add_escaped(struct vmu_buf *b, const char *s); /* XML text/attribute escaping */
 char *vmu_buf_steal(struct vmu_buf *b); /* NULL if an append ran out of memory */
 
 __attribute__((format(printf, 1, 2))) char *vmu_printf(const char *fmt, ...);
@@ -152,11 +169,11 @@ int vmu_write_file_atomic(const char *path, const char *data, mode_t mode);
 int vmu_read_file(const char *path, size_t max, char **ret);
 /* The end of a text file, at most max bytes, starting at a line boundary. */
 int vmu_read_tail(const char *path, size_t max, char **ret);
-/* Run argv (looked up in PATH), stdin/stdout on /dev/null, stderr captured
- * into err (NUL-terminated, trimmed). Killed after timeout_ms. Returns the
- * exit status (>= 0, 128+sig if signalled) or -errno if it could not run. */
-int vmu_spawn(char *const argv[], int timeout_ms, char *err, size_t errlen);
+/* Run argv (looked up in PATH), stdin/stdout on /dev/null. The child's
+ * stderr (its output, not an error message of ours) is captured into out,
+ * at most outlen-1 bytes, NUL-terminated, trailing blanks trimmed. Killed
+ * after timeout_ms. Returns the exit status (>= 0, 128+sig if signalled) or
+ * -errno if it could not run. */
+int vmu_spawn(char *const argv[], int timeout_ms, char *out, size_t outlen);
 /* Find an executable in PATH; malloc'ed absolute path or NULL. */
 char *vmu_which(const char *prog);
-long long vmu_now_ms(void);
-void vmu_sleep_ms(unsigned ms);

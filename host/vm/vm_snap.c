@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #include "base/err.h"
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "host/vm/vm_int.h"
 
@@ -35,12 +37,10 @@
 #define QEMU_IMG_TIMEOUT_MS 60000
 #define VM_INFO_MAX (64 * 1024)
 
-#define _cleanup_json_ json_auto_t
-
 int vm_qmp(vm *v, const char *cmd, int fd, char **ret)
 {
 	_cleanup_free_ char *reply = NULL;
-	_cleanup_json_ *j = NULL;
+	json_auto_t *j = NULL;
 	json_t *err, *rv;
 	unsigned int nout = 0;
 	int *outfds = NULL;
@@ -89,12 +89,12 @@ static int set_ignore_shared(vm *v, bool on)
  * cancelled, with QEMU's reason. */
 static int wait_migration_status(vm *v, const char *what, const char *want)
 {
-	long long deadline = vmu_now_ms() + MIGRATE_TIMEOUT_MS;
+	uint64_t deadline = clock_mono_ms() + MIGRATE_TIMEOUT_MS;
 	unsigned delay = 2;
 
 	for (;;) {
 		_cleanup_free_ char *rv = NULL;
-		_cleanup_json_ *j = NULL;
+		json_auto_t *j = NULL;
 		const char *status;
 		int r = vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv);
 
@@ -111,10 +111,10 @@ static int wait_migration_status(vm *v, const char *what, const char *want)
 		}
 		if (vm_is_running(v) != 1)
 			return err_set(-ECHILD, "VM %s: QEMU exited during the %s", v->name, what);
-		if (vmu_now_ms() > deadline)
+		if (clock_mono_ms() > deadline)
 			return err_set(-ETIMEDOUT, "VM %s: %s still %s after %d s", v->name, what,
 				       status ? status : "not started", MIGRATE_TIMEOUT_MS / 1000);
-		vmu_sleep_ms(delay);
+		clock_sleep_ms(delay);
 		if (delay < 20)
 			delay *= 2;
 	}
@@ -172,7 +172,7 @@ int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused
 			   NULL);
 	if (r == 0)
 		r = wait_migration_status(v, "live capture", "pre-switchover");
-	t_stop = vmu_now_ms();
+	t_stop = clock_mono_ms();
 	if (r == 0)
 		r = vm_freeze_disk(v, layer_path);
 	if (r == 0)
@@ -200,7 +200,7 @@ int vm_capture_live(vm *v, const char *layer_path, int fd, long long *ret_paused
 			r = r2;
 	}
 	if (ret_paused_ms)
-		*ret_paused_ms = t_stop ? vmu_now_ms() - t_stop : 0;
+		*ret_paused_ms = t_stop ? clock_mono_ms() - t_stop : 0;
 	return r;
 }
 
@@ -223,7 +223,7 @@ int vm_resume(vm *v)
 static bool migration_under_way(vm *v)
 {
 	_cleanup_free_ char *rv = NULL;
-	_cleanup_json_ *j = NULL;
+	json_auto_t *j = NULL;
 	const char *status;
 
 	if (vm_qmp(v, "{\"execute\":\"query-migrate\"}", -1, &rv) < 0)
@@ -245,7 +245,7 @@ int vm_recover_paused(vm *v)
 	if (migrating) {
 		(void)vm_qmp(v, "{\"execute\":\"migrate_cancel\"}", -1, NULL);
 		for (int i = 0; i < 250 && migration_under_way(v); i++)
-			vmu_sleep_ms(20);
+			clock_sleep_ms(20);
 	}
 	if (virDomainGetState(v->dom, &state, &reason, 0) < 0)
 		return err_set(-EIO, "cannot read the state of VM %s: libvirt: %s", v->name,
@@ -293,49 +293,139 @@ void vm_info_release(struct vm_info *i)
 	memset(i, 0, sizeof(*i));
 }
 
-static int info_parse(char *text, struct vm_info *i, char **ret_disk)
+/* The file is untrusted-ish (a guest cannot write it, a crash or a person
+ * can damage it): every field is checked for its type and range, and a
+ * damaged file is an error that names the field, never a crash or a
+ * silent zero. */
+#define INFO_VERSION 1
+#define INFO_MAX_LAYERS 1024 /* a bound on a damaged file; vm_start() allows fewer */
+
+static bool info_path_ok(const char *p)
+{
+	size_t n = strlen(p);
+
+	if (p[0] != '/' || n >= PATH_MAX)
+		return false;
+	for (; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* The checks both formats share, once the struct is filled. */
+static int info_check(const char *what, const struct vm_info *i, const char *disk)
+{
+	if (!i->image_dir)
+		return err_set(-EBADMSG, "%s: no image", what);
+	if (!info_path_ok(i->image_dir))
+		return err_set(-EBADMSG,
+			       "%s: image: not an absolute path without control characters", what);
+	if (i->vcpus < 1 || i->vcpus > VM_MAX_VCPUS)
+		return err_set(-EBADMSG, "%s: vcpus: %u is not in 1..%d", what, i->vcpus,
+			       VM_MAX_VCPUS);
+	if (i->memory_mib < VM_MIN_MEMORY_MIB || i->memory_mib > VM_MAX_MEMORY_MIB)
+		return err_set(-EBADMSG, "%s: memory_mib: %u is not in %d..%d", what, i->memory_mib,
+			       VM_MIN_MEMORY_MIB, VM_MAX_MEMORY_MIB);
+	if (i->disk_bytes < 1 || i->disk_bytes > INT64_MAX)
+		return err_set(-EBADMSG, "%s: disk_bytes: %llu is out of range", what,
+			       (unsigned long long)i->disk_bytes);
+	if (disk && !info_path_ok(disk))
+		return err_set(-EBADMSG,
+			       "%s: disk: not an absolute path without control characters", what);
+	if (i->ram_file && !info_path_ok(i->ram_file))
+		return err_set(-EBADMSG,
+			       "%s: ram_file: not an absolute path without control characters",
+			       what);
+	for (size_t n = 0; i->layers[n]; n++)
+		if (!info_path_ok(i->layers[n]))
+			return err_set(-EBADMSG,
+				       "%s: layer %zu: not an absolute path without control "
+				       "characters",
+				       what, n + 1);
+	return 0;
+}
+
+static int layers_add(struct vm_info *i, size_t *n, const char *val, size_t len)
+{
+	char **nl;
+
+	nl = realloc(i->layers, (*n + 2) * sizeof(char *));
+	if (!nl)
+		return -ENOMEM;
+	i->layers = nl;
+	i->layers[*n + 1] = NULL;
+	i->layers[*n] = strndup(val, len);
+	if (!i->layers[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+static int parse_uint(const char *what, const char *key, const char *val, unsigned long long max,
+		      unsigned long long *ret)
+{
+	char *end;
+
+	errno = 0;
+	if (*val < '0' || *val > '9')
+		goto bad;
+	*ret = strtoull(val, &end, 10);
+	if (errno || *end || *ret > max)
+		goto bad;
+	return 0;
+bad:
+	return err_set(-EBADMSG, "%s: %s: \"%.32s\" is not a number in 0..%llu", what, key, val,
+		       max);
+}
+
+/* The line format of sbx before vm.info became JSON: "key value" lines
+ * (image, vcpus, memory_mib, disk_bytes, disk, ram_file, ram_shared, layer
+ * repeated newest first). Still read, because an installation upgraded in
+ * place has VMs that were started with it; never written. */
+static int info_parse_lines(const char *what, char *text, struct vm_info *i, char **disk)
 {
 	size_t n = 0;
 	char *line, *save = NULL;
+	int r;
 
-	i->layers = calloc(1, sizeof(char *));
-	if (!i->layers)
-		return -ENOMEM;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *val = strchr(line, ' ');
+		unsigned long long u;
 		char **slot = NULL;
 
 		if (!val)
-			return -EBADMSG;
+			return err_set(-EBADMSG, "%s: line \"%.32s\" is not \"key value\"", what,
+				       line);
 		*val++ = '\0';
 		if (!strcmp(line, "image"))
 			slot = &i->image_dir;
 		else if (!strcmp(line, "ram_file"))
 			slot = &i->ram_file;
-		else if (!strcmp(line, "disk") && ret_disk)
-			slot = ret_disk;
-		else if (!strcmp(line, "vcpus"))
-			i->vcpus = (unsigned)strtoul(val, NULL, 10);
-		else if (!strcmp(line, "memory_mib"))
-			i->memory_mib = (unsigned)strtoul(val, NULL, 10);
-		else if (!strcmp(line, "disk_bytes"))
-			i->disk_bytes = strtoull(val, NULL, 10);
-		else if (!strcmp(line, "ram_shared"))
+		else if (!strcmp(line, "disk"))
+			slot = disk;
+		else if (!strcmp(line, "vcpus")) {
+			if ((r = parse_uint(what, line, val, VM_MAX_VCPUS, &u)) < 0)
+				return r;
+			i->vcpus = (unsigned)u;
+		} else if (!strcmp(line, "memory_mib")) {
+			if ((r = parse_uint(what, line, val, VM_MAX_MEMORY_MIB, &u)) < 0)
+				return r;
+			i->memory_mib = (unsigned)u;
+		} else if (!strcmp(line, "disk_bytes")) {
+			if ((r = parse_uint(what, line, val, INT64_MAX, &u)) < 0)
+				return r;
+			i->disk_bytes = u;
+		} else if (!strcmp(line, "ram_shared")) {
+			if (strcmp(val, "0") && strcmp(val, "1"))
+				return err_set(-EBADMSG, "%s: ram_shared: not 0 or 1", what);
 			i->ram_shared = !strcmp(val, "1");
-		else if (!strcmp(line, "layer")) {
-			char **nl;
-
-			if (n >= 64)
-				return -EBADMSG;
-			nl = realloc(i->layers, (n + 2) * sizeof(char *));
-			if (!nl)
-				return -ENOMEM;
-			i->layers = nl;
-			i->layers[n + 1] = NULL;
-			i->layers[n] = strdup(val);
-			if (!i->layers[n++])
-				return -ENOMEM;
-		}
+		} else if (!strcmp(line, "layer")) {
+			if (n >= INFO_MAX_LAYERS)
+				return err_set(-EBADMSG, "%s: more than %d layers", what,
+					       INFO_MAX_LAYERS);
+			if ((r = layers_add(i, &n, val, strlen(val))) < 0)
+				return r;
+		} /* other keys: ignored, as they always were */
 		if (slot) {
 			free(*slot);
 			*slot = strdup(val);
@@ -346,19 +436,140 @@ static int info_parse(char *text, struct vm_info *i, char **ret_disk)
 	return 0;
 }
 
+/* A string member: required or may be absent or null (then *ret stays
+ * NULL). */
+static int json_path(const char *what, json_t *o, const char *key, bool required, char **ret)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			return err_set(-EBADMSG, "%s: no %s", what, key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return err_set(-EBADMSG, "%s: %s: not a string", what, key);
+	*ret = strndup(json_string_value(v), json_string_length(v));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int json_uint(const char *what, json_t *o, const char *key, long long min, long long max,
+		     long long *ret)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v)
+		return err_set(-EBADMSG, "%s: no %s", what, key);
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return err_set(-EBADMSG, "%s: %s: not an integer in %lld..%lld", what, key, min,
+			       max);
+	*ret = json_integer_value(v);
+	return 0;
+}
+
+/* {"version": 1, "image": PATH, "vcpus": N, "memory_mib": N, "disk_bytes": N,
+ *  "disk": PATH|null, "ram_file": PATH|null, "ram_shared": BOOL,
+ *  "layers": [PATH, ...] (newest first)}; other members are ignored. */
+static int info_parse_json(const char *what, const char *text, size_t len, struct vm_info *i,
+			   char **disk)
+{
+	json_auto_t *j = NULL;
+	json_error_t jerr;
+	json_t *v, *layers;
+	long long x;
+	size_t n = 0, k;
+	int r;
+
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return err_set(-EBADMSG, "%s: not valid JSON: %s (line %d)", what, jerr.text,
+			       jerr.line);
+	if (!json_is_object(j))
+		return err_set(-EBADMSG, "%s: not a JSON object", what);
+	if ((r = json_uint(what, j, "version", 0, LLONG_MAX, &x)) < 0)
+		return r;
+	if (x != INFO_VERSION)
+		return err_set(-EPROTONOSUPPORT, "%s: version %lld (this sbx reads version %d)",
+			       what, x, INFO_VERSION);
+	if ((r = json_path(what, j, "image", true, &i->image_dir)) < 0 ||
+	    (r = json_path(what, j, "ram_file", false, &i->ram_file)) < 0 ||
+	    (r = json_path(what, j, "disk", false, disk)) < 0)
+		return r;
+	if ((r = json_uint(what, j, "vcpus", 1, VM_MAX_VCPUS, &x)) < 0)
+		return r;
+	i->vcpus = (unsigned)x;
+	if ((r = json_uint(what, j, "memory_mib", VM_MIN_MEMORY_MIB, VM_MAX_MEMORY_MIB, &x)) < 0)
+		return r;
+	i->memory_mib = (unsigned)x;
+	if ((r = json_uint(what, j, "disk_bytes", 1, INT64_MAX, &x)) < 0)
+		return r;
+	i->disk_bytes = (uint64_t)x;
+	v = json_object_get(j, "ram_shared");
+	if (v && !json_is_boolean(v))
+		return err_set(-EBADMSG, "%s: ram_shared: not true or false", what);
+	i->ram_shared = json_is_true(v);
+	layers = json_object_get(j, "layers");
+	if (!json_is_array(layers))
+		return err_set(-EBADMSG, "%s: layers: %s", what,
+			       layers ? "not an array" : "missing");
+	if (json_array_size(layers) > INFO_MAX_LAYERS)
+		return err_set(-EBADMSG, "%s: more than %d layers", what, INFO_MAX_LAYERS);
+	json_array_foreach(layers, k, v)
+	{
+		if (!json_is_string(v))
+			return err_set(-EBADMSG, "%s: layer %zu: not a string", what, k + 1);
+		if ((r = layers_add(i, &n, json_string_value(v), json_string_length(v))) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vm_info_parse(const char *what, const char *text, size_t len, struct vm_info *ret,
+		  char **ret_disk)
+{
+	_cleanup_free_ char *copy = NULL, *disk = NULL;
+	size_t skip = 0;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (ret_disk)
+		*ret_disk = NULL;
+	if (memchr(text, '\0', len))
+		return err_set(-EBADMSG, "%s: a NUL byte in a text file", what);
+	ret->layers = calloc(1, sizeof(char *));
+	if (!ret->layers)
+		return -ENOMEM;
+	while (skip < len && strchr(" \t\r\n", text[skip]))
+		skip++;
+	if (skip < len && text[skip] == '{') {
+		r = info_parse_json(what, text, len, ret, &disk);
+	} else {
+		copy = strndup(text, len);
+		r = copy ? info_parse_lines(what, copy, ret, &disk) : -ENOMEM;
+	}
+	if (r == 0)
+		r = info_check(what, ret, disk);
+	if (r < 0) {
+		vm_info_release(ret);
+		return r == -ENOMEM ? err_set(r, "out of memory") : r;
+	}
+	if (ret_disk)
+		*ret_disk = TAKE_PTR(disk);
+	return 0;
+}
+
 static int info_read(const char *path, struct vm_info *ret, char **ret_disk)
 {
 	_cleanup_free_ char *text = NULL;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	r = vmu_read_file(path, VM_INFO_MAX, &text);
+	r = vmu_read_file(path, VM_INFO_MAX + 1, &text);
 	if (r < 0)
-		return r;
-	r = info_parse(text, ret, ret_disk);
-	if (r < 0)
-		vm_info_release(ret);
-	return r;
+		return err_set(r, "cannot read %s: %s", path, strerror(-r));
+	if (r > VM_INFO_MAX)
+		return err_set(-EFBIG, "%s: more than %d bytes", path, VM_INFO_MAX);
+	return vm_info_parse(path, text, (size_t)r, ret, ret_disk);
 }
 
 int vm_info_read(const char *path, struct vm_info *ret)
@@ -381,19 +592,38 @@ char *vm_info_disk(const char *dir)
 int vm_info_write(const char *dir, const struct vm_info *i, const char *disk)
 {
 	_cleanup_free_ char *path = vmu_printf("%s/vm.info", dir), *text = NULL;
-	struct vmu_buf b = {0};
+	json_auto_t *j = json_object();
+	json_auto_t *layers = json_array();
+	int r = 0;
 
-	vmu_buf_printf(&b, "image %s\nvcpus %u\nmemory_mib %u\ndisk_bytes %llu\ndisk %s\n",
-		       i->image_dir, i->vcpus, i->memory_mib, (unsigned long long)i->disk_bytes,
-		       disk);
-	if (i->ram_file)
-		vmu_buf_printf(&b, "ram_file %s\nram_shared %d\n", i->ram_file, i->ram_shared);
-	for (char **p = i->layers; p && *p; p++)
-		vmu_buf_printf(&b, "layer %s\n", *p);
-	text = vmu_buf_steal(&b);
-	if (!path || !text)
+	if (!path || !j || !layers)
 		return -ENOMEM;
-	return vmu_write_file_atomic(path, text, 0644);
+	for (char **p = i->layers; r == 0 && p && *p; p++)
+		r = json_array_append_new(layers, json_string(*p));
+	if (r == 0)
+		r = json_object_set_new(j, "version", json_integer(INFO_VERSION)) |
+		    json_object_set_new(j, "image", json_string(i->image_dir)) |
+		    json_object_set_new(j, "vcpus", json_integer(i->vcpus)) |
+		    json_object_set_new(j, "memory_mib", json_integer(i->memory_mib)) |
+		    json_object_set_new(j, "disk_bytes", json_integer((json_int_t)i->disk_bytes)) |
+		    json_object_set_new(j, "disk", disk ? json_string(disk) : json_null()) |
+		    json_object_set_new(j, "ram_file",
+					i->ram_file ? json_string(i->ram_file) : json_null()) |
+		    json_object_set_new(j, "ram_shared", json_boolean(i->ram_shared)) |
+		    json_object_set(j, "layers", layers);
+	/* json_string() refuses what is not UTF-8: paths of ours are */
+	if (r)
+		return -EINVAL;
+	text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		return -ENOMEM;
+	{
+		_cleanup_free_ char *line = vmu_printf("%s\n", text);
+
+		if (!line)
+			return -ENOMEM;
+		return vmu_write_file_atomic(path, line, 0644);
+	}
 }
 
 int vm_get_info(vm *v, struct vm_info *ret)
@@ -405,7 +635,7 @@ int vm_get_info(vm *v, struct vm_info *ret)
 		return -ENOMEM;
 	r = vm_info_read(path, ret);
 	if (r < 0)
-		return err_set(r, "VM %s: cannot read %s: %s", v->name, path, strerror(-r));
+		return err_prefix(r, "VM %s", v->name);
 	return 0;
 }
 
@@ -418,15 +648,15 @@ static int new_overlay(vm *v, const char *layer, const char *overlay, uint64_t b
 	char *argv[] = {"qemu-img",	 "create", "-q",    "-u", "-f",
 			"qcow2",	 "-F",	   "qcow2", "-b", (char *)layer,
 			(char *)overlay, size,	   NULL};
-	char err[1024];
+	char out[1024]; /* qemu-img's stderr */
 	int r;
 
 	if (!size)
 		return -ENOMEM;
-	r = vmu_spawn(argv, QEMU_IMG_TIMEOUT_MS, err, sizeof(err));
+	r = vmu_spawn(argv, QEMU_IMG_TIMEOUT_MS, out, sizeof(out));
 	if (r != 0)
 		return err_set(r < 0 ? r : -EIO, "VM %s: cannot create overlay %s: %s", v->name,
-			       overlay, r < 0 ? strerror(-r) : err);
+			       overlay, r < 0 ? strerror(-r) : out);
 	return 0;
 }
 
@@ -435,16 +665,9 @@ static int new_overlay(vm *v, const char *layer, const char *overlay, uint64_t b
  * node). */
 static int switch_overlay(vm *v, const char *overlay)
 {
-	_cleanup_free_ char *xml = NULL;
-	struct vmu_buf b = {0};
+	_cleanup_free_ char *xml = vm_xml_disk_snapshot(overlay);
 	virDomainSnapshotPtr snap;
 
-	vmu_buf_printf(&b, "<domainsnapshot><disks><disk name='vda' snapshot='external' "
-			   "type='file'><driver type='qcow2'/><source file='");
-	vmu_buf_add_escaped(&b, overlay);
-	vmu_buf_printf(&b, "'><seclabel model='dac' relabel='no'/></source></disk></disks>"
-			   "</domainsnapshot>");
-	xml = vmu_buf_steal(&b);
 	if (!xml)
 		return -ENOMEM;
 	snap = virDomainSnapshotCreateXML(
@@ -477,7 +700,7 @@ int vm_freeze_disk(vm *v, const char *layer_path)
 	while (info.layers[n])
 		n++;
 	layers = calloc(n + 2, sizeof(char *));
-	overlay = vmu_printf("%s/disk-%lld.qcow2", v->dir, vmu_now_ms());
+	overlay = vmu_printf("%s/disk-%lld.qcow2", v->dir, (long long)clock_mono_ms());
 	if (!layers || !overlay) {
 		r = -ENOMEM;
 		goto out;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vm_util.c - small file, string and process helpers of the VM driver:
- * a growable string buffer with XML escaping, mkdir -p, rm -rf that never
- * follows symlinks, atomic file writes, reading the tail of a log, and
- * posix_spawn with captured stderr and a deadline.
+ * a growable string buffer, mkdir -p, rm -rf that never follows symlinks,
+ * atomic file writes, reading the tail of a log, and posix_spawn with
+ * captured stderr and a deadline. (XML is libxml2's, in vm_xml.c; clocks
+ * are base/clock.h's.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/clock.h"
 #include "host/vm/vm_int.h"
 
 extern char **environ;
@@ -66,35 +67,6 @@ void vmu_buf_printf(struct vmu_buf *b, const char *fmt, ...)
 	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)n;
-}
-
-void vmu_buf_add_escaped(struct vmu_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '&':
-			vmu_buf_printf(b, "&amp;");
-			break;
-		case '<':
-			vmu_buf_printf(b, "&lt;");
-			break;
-		case '>':
-			vmu_buf_printf(b, "&gt;");
-			break;
-		case '\'':
-			vmu_buf_printf(b, "&apos;");
-			break;
-		case '"':
-			vmu_buf_printf(b, "&quot;");
-			break;
-		default:
-			buf_reserve(b, 1);
-			if (b->oom)
-				return;
-			b->s[b->len++] = *s;
-			b->s[b->len] = '\0';
-		}
-	}
 }
 
 char *vmu_buf_steal(struct vmu_buf *b)
@@ -269,22 +241,6 @@ int vmu_read_tail(const char *path, size_t max, char **ret)
 	return (int)(w - *ret);
 }
 
-long long vmu_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void vmu_sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 char *vmu_which(const char *prog)
 {
 	const char *path = getenv("PATH");
@@ -313,17 +269,17 @@ static void trim(char *s)
 		s[--n] = '\0';
 }
 
-int vmu_spawn(char *const argv[], int timeout_ms, char *err, size_t errlen)
+int vmu_spawn(char *const argv[], int timeout_ms, char *out, size_t outlen)
 {
 	_cleanup_close_ int rfd = -EBADF, wfd = -EBADF;
 	posix_spawn_file_actions_t fa;
-	long long deadline = vmu_now_ms() + timeout_ms;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	size_t got = 0;
 	int fds[2], r, status;
 	pid_t pid;
 
-	if (errlen)
-		err[0] = '\0';
+	if (outlen)
+		out[0] = '\0';
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
 	rfd = fds[0];
@@ -344,7 +300,8 @@ int vmu_spawn(char *const argv[], int timeout_ms, char *err, size_t errlen)
 	close(TAKE_FD(wfd));
 
 	for (;;) {
-		long long left = deadline - vmu_now_ms();
+		uint64_t now = clock_mono_ms();
+		int64_t left = now < deadline ? (int64_t)(deadline - now) : 0;
 		struct pollfd p = {.fd = rfd, .events = POLLIN};
 		char tmp[512];
 		ssize_t n;
@@ -363,19 +320,19 @@ int vmu_spawn(char *const argv[], int timeout_ms, char *err, size_t errlen)
 			continue;
 		if (n <= 0)
 			break;
-		if (errlen && got < errlen - 1) {
-			size_t c = (size_t)n < errlen - 1 - got ? (size_t)n : errlen - 1 - got;
-			memcpy(err + got, tmp, c);
+		if (outlen && got < outlen - 1) {
+			size_t c = (size_t)n < outlen - 1 - got ? (size_t)n : outlen - 1 - got;
+			memcpy(out + got, tmp, c);
 			got += c;
-			err[got] = '\0';
+			out[got] = '\0';
 		}
 	}
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
-	if (errlen)
-		trim(err);
+	if (outlen)
+		trim(out);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);

@@ -149,8 +149,7 @@ static void destroy_everything_in(vm_driver *d)
 	if (vm_list(d, &names) == 0) {
 		for (char **p = names; *p; p++)
 			if (vm_destroy_by_name(d, *p) < 0)
-				fprintf(stderr, "check_vm: cleanup of %s: %s\n", *p,
-					err_msg());
+				fprintf(stderr, "check_vm: cleanup of %s: %s\n", *p, err_msg());
 		vm_strv_free(names);
 	}
 	snprintf(vms, sizeof(vms), "%s/vms", state_dir);
@@ -582,8 +581,7 @@ static agent_client *connect_guest(vm *v)
 
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	r = agent_client_connect(addr, 120000, &c);
-	ck_assert_msg(r == 0, "%s: cannot connect to the agent: %s", vm_name(v),
-		      err_msg());
+	ck_assert_msg(r == 0, "%s: cannot connect to the agent: %s", vm_name(v), err_msg());
 	agent_client_set_timeout(c, 120000);
 	return c;
 }
@@ -1100,92 +1098,8 @@ START_TEST(test_console_log_past_the_cap_keeps_its_last_half)
 }
 END_TEST
 
-/* -- xml (no VM) ----------------------------------------------------------- */
-
-START_TEST(test_vm_xml_escapes_every_interpolated_string)
-{
-	static const char *const layers[] = {"/l/'<&>\"/layer-1.qcow2", NULL};
-	struct vm_xml_params p = {
-	    .domain_name = "sbx-x",
-	    .name = "x",
-	    .state_dir = "/s/<a>&'\"",
-	    .vm_dir = "/s/<a>&'\"/vms/x",
-	    .image_dir = "/img/'<&>\"",
-	    .kernel = "/img/'<&>\"/vmlinuz",
-	    .hostname = "x",
-	    .accel = VM_ACCEL_TCG,
-	    .tsc_khz = 2000000,
-	    .vcpus = 1,
-	    .memory_mib = 256,
-	    .tb_cache_mib = 64,
-	    .disk_layers = layers,
-	    .ram_file = "/r/'<&>\"/ram",
-	    .incoming = true,
-	};
-	char *xml = vm_xml_domain(&p), *state = NULL, *image = NULL;
-	const char *meta;
-
-	ck_assert_ptr_nonnull(xml);
-	ck_assert_ptr_null(strstr(xml, "<a>"));
-	ck_assert_ptr_null(strstr(xml, "'<&"));
-	ck_assert_ptr_nonnull(strstr(xml, "/img/&apos;&lt;&amp;&gt;&quot;/vmlinuz"));
-	ck_assert_ptr_nonnull(strstr(xml, "tsc_early_khz=2000000"));
-	ck_assert_ptr_nonnull(strstr(xml, "<tb-cache unit='MiB'>64</tb-cache>"));
-	/* without arat an idle TCG guest keeps its periodic tick */
-	ck_assert_ptr_nonnull(strstr(xml, "<feature policy='require' name='arat'/>"));
-	ck_assert_ptr_nonnull(strstr(xml, "machine='microvm'"));
-	ck_assert_ptr_nonnull(strstr(xml, "<domain type='qemu' xmlns:qemu="));
-	/* a full host disk is an I/O error in the guest, never a paused VM */
-	ck_assert_ptr_nonnull(strstr(xml, " error_policy='report' rerror_policy='report'/>"));
-	/* a guest panic is a crash the host hears of (pvpanic), not a reboot */
-	ck_assert_ptr_nonnull(strstr(xml, "<panic model='isa'/>"));
-	ck_assert_ptr_nonnull(strstr(xml, "<on_crash>destroy</on_crash>"));
-	/* snapshot parts: the layer chain, RAM in a file, a deferred restore */
-	ck_assert_ptr_nonnull(strstr(xml, "<format type='qcow2'/><source file='/l/&apos;&lt;&amp;"
-					  "&gt;&quot;/layer-1.qcow2'>"));
-	ck_assert_ptr_nonnull(strstr(xml, "mem-path=/r/&apos;&lt;&amp;&gt;&quot;/ram,share=off"));
-	ck_assert_ptr_nonnull(strstr(xml, "<qemu:arg value='memory-backend=sbxram'/>"));
-	ck_assert_ptr_nonnull(strstr(xml, "<qemu:arg value='-incoming'/>"));
-	meta = strstr(xml, "<sbx:vm ");
-	ck_assert_ptr_nonnull(meta);
-	ck_assert_int_eq(vm_xml_get_attr(meta, "state", &state), 0);
-	ck_assert_str_eq(state, "/s/<a>&'\"");
-	ck_assert_int_eq(vm_xml_get_attr(meta, "image", &image), 0);
-	ck_assert_str_eq(image, "/img/'<&>\"");
-	free(state);
-	free(image);
-	free(xml);
-
-	p.accel = VM_ACCEL_KVM;
-	xml = vm_xml_domain(&p);
-	ck_assert_ptr_nonnull(strstr(xml, "<domain type='kvm' xmlns:qemu="));
-	ck_assert_ptr_nonnull(strstr(xml, "host-passthrough"));
-	ck_assert_ptr_null(strstr(xml, "tb-cache"));
-	ck_assert_ptr_null(strstr(xml, "tsc_early_khz"));
-	free(xml);
-}
-END_TEST
-
-START_TEST(test_vm_xml_attr_parser_handles_libvirt_output)
-{
-	const char *m = "<sbx:vm xmlns:sbx=\"https://sbx.dev/xmlns/vm/1\" name=\"a\" "
-			"dir=\"/x name=&quot;y&quot; &#62;\" state=\"/st&amp;x\"/>";
-	char *v = NULL;
-
-	ck_assert_int_eq(vm_xml_get_attr(m, "state", &v), 0);
-	ck_assert_str_eq(v, "/st&x");
-	free(v);
-	ck_assert_int_eq(vm_xml_get_attr(m, "dir", &v), 0);
-	ck_assert_str_eq(v, "/x name=\"y\" >");
-	free(v);
-	ck_assert_int_eq(vm_xml_get_attr(m, "name", &v), 0);
-	ck_assert_str_eq(v, "a");
-	free(v);
-	ck_assert_int_eq(vm_xml_get_attr(m, "image", &v), -ENOENT);
-	ck_assert_int_eq(vm_xml_get_attr("<a b=c/>", "b", &v), -EBADMSG);
-	ck_assert_int_eq(vm_xml_get_attr("<a b='&bogus;'/>", "b", &v), -EBADMSG);
-}
-END_TEST
+/* -- no VM --------------------------------------------------------------------
+ * The domain XML and vm.info are tested in tests/unit/check_vm_pure.c. */
 
 START_TEST(test_vm_kvm_run_test_gives_a_reason)
 {
@@ -1207,9 +1121,7 @@ static Suite *vm_suite(void)
 	TCase *errors = tcase_create("errors");
 	TCase *guest_stops = tcase_create("guest_stops");
 
-	tcase_add_test(xml, test_vm_xml_escapes_every_interpolated_string);
 	tcase_add_test(xml, test_console_log_past_the_cap_keeps_its_last_half);
-	tcase_add_test(xml, test_vm_xml_attr_parser_handles_libvirt_output);
 	tcase_add_test(xml, test_vm_kvm_run_test_gives_a_reason);
 	suite_add_tcase(s, xml);
 

@@ -52,3 +52,11 @@ $(O)/tests/check_sbx: $(OBJ)/tests/unit/check_sbx.o $(LIBSBXCLI) $(LIBBASE)
 UNIT_BINS += $(O)/tests/check_proto $(O)/tests/check_agent $(O)/tests/check_client \
 	$(O)/tests/check_snap $(SBXD_CHECKS:%=$(O)/tests/%) $(O)/tests/check_dp \
 	$(O)/tests/check_sbx
+
+# host/vm/: what needs no VM: vm.info (JSON, the old format, damaged
+# files), the domain XML read back with libxml2, vmu_spawn
+$(O)/tests/check_vm_pure: $(OBJ)/tests/unit/check_vm_pure.o $(LIBSBXHOST) $(LIBPROTO) $(LIBBASE)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(HOST_LINK) $(CHECK_LIBS)
+
+UNIT_BINS += $(O)/tests/check_vm_pure
