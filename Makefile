@@ -10,6 +10,7 @@
 #   make asan       ASan/UBSan build and unit suites in build-asan/
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
 #   make bench      benchmarks (figures printed, nothing asserted)
+#   make layering   check includes against docs/architecture.md
 #   make image      build/images/default (cached)
 #   V=1             show full command lines
 
@@ -60,8 +61,8 @@ LIBS :=
 UNIT_BINS :=
 CLEAN_EXTRA :=
 
-.PHONY: all clean run test unit asan fuzz fuzz-run bench image deps integration \
-	format format-check lint layering test-bins check-all
+.PHONY: all clean run test unit asan fuzz fuzz-run bench image deps \
+	format format-check layering test-bins check-all
 all:
 
 include base/module.mk
@@ -100,6 +101,10 @@ asan:
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The layering of docs/architecture.md (make test runs it too).
+layering:
+	$(Q)tools/check-layering.sh $(O) && tools/check-layering.sh --self-test
 
 format-check:
 	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')

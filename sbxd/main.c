@@ -571,10 +571,18 @@ static void on_vm_stopped(void *ud, const char *name, const char *reason)
 	sbxd_mgr_vm_stopped(ud, name, reason);
 }
 
+/* "http://HOST:PORT", an IPv6 address in brackets. */
+static void http_url(const char *host, int port, char *buf, size_t len)
+{
+	bool v6 = strchr(host, ':') != NULL;
+
+	snprintf(buf, len, "http://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
 static int serve(const struct sbxd_config *cfg)
 {
 	_cleanup_(store_closep) store *st = NULL;
-	char image[PATH_MAX], base[400];
+	char image[PATH_MAX], base[400], serving[400];
 	vm_driver *drv = NULL;
 	snap_store *ss = NULL;
 	sbxd_vm_backend *backend = NULL;
@@ -605,12 +613,12 @@ static int serve(const struct sbxd_config *cfg)
 	if (sbxd_vm_backend_new(drv, ss, &backend) < 0)
 		goto out;
 
-	snprintf(base, sizeof(base), "http://%s%s%s:%d", strchr(cfg->listen_host, ':') ? "[" : "",
-		 !strcmp(cfg->listen_host, "0.0.0.0") || !strcmp(cfg->listen_host, "::") ||
+	/* a wildcard address is reached through loopback */
+	http_url(!strcmp(cfg->listen_host, "0.0.0.0") || !strcmp(cfg->listen_host, "::") ||
 			 !cfg->listen_host[0]
 		     ? "127.0.0.1"
 		     : cfg->listen_host,
-		 strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port);
+		 cfg->listen_port, base, sizeof(base));
 	{
 		struct sbxd_api_config ac = {
 		    .st = st,
@@ -693,9 +701,8 @@ static int serve(const struct sbxd_config *cfg)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	log_info("serving on http://%s%s%s:%d (state %s, image %s, %s, accelerator %s)",
-		 strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
-		 strchr(cfg->listen_host, ':') ? "]" : "", http_server_port(srv), cfg->state_dir,
+	http_url(cfg->listen_host, http_server_port(srv), serving, sizeof(serving));
+	log_info("serving on %s (state %s, image %s, %s, accelerator %s)", serving, cfg->state_dir,
 		 image, vm_driver_uri(drv), vm_accel_to_string(vm_driver_accel(drv)));
 	r = http_server_run(srv, &stop_requested);
 	log_info("stopping%s (running VMs stay up and are adopted at the next start)",

@@ -73,25 +73,13 @@ char *sbx_api_base(const char *endpoint)
 
 char *sbx_url_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *out = malloc(n * 3 + 1), *o = out;
+	/* libcurl (>= 7.82) escapes without a handle */
+	char *e = curl_easy_escape(NULL, s, 0), *out;
 
-	if (!out)
+	if (!e)
 		return NULL;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		/* encodeURIComponent's unreserved set */
-		if (isalnum(c) || strchr("-_.!~*'()", c)) {
-			*o++ = (char)c;
-		} else {
-			*o++ = '%';
-			*o++ = hex[c >> 4];
-			*o++ = hex[c & 15];
-		}
-	}
-	*o = '\0';
+	out = strdup(e); /* callers free() it; curl's memory goes back to curl */
+	curl_free(e);
 	return out;
 }
 

@@ -33,7 +33,8 @@ void sbx_resp_release(struct sbx_resp *r);
  * NULL (error buffer set) unless it is an http:// or https:// URL. */
 char *sbx_api_base(const char *endpoint);
 
-/* s percent-encoded like encodeURIComponent (malloc'd, NULL on OOM). */
+/* s percent-encoded by libcurl: all but RFC 3986's unreserved characters
+ * (malloc'd, NULL on OOM). */
 char *sbx_url_escape(const char *s);
 
 /* dataplane_url + "/" + op + "?path=" + escaped path (malloc'd). */
