@@ -11,18 +11,25 @@ static __thread char slot[ERR_MSG_MAX];
 
 /* Formats through a copy: callers may pass err_msg() as an argument to
  * wrap the previous message. */
-int err_set(int err, const char *fmt, ...)
+int err_vset(int err, const char *fmt, va_list ap)
 {
 	char buf[ERR_MSG_MAX];
-	va_list ap;
 
 	/* so that %m names err */
 	if (err < 0)
 		errno = -err;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	memcpy(slot, buf, sizeof(slot));
+	return err;
+}
+
+int err_set(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = err_vset(err, fmt, ap);
+	va_end(ap);
 	return err;
 }
 

@@ -16,10 +16,13 @@
  */
 #pragma once
 
+#include <stdarg.h>
+
 #define ERR_MSG_MAX 2048
 
 /* Formats the message into this thread's slot (%m names err); returns err. */
 __attribute__((format(printf, 2, 3))) int err_set(int err, const char *fmt, ...);
+__attribute__((format(printf, 2, 0))) int err_vset(int err, const char *fmt, va_list ap);
 /* Puts context in front of the message already in the slot ("CONTEXT:
  * MESSAGE"), or sets CONTEXT: strerror(-err) when the slot is empty;
  * returns err. */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/err.h"
 #include "base/clock.h"
 #include "base/cleanup.h"
@@ -176,33 +177,12 @@ fail:
 	return 2;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int open_store(const struct sbxd_config *cfg, store **ret)
 {
 	char path[PATH_MAX + 16];
 	int r;
 
-	r = mkdir_p(cfg->state_dir, 0750);
+	r = io_mkdir_p(cfg->state_dir, 0750);
 	if (r < 0) {
 		fprintf(stderr, "sbxd: cannot create the state directory %s: %s\n", cfg->state_dir,
 			strerror(-r));

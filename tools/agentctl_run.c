@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "tools/agentctl_common.h"
@@ -99,25 +100,6 @@ static char *resolve_image(const char *arg, const char **ret_missing)
 	for (i = 0; i < nc; i++)
 		free(cand[i]);
 	return res;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX], *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 struct boot_check {
@@ -294,7 +276,7 @@ int agentctl_run(int argc, char **argv)
 		agentctl_error("no VM image at %s (%s): run 'make image'", image, missing);
 		return EXIT_TOOL;
 	}
-	r = mkdir_p(state_dir, 0700);
+	r = io_mkdir_p(state_dir, 0700);
 	if (r < 0) {
 		agentctl_error("cannot create the state directory %s: %s", state_dir, strerror(-r));
 		return EXIT_TOOL;

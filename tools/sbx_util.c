@@ -20,16 +20,13 @@ static char final_msg[ERR_MSG_MAX];
 
 int sbx_error_set_final(int err, const char *fmt, ...)
 {
-	char buf[ERR_MSG_MAX];
 	va_list ap;
 
-	if (err < 0)
-		errno = -err;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	err = err_vset(err, fmt, ap);
 	va_end(ap);
-	memcpy(final_msg, buf, sizeof(final_msg));
-	return err_set(err, "%s", buf);
+	snprintf(final_msg, sizeof(final_msg), "%s", err_msg());
+	return err;
 }
 
 int sbx_error_wrap(int err, const char *fmt, ...)

@@ -23,6 +23,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "base/io.h"
 #include "base/err.h"
 #include "base/cleanup.h"
 #include "base/clock.h"
@@ -111,7 +112,7 @@ static int loop_start(vm_driver *d)
 	if (!getenv("LIBVIRT_LOG_OUTPUTS")) {
 		logdir = vmu_printf("%s/libvirt/log", d->state_dir);
 		outputs = logdir ? vmu_printf("3:file:%s/libvirt.log", logdir) : NULL;
-		if (outputs && vmu_mkdir_p(logdir, 0755) == 0)
+		if (outputs && io_mkdir_p(logdir, 0755) == 0)
 			setenv("LIBVIRT_LOG_OUTPUTS", outputs, 0);
 	}
 	virSetErrorFunc(NULL, virt_error_cb);
@@ -162,7 +163,7 @@ static int write_qemu_conf(vm_driver *d)
 
 	if (!etc || !conf)
 		return -ENOMEM;
-	r = vmu_mkdir_p(etc, 0755);
+	r = io_mkdir_p(etc, 0755);
 	if (r < 0)
 		return err_set(r, "cannot create %s: %s", etc, strerror(-r));
 	r = vmu_write_file_atomic(conf, qemu_conf, 0644);
@@ -235,7 +236,7 @@ static char *short_root(const struct vm_driver_config *cfg, const char *real)
 	if (strlen(alias) >= strlen(real))
 		return strdup(real);
 	/* 0711: QEMU under a system libvirtd (its own user) walks through it */
-	r = vmu_mkdir_p(run, 0711);
+	r = io_mkdir_p(run, 0711);
 	if (r < 0) {
 		log_debug("cannot create %s (%s): sockets are made under %s", run, strerror(-r),
 			  real);
@@ -279,7 +280,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 	d->stop_watch = -1;
 	d->io_error_watch = -1;
 
-	r = vmu_mkdir_p(cfg->state_dir, 0711);
+	r = io_mkdir_p(cfg->state_dir, 0711);
 	if (r < 0)
 		return err_set(r, "cannot create state directory %s: %s", cfg->state_dir,
 			       strerror(-r));
@@ -296,7 +297,7 @@ int vm_driver_open(const struct vm_driver_config *cfg, vm_driver **ret)
 		goto fail;
 	}
 	d->embed = uri_is_embed(d->uri);
-	r = vmu_mkdir_p(d->vms_dir, 0711);
+	r = io_mkdir_p(d->vms_dir, 0711);
 	if (r < 0) {
 		err_set(r, "cannot create %s: %s", d->vms_dir, strerror(-r));
 		goto fail;

@@ -163,7 +163,6 @@ __attribute__((format(printf, 2, 3))) void vmu_buf_printf(struct vmu_buf *b, con
 char *vmu_buf_steal(struct vmu_buf *b); /* NULL if an append ran out of memory */
 
 __attribute__((format(printf, 1, 2))) char *vmu_printf(const char *fmt, ...);
-int vmu_mkdir_p(const char *path, mode_t mode);
 int vmu_rm_rf(const char *path);
 int vmu_write_file_atomic(const char *path, const char *data, mode_t mode);
 int vmu_read_file(const char *path, size_t max, char **ret);

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/cleanup.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -1177,7 +1178,7 @@ int main(int argc, char **argv)
 			 img && *img ? img : "build/images/default");
 	if (st && *st) {
 		snprintf(state_dir, sizeof(state_dir), "%s", st);
-		if (vmu_mkdir_p(state_dir, 0711) < 0 || !realpath(st, state_dir)) {
+		if (io_mkdir_p(state_dir, 0711) < 0 || !realpath(st, state_dir)) {
 			fprintf(stderr, "check_vm: cannot use SBX_TEST_STATE=%s\n", st);
 			return 2;
 		}
