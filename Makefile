@@ -77,6 +77,9 @@ include tests/module.mk
 
 all: $(LIBS) $(BINS)
 
+# Objects made through pattern rules (fuzz replays, suites) are kept.
+.SECONDARY:
+
 $(OBJ)/%.o: %.c
 	$(quiet) CC $<
 	@mkdir -p $(dir $@)

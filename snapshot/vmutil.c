@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "base/clock.h"
 #include "base/io.h"
 #include "base/err.h"
 #include "base/cleanup.h"
@@ -163,13 +164,12 @@ out:
 int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 {
 	_cleanup_free_ char *addr = NULL;
-	struct timespec t0, t;
+	uint64_t t0 = clock_mono_ms();
 	long elapsed = 0;
 	int r;
 
 	if (asprintf(&addr, "unix:%s", vm_agent_socket(v)) < 0)
 		return -ENOMEM;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		int left = timeout_ms - (int)elapsed;
 
@@ -179,13 +179,12 @@ int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 		if (vm_is_running(v) != 1)
 			return err_set(-ECHILD, "VM %s stopped before its agent answered",
 				       vm_name(v));
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		elapsed = (long)(clock_mono_ms() - t0);
 		if (elapsed >= timeout_ms)
 			return err_set(-ETIMEDOUT,
 				       "the agent of VM %s did not answer within %d s: %s",
 				       vm_name(v), timeout_ms / 1000, err_msg());
-		usleep(20 * 1000);
+		clock_sleep_ms(20);
 	}
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "tools/sbx.h"
@@ -502,21 +503,13 @@ int sbx_cmd_rm(const struct sbx_command *cmd, int argc, char **argv)
 
 /* ---- stop, start ---------------------------------------------------------------- */
 
-static void sleep_half_second(void)
-{
-	struct timespec ts = {0, 500000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* POST /boxes/NAME/stop or /start, then wait (sbxd answers after at most
  * ~50 s, possibly still stopping or starting) until it is `want`. */
 static int stop_start_one(const char *name, bool stop, long timeout_s)
 {
 	const char *want = stop ? "stopped" : "ready";
 	_cleanup_free_ char *esc = sbx_url_escape(name), *path = NULL;
-	struct timespec t0, now;
+	uint64_t t0;
 	struct sbx_resp r;
 	json_t *body = json_object();
 	int rc;
@@ -525,7 +518,7 @@ static int stop_start_one(const char *name, bool stop, long timeout_s)
 		json_decref(body);
 		return err_set(-ENOMEM, "out of memory");
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = clock_mono_ms();
 	rc = sbx_api_call("POST", path, body, timeout_s, &r);
 	json_decref(body);
 	if (rc < 0)
@@ -546,20 +539,19 @@ static int stop_start_one(const char *name, bool stop, long timeout_s)
 			return rc;
 		status = sbx_json_str(box, "status", "unknown");
 		msg = sbx_json_str(box, "status_message", NULL);
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (!strcmp(status, want)) {
 			json_decref(box);
 			return 0;
 		}
 		if (strcmp(status, stop ? "stopping" : "starting") ||
-		    now.tv_sec - t0.tv_sec >= timeout_s) {
+		    clock_mono_ms() - t0 >= (uint64_t)timeout_s * 1000) {
 			rc = sbx_error_set_final(-EAGAIN, "sandbox '%s' is %s%s%s", name, status,
 						 msg ? ": " : "", msg ? msg : "");
 			json_decref(box);
 			return rc;
 		}
 		json_decref(box);
-		sleep_half_second();
+		clock_sleep_ms(500);
 	}
 }
 

@@ -439,10 +439,9 @@ int sbx_box_get(const char *name, json_t **ret)
 
 int sbx_box_dataplane(const char *name, int wait_s, char **ret_url)
 {
-	struct timespec start, now;
+	uint64_t start = clock_mono_ms();
 	bool told = false;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		json_t *box = NULL;
 		const char *status, *msg, *dp;
@@ -458,9 +457,8 @@ int sbx_box_dataplane(const char *name, int wait_s, char **ret_url)
 			json_decref(box);
 			return *ret_url ? 0 : err_set(-ENOMEM, "out of memory");
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((strcmp(status, "provisioning") && strcmp(status, "starting")) ||
-		    now.tv_sec - start.tv_sec >= wait_s) {
+		    clock_mono_ms() - start >= (uint64_t)wait_s * 1000) {
 			if (!strcmp(status, "stopped"))
 				r = sbx_error_set_final(-EAGAIN,
 							"sandbox '%s' is stopped: start it first "
