@@ -44,7 +44,7 @@ int snap_store_open(const char *state_dir, snap_store **ret)
 	r = mkdir_ok(state_dir, 0711);
 	if (r < 0)
 		return err_set(r, "cannot create the state directory %s: %s", state_dir,
-				strerror(-r));
+			       strerror(-r));
 	abs = realpath(state_dir, NULL);
 	if (!abs)
 		return err_set(-errno, "state directory %s: %s", state_dir, strerror(errno));
@@ -283,7 +283,7 @@ int snap_load(snap_store *s, const char *id, struct snap_manifest **ret)
 
 	if (!snap_id_is_valid(id))
 		return err_set(-EINVAL, "\"%s\" is not a snapshot id ([a-z0-9][a-z0-9-]*)",
-				id ? id : "");
+			       id ? id : "");
 	path = snap_manifest_path(s, id);
 	if (!path)
 		return err_set(-ENOMEM, "out of memory");
@@ -292,17 +292,17 @@ int snap_load(snap_store *s, const char *id, struct snap_manifest **ret)
 		return err_set(r, "snapshot %s: no such snapshot", id);
 	if (r == -EFBIG)
 		return err_set(-EBADMSG, "snapshot %s: %s is larger than %d bytes", id, path,
-				SNAP_MANIFEST_MAX);
+			       SNAP_MANIFEST_MAX);
 	if (r < 0)
 		return err_set(r, "snapshot %s: cannot read %s: %s", id, path, strerror(-r));
 	r = snap_manifest_parse(text, len, &m, err, sizeof(err));
 	if (r < 0)
 		return err_set(r, "snapshot %s: manifest.json: %s", id,
-				strncmp(err, "manifest: ", 10) ? err : err + 10);
+			       strncmp(err, "manifest: ", 10) ? err : err + 10);
 	if (strcmp(m->id, id)) {
 		err_set(-EBADMSG,
-			 "snapshot %s: manifest.json: id: \"%s\" is not its directory's name", id,
-			 m->id);
+			"snapshot %s: manifest.json: id: \"%s\" is not its directory's name", id,
+			m->id);
 		snap_manifest_free(m);
 		return -EBADMSG;
 	}
@@ -379,11 +379,11 @@ int snap_save(snap_store *s, const struct snap_manifest *m)
 
 	if (!m->id || !snap_id_is_valid(m->id))
 		return err_set(-EINVAL, "cannot save a snapshot: \"%s\" is not a snapshot id",
-				m->id ? m->id : "");
+			       m->id ? m->id : "");
 	text = snap_manifest_format(m);
 	if (!text)
 		return err_set(-EINVAL, "snapshot %s: cannot save: a field is missing or invalid",
-				m->id);
+			       m->id);
 	/* never write what would not load */
 	r = snap_manifest_parse(text, strlen(text), &check, err, sizeof(err));
 	if (r < 0)
@@ -397,10 +397,10 @@ int snap_save(snap_store *s, const struct snap_manifest *m)
 		r = snap_fsync_dir(s->dir);
 		if (r < 0)
 			return err_set(r, "snapshot %s: cannot sync %s: %s", m->id, s->dir,
-					strerror(-r));
+				       strerror(-r));
 	} else if (errno != EEXIST) {
 		return err_set(-errno, "snapshot %s: cannot create %s: %s", m->id, dir,
-				strerror(errno));
+			       strerror(errno));
 	}
 	r = snap_write_atomic(path, text, strlen(text));
 	if (r < 0)

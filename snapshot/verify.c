@@ -205,7 +205,7 @@ int snap_image_digest(const char *image_dir, char **ret)
 	}
 	if (r < 0)
 		return err_set(r, "image %s: cannot read manifest.json: %s", image_dir,
-				strerror(-r));
+			       strerror(-r));
 	root = json_loadb(text, len, 0, NULL);
 	if (!root)
 		return err_set(-EBADMSG, "image %s: manifest.json is not valid JSON", image_dir);
@@ -255,11 +255,11 @@ static int verify_image(const struct snap_manifest *m)
 		return err_set(-ENOENT, "snapshot %s: image %s: missing", m->id, m->image_dir);
 	if (!exists_in(m->image_dir, "vmlinux") && !exists_in(m->image_dir, "vmlinuz"))
 		return err_set(-ENOENT, "snapshot %s: image %s: no vmlinux or vmlinuz", m->id,
-				m->image_dir);
+			       m->image_dir);
 	for (size_t i = 0; i < ARRAY_SIZE(need); i++)
 		if (!exists_in(m->image_dir, need[i]))
-			return err_set(-ENOENT, "snapshot %s: image %s: no %s", m->id,
-					m->image_dir, need[i]);
+			return err_set(-ENOENT, "snapshot %s: image %s: no %s", m->id, m->image_dir,
+				       need[i]);
 	if (!m->image_digest || !*m->image_digest)
 		return 0;
 	r = snap_image_digest(m->image_dir, &now);
@@ -271,9 +271,9 @@ static int verify_image(const struct snap_manifest *m)
 	}
 	if (strcmp(now, m->image_digest))
 		return err_set(-ESTALE,
-				"snapshot %s: image %s changed since the snapshot was taken "
-				"(its digest was %s, now %s)",
-				m->id, m->image_dir, m->image_digest, *now ? now : "unknown");
+			       "snapshot %s: image %s changed since the snapshot was taken "
+			       "(its digest was %s, now %s)",
+			       m->id, m->image_dir, m->image_digest, *now ? now : "unknown");
 	return 0;
 }
 
@@ -303,7 +303,7 @@ static int part_err(const struct snap_manifest *m, const struct snap_part *p, in
 		    const char *what)
 {
 	return err_set(err, "snapshot %s: part %s (blobs/%s): %s", m->id,
-			snap_part_role_to_string(p->role), p->blob, what);
+		       snap_part_role_to_string(p->role), p->blob, what);
 }
 
 /* open and stat every part: the cheap checks fail before any hashing */
@@ -351,8 +351,8 @@ int snap_verify(snap_store *s, const struct snap_manifest *m, bool full,
 		return err_set(-EBUSY, "snapshot %s: still being built", m->id);
 	if (m->status == SNAP_FAILED)
 		return err_set(-EINVAL, "snapshot %s: failed%s%s", m->id,
-				m->status_message ? ": " : "",
-				m->status_message ? m->status_message : "");
+			       m->status_message ? ": " : "",
+			       m->status_message ? m->status_message : "");
 	r = verify_image(m);
 	if (r < 0)
 		return r;

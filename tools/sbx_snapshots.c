@@ -169,15 +169,15 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 			break;
 		if (!strcmp(st, "failed")) {
 			err_set(-EIO, "snapshot '%s' failed: %s", argv[optind + 1],
-				      sbx_json_str(s, "status_message", "no reason given"));
+				sbx_json_str(s, "status_message", "no reason given"));
 			json_decref(s);
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}
 		if (time(NULL) >= deadline) {
 			err_set(-ETIMEDOUT,
-				      "snapshot '%s' (%s) is not ready after %ld s; it is still %s "
-				      "(see 'sbx snapshot get %s')",
-				      argv[optind + 1], id, f.timeout, st, id);
+				"snapshot '%s' (%s) is not ready after %ld s; it is still %s "
+				"(see 'sbx snapshot get %s')",
+				argv[optind + 1], id, f.timeout, st, id);
 			json_decref(s);
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}

@@ -93,8 +93,8 @@ static void access_log(http_req *r, int status)
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:I, s:I}", "time", when, "msg",
 		      "request", "request_id", r->id_str, "method", http_method_name(r->method),
 		      "path", r->path ? r->path : "", "status", status, "duration_ms",
-		      (double)(clock_mono_us() - r->t0_us) / 1000.0, "bytes_in", (json_int_t)r->bytes_in,
-		      "bytes_out", (json_int_t)r->bytes_out);
+		      (double)(clock_mono_us() - r->t0_us) / 1000.0, "bytes_in",
+		      (json_int_t)r->bytes_in, "bytes_out", (json_int_t)r->bytes_out);
 	if (!j)
 		return;
 	if (r->log_key[0])

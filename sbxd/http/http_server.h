@@ -32,7 +32,6 @@
 
 #include <jansson.h>
 
-
 /* Bodies buffered by default (http_server_config.max_body 0). */
 #define HTTP_MAX_BODY_DEFAULT (1024 * 1024)
 /* The longest X-Api-Key value kept (longer ones read as ""). */
@@ -56,8 +55,8 @@ enum http_method {
 static inline const char *http_method_name(enum http_method m)
 {
 	static const char *const names[HTTP_METHOD_COUNT] = {
-	    [HTTP_GET] = "GET",	      [HTTP_POST] = "POST", [HTTP_PUT] = "PUT",
-	    [HTTP_PATCH] = "PATCH",   [HTTP_DELETE] = "DELETE", [HTTP_HEAD] = "HEAD",
+	    [HTTP_GET] = "GET",		[HTTP_POST] = "POST",	  [HTTP_PUT] = "PUT",
+	    [HTTP_PATCH] = "PATCH",	[HTTP_DELETE] = "DELETE", [HTTP_HEAD] = "HEAD",
 	    [HTTP_OPTIONS] = "OPTIONS",
 	};
 

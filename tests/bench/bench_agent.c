@@ -337,8 +337,7 @@ int main(void)
 	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", image);
 	dc.probe_kernel = kernel;
 	if (vm_driver_open(&dc, &drv) < 0) {
-		fprintf(stderr, "bench: cannot open the VM driver: %s\n",
-			err_msg());
+		fprintf(stderr, "bench: cannot open the VM driver: %s\n", err_msg());
 		return 1;
 	}
 	accel = vm_accel_to_string(vm_driver_accel(drv));

@@ -124,8 +124,7 @@ static int first_exec(vm *v)
 static void destroy(vm *v)
 {
 	if (v && vm_destroy(v) < 0)
-		fprintf(stderr, "bench: cannot destroy %s: %s\n", vm_name(v),
-			err_msg());
+		fprintf(stderr, "bench: cannot destroy %s: %s\n", vm_name(v), err_msg());
 	vm_free(v);
 }
 

@@ -372,8 +372,7 @@ START_TEST(test_put_under_missing_directory_gives_clear_error)
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int r = agent_put_file(c, fd, "/no/such/dir/file.txt", 0, false);
 	ck_assert_int_eq(r, -ENOENT);
-	ck_assert_msg(strstr(err_msg(), "/no/such/dir"), "message: %s",
-		      err_msg());
+	ck_assert_msg(strstr(err_msg(), "/no/such/dir"), "message: %s", err_msg());
 	close(fd);
 	/* and a get of a file that is not there */
 	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -938,8 +937,7 @@ int main(void)
 	dc.probe_kernel = kernel;
 	r = vm_driver_open(&dc, &g_drv);
 	if (r < 0) {
-		fprintf(stderr, "check_integration: cannot open the VM driver: %s\n",
-			err_msg());
+		fprintf(stderr, "check_integration: cannot open the VM driver: %s\n", err_msg());
 		return 1;
 	}
 	g_main_pid = getpid();

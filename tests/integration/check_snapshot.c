@@ -127,8 +127,7 @@ static char *sh(const char *name, const char *shell, int *code)
 	agent_client_set_timeout(c, 60000);
 	ck_assert_int_eq(agent_exec(c, &spec, &ops, &r, &cmd), 0);
 	while (!r.done)
-		ck_assert_msg(agent_client_pump(c, 60000) == 0, "%s: %s", name,
-			      err_msg());
+		ck_assert_msg(agent_client_pump(c, 60000) == 0, "%s: %s", name, err_msg());
 	agent_cmd_free(cmd);
 	agent_client_free(c);
 	ck_assert_msg(!r.failed, "%s: '%s' could not run", name, shell);
@@ -381,8 +380,8 @@ static void restore_fails(const char *id, const char *name, const char *needle)
 
 	ck_assert_msg(r < 0, "restore of a damaged snapshot succeeded");
 	ck_assert_ptr_null(v);
-	ck_assert_msg(strstr(err_msg(), needle), "error '%s' does not mention '%s'",
-		      err_msg(), needle);
+	ck_assert_msg(strstr(err_msg(), needle), "error '%s' does not mention '%s'", err_msg(),
+		      needle);
 	fprintf(stderr, "# damaged: %s\n", err_msg());
 	ck_assert_msg(!vm_left(name), "restore of a damaged snapshot left VM %s behind", name);
 }
@@ -514,8 +513,7 @@ START_TEST(test_host_disk_full_child)
 	r = snap_capture(g_store, g_drv, v, &o, &m);
 	fprintf(stderr, "# capture into a full store: %d %s\n", r, r < 0 ? err_msg() : "");
 	ck_assert_msg(r < 0, "a capture into a full store succeeded");
-	ck_assert_msg(strstr(err_msg(), "No space left on device"), "capture: %s",
-		      err_msg());
+	ck_assert_msg(strstr(err_msg(), "No space left on device"), "capture: %s", err_msg());
 	ck_assert_int_eq(snap_list(g_store, &list, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	snap_list_free(list, n);
@@ -553,8 +551,7 @@ static int host_disk_full_child(const char *dir)
 	mkdir(g_state, 0700);
 	dc.state_dir = g_state;
 	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
-		fprintf(stderr, "check_snapshot: %s %s\n", err_msg(),
-			err_msg());
+		fprintf(stderr, "check_snapshot: %s %s\n", err_msg(), err_msg());
 		return 1;
 	}
 	tcase_set_timeout(tc, 900);
@@ -642,8 +639,7 @@ int main(int argc, char **argv)
 	mkdir(g_state, 0700);
 	dc.state_dir = g_state;
 	if (vm_driver_open(&dc, &g_drv) < 0 || snap_store_open(g_state, &g_store) < 0) {
-		fprintf(stderr, "check_snapshot: %s %s\n", err_msg(),
-			err_msg());
+		fprintf(stderr, "check_snapshot: %s %s\n", err_msg(), err_msg());
 		return 1;
 	}
 	tcase_set_timeout(tc, 900);

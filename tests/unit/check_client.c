@@ -137,8 +137,7 @@ static agent_client *connect_ok(void)
 	agent_client *c = NULL;
 	int r = agent_client_connect(addr, 5000, &c);
 
-	ck_assert_msg(r == 0, "connect %s: %s (%s)", addr, strerror(-r),
-		      err_msg());
+	ck_assert_msg(r == 0, "connect %s: %s (%s)", addr, strerror(-r), err_msg());
 	agent_client_set_timeout(c, 20000);
 	return c;
 }
@@ -1051,15 +1050,14 @@ START_TEST(test_connect_times_out_when_nobody_answers)
 	ck_assert_int_eq(agent_client_connect(a, 700, &c), -ETIMEDOUT);
 	ck_assert_uint_ge(now_ms() - t0, 650);
 	ck_assert_uint_lt(now_ms() - t0, 3000);
-	ck_assert_msg(strstr(err_msg(), "agent did not answer within 0.7 s"),
-		      "message: %s", err_msg());
+	ck_assert_msg(strstr(err_msg(), "agent did not answer within 0.7 s"), "message: %s",
+		      err_msg());
 	close(fd);
 
 	/* nothing there at all */
 	snprintf(a, sizeof(a), "unix:%s/absent.sock", tmpdir);
 	ck_assert_int_eq(agent_client_connect(a, 300, &c), -ETIMEDOUT);
-	ck_assert_msg(strstr(err_msg(), "No such file or directory"),
-		      "message: %s", err_msg());
+	ck_assert_msg(strstr(err_msg(), "No such file or directory"), "message: %s", err_msg());
 	ck_assert_int_eq(agent_client_connect("tcp:1.2.3.4", 300, &c), -EINVAL);
 	ck_assert_int_eq(agent_client_connect("vsock:x:1", 300, &c), -EINVAL);
 }

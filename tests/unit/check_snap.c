@@ -448,9 +448,8 @@ START_TEST(test_verify_good_truncated_flipped_missing)
 	ck_assert_int_eq(pwrite(fd, "X", 1, 2500), 1);
 	close(fd);
 	ck_assert_int_eq(snap_verify(st, m, true, NULL, NULL), -EBADMSG);
-	ck_assert_ptr_nonnull(strstr(err_msg(),
-				     "part layer (blobs/layer-v1): SHA-256 "
-				     "mismatch: the file was changed or damaged"));
+	ck_assert_ptr_nonnull(strstr(err_msg(), "part layer (blobs/layer-v1): SHA-256 "
+						"mismatch: the file was changed or damaged"));
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(snap_verify(st, m, false, NULL, NULL), -ENOENT);
 	ck_assert_str_eq(err_msg(), "snapshot v1: part layer (blobs/layer-v1): missing");
