@@ -1179,6 +1179,43 @@ static void wait_gone(const char *method, const char *name, const char *key)
  * HTTP loop runs a create's handler to its end (row written, request
  * deferred until ready) before it serves another request, so once the
  * row is seen, that create is waiting. */
+/* A request sent by a second client from another thread: it blocks (on
+ * wait_for_ready, a capture...) while the test acts. A thread, not fork():
+ * a child forked from this multi-threaded process can deadlock on a lock
+ * another thread held at the fork (seen under ASan). */
+struct bg_req {
+	pthread_t th;
+	const char *method, *path, *body;
+	char hdr[128];
+	struct resp r;
+};
+
+static void *bg_run(void *arg)
+{
+	struct bg_req *b = arg;
+
+	http(&b->r, b->method, b->path, b->hdr, b->body);
+	return NULL;
+}
+
+static void bg_start(struct bg_req *b, const char *method, const char *path, const char *key,
+		     const char *body)
+{
+	memset(b, 0, sizeof(*b));
+	b->method = method;
+	b->path = path;
+	b->body = body;
+	snprintf(b->hdr, sizeof(b->hdr), "X-Api-Key: %s", key);
+	ck_assert_int_eq(pthread_create(&b->th, NULL, bg_run, b), 0);
+}
+
+/* Waits for the request's answer: its status (b->r holds the reply). */
+static long bg_finish(struct bg_req *b)
+{
+	ck_assert_int_eq(pthread_join(b->th, NULL), 0);
+	return b->r.status;
+}
+
 static void wait_exists(const char *name, const char *key, char *status, size_t len)
 {
 	char path[200];
@@ -1307,17 +1344,12 @@ END_TEST
 START_TEST(test_server_keeps_serving_while_a_vm_boots)
 {
 	struct resp r, h;
+	struct bg_req slow;
 	double t0;
-	pid_t pid;
 
 	fake.boot_ms = 1500;
-	pid = fork();
-	if (pid == 0) {
-		/* a separate client blocks on wait_for_ready */
-		http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
-		     "{\"name\":\"slow\"}");
-		_exit(r.status == 201 ? 0 : 1);
-	}
+	/* a separate client blocks on wait_for_ready */
+	bg_start(&slow, "POST", "/api/v2/sandboxes/boxes", t.alice, "{\"name\":\"slow\"}");
 	/* the child's create is in: its boot has begun */
 	{
 		char status[32];
@@ -1333,12 +1365,8 @@ START_TEST(test_server_keeps_serving_while_a_vm_boots)
 	ck_assert_str_eq(jstr(&r, "status"), "provisioning");
 	resp_free(&r);
 	resp_free(&h);
-	{
-		int status = -1;
-
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	}
+	ck_assert_int_eq(bg_finish(&slow), 201);
+	resp_free(&slow.r);
 }
 END_TEST
 
@@ -1471,17 +1499,11 @@ END_TEST
 START_TEST(test_server_delete_during_boot_cancels_it)
 {
 	struct resp r;
-	pid_t pid;
-	int status = -1;
+	struct bg_req doomed;
 
 	fake.boot_ms = 3000;
-	pid = fork();
-	if (pid == 0) {
-		http(&r, "POST", "/api/v2/sandboxes/boxes", key_hdr(t.alice),
-		     "{\"name\":\"doomed\"}");
-		_exit(r.status == 409 ? 0 : 1);
-	}
-	/* the child's create is in and waits for a boot that takes 3 s */
+	bg_start(&doomed, "POST", "/api/v2/sandboxes/boxes", t.alice, "{\"name\":\"doomed\"}");
+	/* the other client's create is in and waits for a boot that takes 3 s */
 	{
 		char state[32];
 
@@ -1491,9 +1513,9 @@ START_TEST(test_server_delete_during_boot_cancels_it)
 	ck_assert_int_eq(
 	    http(&r, "DELETE", "/api/v2/sandboxes/boxes/doomed", key_hdr(t.alice), NULL), 204);
 	resp_free(&r);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "the waiting create did not get 409");
+	ck_assert_msg(bg_finish(&doomed) == 409, "the waiting create got %ld, not 409",
+		      doomed.r.status);
+	resp_free(&doomed.r);
 	ck_assert_int_eq(http(&r, "GET", "/api/v2/sandboxes/boxes/doomed", key_hdr(t.alice), NULL),
 			 404);
 	resp_free(&r);
@@ -2740,11 +2762,9 @@ END_TEST
 START_TEST(test_server_delete_box_during_capture_keeps_the_snapshot)
 {
 	struct resp r;
+	struct bg_req snap;
 	char id[64] = "", vm[64];
 	unsigned begun = 0, done = 0;
-	int fds[2], status = -1;
-	ssize_t n;
-	pid_t pid;
 
 	ck_assert_int_eq(create_box(t.alice, "{\"name\":\"short\"}", &r), 201);
 	snprintf(vm, sizeof(vm), "%s", jstr(&r, "id"));
@@ -2753,18 +2773,8 @@ START_TEST(test_server_delete_box_during_capture_keeps_the_snapshot)
 	/* The POST waits for the capture (up to 5 s): a separate client sends
 	 * it and hands back the snapshot's id, so the DELETE can come while
 	 * the capture runs. */
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		http(&r, "POST", "/api/v2/sandboxes/boxes/short/snapshot", key_hdr(t.alice),
-		     "{\"name\":\"last\"}");
-		if (r.status == 201 && jstr(&r, "id"))
-			(void)!write(fds[1], jstr(&r, "id"), strlen(jstr(&r, "id")));
-		_exit(r.status == 201 ? 0 : 1);
-	}
-	close(fds[1]);
+	bg_start(&snap, "POST", "/api/v2/sandboxes/boxes/short/snapshot", t.alice,
+		 "{\"name\":\"last\"}");
 	/* the capture has begun (and takes 1.5 s) */
 	for (int i = 0; i < 500; i++) {
 		fake_captures(&begun, &done);
@@ -2781,13 +2791,11 @@ START_TEST(test_server_delete_box_during_capture_keeps_the_snapshot)
 	fake_captures(&begun, &done);
 	ck_assert_uint_eq(done, 1); /* the delete did wait for it */
 	ck_assert(!fake_has(vm));
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "the capture's POST did not get 201");
-	n = read(fds[0], id, sizeof(id) - 1);
-	close(fds[0]);
-	ck_assert_int_gt(n, 0);
-	id[n] = '\0';
+	ck_assert_msg(bg_finish(&snap) == 201, "the capture's POST got %ld, not 201",
+		      snap.r.status);
+	ck_assert_ptr_nonnull(jstr(&snap.r, "id"));
+	snprintf(id, sizeof(id), "%s", jstr(&snap.r, "id"));
+	resp_free(&snap.r);
 	wait_snapshot(id, t.alice, "ready");
 }
 END_TEST
