@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/cleanup.h"
 #include "snapshot/snap_int.h"
 
@@ -146,7 +147,6 @@ int snap_write_atomic(const char *path, const char *data, size_t len)
 	_cleanup_free_ char *d = strdup(path), *b = strdup(path), *tmp = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	const char *dir;
-	size_t off = 0;
 	int r;
 
 	if (!d || !b)
@@ -159,17 +159,9 @@ int snap_write_atomic(const char *path, const char *data, size_t len)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto fail;
-		}
-		off += (size_t)n;
-	}
+	r = io_write_all(fd, data, len);
+	if (r < 0)
+		goto fail;
 	if (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
 		r = -errno;
 		goto fail;

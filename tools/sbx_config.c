@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/cleanup.h"
 #include "base/kvconf.h"
 #include "base/log.h"
@@ -274,7 +275,7 @@ static int write_config(const char *path, const char *text)
 {
 	_cleanup_free_ char *dir = strdup(path), *tmp = NULL;
 	_cleanup_close_ int fd = -EBADF;
-	size_t len = strlen(text), off = 0;
+	size_t len = strlen(text);
 	char *slash;
 
 	if (!dir || asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
@@ -296,18 +297,13 @@ static int write_config(const char *path, const char *text)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return err_set(-errno, "cannot create %s: %m", tmp);
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
+	{
+		int e = io_write_all(fd, text, len);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = -errno;
-
+		if (e < 0) {
 			(void)unlink(tmp);
 			return err_set(e, "cannot write %s: %s", tmp, strerror(-e));
 		}
-		off += (size_t)n;
 	}
 	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
 		int e = -errno;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/clock.h"
 #include "base/cleanup.h"
 #include "base/log.h"
@@ -71,7 +72,8 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 			       "input: %m",
 			       tmpdir);
 	for (;;) {
-		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf)), w = 0;
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		int r;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -79,16 +81,9 @@ static int spool_stdin(int *ret_fd, curl_off_t *ret_size)
 			return err_set(-errno, "cannot read standard input: %m");
 		if (n == 0)
 			break;
-		while (w < n) {
-			ssize_t k = write(fd, buf + w, (size_t)(n - w));
-
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0)
-				return err_set(-errno, "cannot spool standard input to %s: %m",
-					       tmpdir);
-			w += k;
-		}
+		r = io_write_all(fd, buf, (size_t)n);
+		if (r < 0)
+			return err_set(r, "cannot spool standard input to %s: %m", tmpdir);
 		size += n;
 	}
 	if (lseek(fd, 0, SEEK_SET) < 0)
@@ -139,7 +134,7 @@ struct sink {
 static size_t download_write(char *p, size_t size, size_t n, void *ud)
 {
 	struct sink *s = ud;
-	size_t len = size * n, off = 0;
+	size_t len = size * n;
 	long status = 0;
 
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -159,16 +154,13 @@ static size_t download_write(char *p, size_t size, size_t n, void *ud)
 	}
 	if (s->fd < 0)
 		return len; /* an upload's answer: nothing to keep */
-	while (off < len) {
-		ssize_t w = write(s->fd, p + off, len - off);
+	{
+		int r = io_write_all(s->fd, p, len);
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			s->err = -errno;
+		if (r < 0) {
+			s->err = r;
 			return 0;
 		}
-		off += (size_t)w;
 	}
 	return len;
 }

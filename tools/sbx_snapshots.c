@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/cleanup.h"
 #include "tools/sbx.h"
 #include "tools/sbx_http.h"
@@ -181,7 +182,7 @@ static int snap_create(const struct sbx_command *cmd, int argc, char **argv)
 			json_decref(s);
 			return sbx_error_print(SBX_EXIT_FAIL);
 		}
-		usleep(500 * 1000);
+		clock_sleep_ms(500);
 	}
 	if (f.json)
 		print_json(s);

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "host/agent/agent_client_int.h"
 #include "base/log.h"
 
@@ -595,27 +596,10 @@ static ssize_t fd_source(void *ud, uint8_t *buf, size_t cap)
 static int fd_sink(void *ud, uint64_t offset, const uint8_t *data, size_t len)
 {
 	agent_xfer *x = ud;
-	ssize_t n;
 
 	(void)offset;
-	while (len > 0) {
-		n = write(x->fd, data, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				/* a non-blocking fd: the caller chose to wait here */
-				struct pollfd p = {.fd = x->fd, .events = POLLOUT};
-
-				(void)poll(&p, 1, -1);
-				continue;
-			}
-			return -errno;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	/* a non-blocking fd: the caller chose to wait here */
+	return io_write_all(x->fd, data, len);
 }
 
 int agent_put_fd_start(agent_client *c, const struct agent_put_spec *spec, int fd,

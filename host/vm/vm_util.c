@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/cleanup.h"
 #include "base/clock.h"
 #include "host/vm/vm_int.h"
@@ -129,26 +130,20 @@ int vmu_write_file_atomic(const char *path, const char *data, mode_t mode)
 {
 	_cleanup_free_ char *tmp = vmu_printf("%s.tmp.%d", path, (int)getpid());
 	_cleanup_close_ int fd = -EBADF;
-	size_t len = strlen(data), off = 0;
+	int r;
 
 	if (!tmp)
 		return -ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0) {
-			int r = -errno;
-			if (r == -EINTR)
-				continue;
-			unlink(tmp);
-			return r;
-		}
-		off += (size_t)n;
+	r = io_write_all(fd, data, strlen(data));
+	if (r < 0) {
+		unlink(tmp);
+		return r;
 	}
 	if (rename(tmp, path) < 0) {
-		int r = -errno;
+		r = -errno;
 		unlink(tmp);
 		return r;
 	}
