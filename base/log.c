@@ -12,20 +12,28 @@
 __attribute__((weak)) struct log_state log_state = {.fd = 2, .level = LOG_LVL_INFO};
 
 /* Appends to buf (size len) at *n, never past the end. */
+static void vput(char *buf, size_t len, size_t *n, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void vput(char *buf, size_t len, size_t *n, const char *fmt, va_list ap)
+{
+	int k;
+
+	if (*n >= len - 1)
+		return;
+	k = vsnprintf(buf + *n, len - *n, fmt, ap);
+	if (k > 0)
+		*n = *n + (size_t)k < len - 1 ? *n + (size_t)k : len - 1;
+}
+
 static void put(char *buf, size_t len, size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void put(char *buf, size_t len, size_t *n, const char *fmt, ...)
 {
 	va_list ap;
-	int k;
 
-	if (*n >= len - 1)
-		return;
 	va_start(ap, fmt);
-	k = vsnprintf(buf + *n, len - *n, fmt, ap);
+	vput(buf, len, n, fmt, ap);
 	va_end(ap);
-	if (k > 0)
-		*n = *n + (size_t)k < len - 1 ? *n + (size_t)k : len - 1;
 }
 
 int log_vemit(enum log_level l, int err, const struct log_field *fields, const char *fmt,
@@ -35,7 +43,6 @@ int log_vemit(enum log_level l, int err, const struct log_field *fields, const c
 	/* the last byte is kept for the newline */
 	char buf[2048];
 	size_t n = 0, pre;
-	int k;
 
 	if (l > log_state.level)
 		return err;
@@ -45,11 +52,7 @@ int log_vemit(enum log_level l, int err, const struct log_field *fields, const c
 	for (const struct log_field *f = fields; f && f->key; f++)
 		if (f->value)
 			put(buf, sizeof(buf) - 1, &n, "%s=%s ", f->key, f->value);
-	if (n < sizeof(buf) - 2) {
-		k = vsnprintf(buf + n, sizeof(buf) - 1 - n, fmt, ap);
-		if (k > 0)
-			n = n + (size_t)k < sizeof(buf) - 2 ? n + (size_t)k : sizeof(buf) - 2;
-	}
+	vput(buf, sizeof(buf) - 1, &n, fmt, ap);
 	if (err)
 		put(buf, sizeof(buf) - 1, &n, ": %s", strerror(err < 0 ? -err : err));
 	if (log_state.sink) {
@@ -58,16 +61,6 @@ int log_vemit(enum log_level l, int err, const struct log_field *fields, const c
 	}
 	buf[n++] = '\n';
 	(void)!write(log_state.fd, buf, n);
-	return err;
-}
-
-int log_emit(enum log_level l, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	err = log_vemit(l, err, NULL, fmt, ap);
-	va_end(ap);
 	return err;
 }
 

@@ -58,18 +58,18 @@ static inline void log_set_level(enum log_level l)
 	log_state.level = l;
 }
 
-/* Formats and writes one message (see the sink above); returns err. */
+/* Formats and writes one message (see the sink above); fields may be NULL;
+ * returns err. */
 __attribute__((format(printf, 4, 0))) int
 log_vemit(enum log_level l, int err, const struct log_field *fields, const char *fmt, va_list ap);
-__attribute__((format(printf, 3, 4))) int log_emit(enum log_level l, int err, const char *fmt, ...);
 __attribute__((format(printf, 4, 5))) int
 log_emit_fields(enum log_level l, int err, const struct log_field *fields, const char *fmt, ...);
 
-#define log_error(...) (void)log_emit(LOG_LVL_ERROR, 0, __VA_ARGS__)
-#define log_warn(...) (void)log_emit(LOG_LVL_WARN, 0, __VA_ARGS__)
-#define log_info(...) (void)log_emit(LOG_LVL_INFO, 0, __VA_ARGS__)
-#define log_debug(...) (void)log_emit(LOG_LVL_DEBUG, 0, __VA_ARGS__)
-#define log_error_errno(e, ...) log_emit(LOG_LVL_ERROR, (e), __VA_ARGS__)
+#define log_error(...) (void)log_emit_fields(LOG_LVL_ERROR, 0, NULL, __VA_ARGS__)
+#define log_warn(...) (void)log_emit_fields(LOG_LVL_WARN, 0, NULL, __VA_ARGS__)
+#define log_info(...) (void)log_emit_fields(LOG_LVL_INFO, 0, NULL, __VA_ARGS__)
+#define log_debug(...) (void)log_emit_fields(LOG_LVL_DEBUG, 0, NULL, __VA_ARGS__)
+#define log_error_errno(e, ...) log_emit_fields(LOG_LVL_ERROR, (e), NULL, __VA_ARGS__)
 /* The same with fields: log_info_f(LOG_FIELDS({"sandbox", name}), "ready") */
 #define log_error_f(f, ...) (void)log_emit_fields(LOG_LVL_ERROR, 0, (f), __VA_ARGS__)
 #define log_warn_f(f, ...) (void)log_emit_fields(LOG_LVL_WARN, 0, (f), __VA_ARGS__)
@@ -77,4 +77,4 @@ log_emit_fields(enum log_level l, int err, const struct log_field *fields, const
 #define log_debug_f(f, ...) (void)log_emit_fields(LOG_LVL_DEBUG, 0, (f), __VA_ARGS__)
 #define log_error_errno_f(e, f, ...) log_emit_fields(LOG_LVL_ERROR, (e), (f), __VA_ARGS__)
 #define log_warn_errno_f(e, f, ...) log_emit_fields(LOG_LVL_WARN, (e), (f), __VA_ARGS__)
-#define log_warn_errno(e, ...) log_emit(LOG_LVL_WARN, (e), __VA_ARGS__)
+#define log_warn_errno(e, ...) log_emit_fields(LOG_LVL_WARN, (e), NULL, __VA_ARGS__)
