@@ -49,7 +49,7 @@ static int welcome(vm *v, int timeout_ms, const char *hostname, const char *root
 		r = err_set(-EOPNOTSUPP, "the agent in this image cannot mount its root disk "
 					 "on request (no \"root\" capability): rebuild the image");
 	if (r == 0)
-		r = snapvm_fixup(c, hostname, root);
+		r = snap_fixup(c, hostname, root);
 	agent_client_free(c);
 	return r;
 }

@@ -54,6 +54,7 @@
 typedef struct snap_store snap_store;
 typedef struct vm_driver vm_driver;
 typedef struct vm vm;
+typedef struct agent_client agent_client;
 
 #define SNAP_FORMAT_VERSION 1
 #define SNAP_ID_MAX 64	  /* ids are [a-z0-9][a-z0-9-]{0,63} */
@@ -169,6 +170,11 @@ int snap_image_digest(const char *image_dir, char **ret);
 /* Who uses a snapshot: VMs whose vm.info names one of its blobs, and
  * snapshots whose parent chain contains it. NULL-terminated arrays. */
 int snap_users(snap_store *s, const char *id, char ***ret_vms, char ***ret_children);
+/* Give a guest a new identity over its agent connection: FIXUP with 64
+ * fresh bytes of host entropy (wiped after), the host's clock and hostname
+ * (a restored or pooled VM must not share its source's). hostname and root
+ * may be NULL. */
+int snap_fixup(agent_client *c, const char *hostname, const char *root);
 void snap_strv_free(char **v);
 static inline void snap_strv_freep(char ***v)
 {

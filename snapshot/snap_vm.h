@@ -27,9 +27,6 @@ int snapvm_tmpfile(const char *dir);
 
 /* Connect to the VM's agent, retrying until it answers or timeout_ms. */
 int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret);
-/* FIXUP with fresh entropy and the host's clock; hostname and root may be
- * NULL. */
-int snapvm_fixup(agent_client *c, const char *hostname, const char *root);
 /* Run sync(1) in the guest so a disk layer frozen next holds what the
  * guest wrote. */
 int snapvm_guest_sync(agent_client *c, int timeout_ms);

@@ -188,7 +188,7 @@ int snapvm_agent_connect(vm *v, int timeout_ms, agent_client **ret)
 	}
 }
 
-int snapvm_fixup(agent_client *c, const char *hostname, const char *root)
+int snap_fixup(agent_client *c, const char *hostname, const char *root)
 {
 	uint8_t entropy[SNAPVM_ENTROPY];
 	struct agent_fixup_spec spec = {0};

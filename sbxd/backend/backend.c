@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "base/err.h"
@@ -36,7 +35,6 @@
 #include "snapshot/snap.h"
 #include "host/vm/vm.h"
 
-#define FIXUP_ENTROPY 64
 #define FIXUP_CONNECT_MS 10000
 
 enum zyg_state { ZYG_BUILDING, ZYG_READY, ZYG_FAILED };
@@ -151,6 +149,11 @@ static void zyg_settle(sbxd_vm_backend *b, const char *image_dir, unsigned vcpus
 
 /* ---- starting VMs ---- */
 
+static int no_store(void)
+{
+	return err_set(-EOPNOTSUPP, "this sbxd has no snapshot store");
+}
+
 static int cold_boot(sbxd_vm_backend *b, const struct sbxd_vm_spec *spec)
 {
 	_cleanup_vm_ vm *v = NULL;
@@ -186,10 +189,8 @@ static int vb_start(void *ctx, const struct sbxd_vm_spec *spec, const char **ret
 	if (ret_how)
 		*ret_how = "cold-boot";
 	if (!b->ss) {
-		if (spec->snapshot_id) {
-			err_set(0, "this sbxd has no snapshot store");
-			return -EOPNOTSUPP;
-		}
+		if (spec->snapshot_id)
+			return no_store();
 		return cold_boot(b, spec);
 	}
 	if (!spec->restore_memory)
@@ -303,14 +304,13 @@ static int vb_wait_agent(void *ctx, const char *vm_name, int timeout_ms, bool (*
 	}
 	console_hint(v, hint, sizeof(hint));
 	if (r == -ECHILD)
-		err_set(0, "the VM stopped while booting%s%s", hint[0] ? "; console: " : "", hint);
-	else if (r == -ETIMEDOUT)
-		err_set(0, "the guest agent did not answer within %d s%s%s", timeout_ms / 1000,
-			hint[0] ? "; console: " : "", hint);
-	else
-		err_set(0, "cannot reach the guest agent: %s%s%s", err_msg(),
-			hint[0] ? "; console: " : "", hint);
-	return r;
+		return err_set(r, "the VM stopped while booting%s%s", hint[0] ? "; console: " : "",
+			       hint);
+	if (r == -ETIMEDOUT)
+		return err_set(r, "the guest agent did not answer within %d s%s%s",
+			       timeout_ms / 1000, hint[0] ? "; console: " : "", hint);
+	return err_set(r, "cannot reach the guest agent: %s%s%s", err_msg(),
+		       hint[0] ? "; console: " : "", hint);
 }
 
 static int vb_destroy(void *ctx, const char *vm_name)
@@ -372,33 +372,17 @@ static int vb_fixup(void *ctx, const char *vm_name, const char *hostname)
 	sbxd_vm_backend *b = ctx;
 	_cleanup_vm_ vm *v = NULL;
 	char addr[PATH_MAX + 8];
-	uint8_t entropy[FIXUP_ENTROPY];
-	struct timespec now;
 	agent_client *c = NULL;
-	struct agent_fixup_spec f = {
-	    .entropy = entropy,
-	    .entropy_len = sizeof(entropy),
-	    .hostname = hostname,
-	};
 	int r;
 
 	r = vm_lookup(b->d, vm_name, &v);
-	if (r < 0) {
+	if (r < 0)
 		return r;
-	}
-	if (getrandom(entropy, sizeof(entropy), 0) != (ssize_t)sizeof(entropy)) {
-		err_set(0, "the host's random generator failed");
-		return -EIO;
-	}
 	snprintf(addr, sizeof(addr), "unix:%s", vm_agent_socket(v));
 	r = agent_client_connect(addr, FIXUP_CONNECT_MS, &c);
-	if (r < 0) {
-		err_set(0, "cannot reach the guest agent: %s", err_msg());
-		return r;
-	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	f.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-	r = agent_fixup(c, &f);
+	if (r < 0)
+		return err_set(r, "cannot reach the guest agent: %s", err_msg());
+	r = snap_fixup(c, hostname, NULL);
 	agent_client_free(c);
 	return r;
 }
@@ -420,12 +404,6 @@ static void info_from_manifest(const struct snap_manifest *m, struct sbxd_snap_i
 	snprintf(ret->image_dir, sizeof(ret->image_dir), "%s", m->image_dir ? m->image_dir : "");
 	snprintf(ret->image_digest, sizeof(ret->image_digest), "%s",
 		 m->image_digest ? m->image_digest : "");
-}
-
-static int no_store(void)
-{
-	err_set(0, "this sbxd has no snapshot store");
-	return -EOPNOTSUPP;
 }
 
 static int vb_snap_capture(void *ctx, const char *vm_name, const struct sbxd_snap_capture *c,
@@ -550,7 +528,7 @@ static int vb_zygote_ensure(void *ctx, const char *image_dir, unsigned vcpus, un
 	if (r == 1)
 		return 0;
 	if (r == -EALREADY)
-		err_set(0, "%s", "another start builds it, or it failed before");
+		return err_set(r, "another start builds it, or it failed before");
 	if (r < 0)
 		return r;
 	r = snap_zygote_ensure(b->ss, b->d, image_dir, vcpus, mem_mib, disk_bytes, &id);

@@ -477,8 +477,8 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		id = uuid;
 	}
 	if (b->ncmds >= DP_MAX_CMDS && !evict_one(b)) {
-		err_set(0, "too many commands are running in this sandbox (%d)", DP_MAX_CMDS);
-		return -EMFILE;
+		return err_set(-EMFILE, "too many commands are running in this sandbox (%d)",
+			       DP_MAX_CMDS);
 	}
 	r = dp_exec_build(p, b->run_config, &a);
 	if (r < 0)
@@ -486,8 +486,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 	r = dp_box_client(b, &ac);
 	if (r < 0) {
 		dp_exec_argv_release(&a);
-		err_set(0, "cannot reach the sandbox's agent");
-		return r;
+		return err_set(r, "cannot reach the sandbox's agent");
 	}
 	row.id = (char *)id;
 	snprintf(row.box_id, sizeof(row.box_id), "%s", b->id);
@@ -498,8 +497,7 @@ int dp_cmd_start(struct dp_box *b, const struct dp_exec_params *p, const char *i
 		dp_exec_argv_release(&a);
 		if (r == -EEXIST)
 			return r; /* the store knows it: the caller restores it */
-		err_set(0, "cannot record the command");
-		return r;
+		return err_set(r, "cannot record the command");
 	}
 	c = cmd_new(b, id);
 	if (!c) {

@@ -704,8 +704,7 @@ static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how)
 {
 	(void)ctx;
 	if (!strcmp(s->hostname, "boom")) {
-		err_set(0, "QEMU exited right after starting (fake)");
-		return -EIO;
+		return err_set(-EIO, "QEMU exited right after starting (fake)");
 	}
 	pthread_mutex_lock(&fake.lock);
 	fake.starts++;
@@ -715,8 +714,7 @@ static int fake_start(void *ctx, const struct sbxd_vm_spec *s, const char **how)
 	snprintf(fake.last_start_hostname, sizeof(fake.last_start_hostname), "%s", s->hostname);
 	if (s->snapshot_id && !strv_has_locked(fake.snaps, s->snapshot_id)) {
 		pthread_mutex_unlock(&fake.lock);
-		err_set(0, "snapshot %s: no manifest (fake)", s->snapshot_id);
-		return -ENOENT;
+		return err_set(-ENOENT, "snapshot %s: no manifest (fake)", s->snapshot_id);
 	}
 	pthread_mutex_unlock(&fake.lock);
 	fake_add(s->name);
@@ -731,16 +729,15 @@ static int fake_wait(void *ctx, const char *name, int timeout_ms, bool (*cancell
 	pthread_mutex_lock(&fake.lock);
 	if (fake.dead[0] && !strcmp(fake.dead, name)) {
 		pthread_mutex_unlock(&fake.lock);
-		err_set(0, "the guest agent did not answer (fake)");
-		return -ETIMEDOUT;
+		return err_set(-ETIMEDOUT, "the guest agent did not answer (fake)");
 	}
 	pthread_mutex_unlock(&fake.lock);
 	for (int t = 0; t < fake.boot_ms; t += 10) {
 		if (cancelled && cancelled(cud))
 			return -ECANCELED;
 		if (t >= timeout_ms) {
-			err_set(0, "the guest agent did not answer within %d s", timeout_ms / 1000);
-			return -ETIMEDOUT;
+			return err_set(-ETIMEDOUT, "the guest agent did not answer within %d s",
+				       timeout_ms / 1000);
 		}
 		sleep_ms(10);
 	}
@@ -802,8 +799,7 @@ static int fake_fixup(void *ctx, const char *vm, const char *hostname)
 	snprintf(fake.last_fixup_hostname, sizeof(fake.last_fixup_hostname), "%s", hostname);
 	if (fake.fixup_fails) {
 		pthread_mutex_unlock(&fake.lock);
-		err_set(0, "agent: fixup: cannot set the hostname (fake)");
-		return -EPERM;
+		return err_set(-EPERM, "agent: fixup: cannot set the hostname (fake)");
 	}
 	pthread_mutex_unlock(&fake.lock);
 	return fake_has(vm) ? 0 : -ENOENT;
@@ -825,12 +821,10 @@ static int fake_snap_capture(void *ctx, const char *vm, const struct sbxd_snap_c
 		 c->parent ? c->parent : "");
 	pthread_mutex_unlock(&fake.lock);
 	if (!strncmp(c->name, "bad", 3)) {
-		err_set(0, "part ram: SHA-256 mismatch (fake)");
-		return -EBADMSG;
+		return err_set(-EBADMSG, "part ram: SHA-256 mismatch (fake)");
 	}
 	if (!fake_has(vm)) {
-		err_set(0, "no VM %s (fake)", vm);
-		return -ENOENT;
+		return err_set(-ENOENT, "no VM %s (fake)", vm);
 	}
 	strv_add(fake.snaps, c->id);
 	memset(ret, 0, sizeof(*ret));
@@ -869,8 +863,7 @@ static int fake_snap_info(void *ctx, const char *id, struct sbxd_snap_info *ret)
 {
 	(void)ctx;
 	if (!fake_has_snap(id)) {
-		err_set(0, "no manifest (fake)");
-		return -ENOENT;
+		return err_set(-ENOENT, "no manifest (fake)");
 	}
 	memset(ret, 0, sizeof(*ret));
 	snprintf(ret->kind, sizeof(ret->kind), "fs");
