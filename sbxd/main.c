@@ -191,8 +191,7 @@ static int open_store(const struct sbxd_config *cfg, store **ret)
 	snprintf(path, sizeof(path), "%s/sbxd.db", cfg->state_dir);
 	r = store_open(path, ret);
 	if (r < 0)
-		fprintf(stderr, "sbxd: cannot open the database %s: %s\n", path,
-			err_msg()[0] ? err_msg() : strerror(-r));
+		fprintf(stderr, "sbxd: cannot open the database %s: %s\n", path, err_msg_or(r));
 	return r;
 }
 
@@ -587,7 +586,7 @@ static int serve(const struct sbxd_config *cfg)
 	r = snap_store_open(cfg->state_dir, &ss);
 	if (r < 0) {
 		log_error("cannot open the snapshot store under %s: %s", cfg->state_dir,
-			  err_msg()[0] ? err_msg() : strerror(-r));
+			  err_msg_or(r));
 		goto out;
 	}
 	if (sbxd_vm_backend_new(drv, ss, &backend) < 0)

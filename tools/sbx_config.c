@@ -275,41 +275,31 @@ static int write_config(const char *path, const char *text)
 {
 	_cleanup_free_ char *dir = strdup(path), *tmp = NULL;
 	_cleanup_close_ int fd = -EBADF;
-	size_t len = strlen(text);
 	char *slash;
+	int r;
 
 	if (!dir || asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
 		return err_set(-ENOMEM, "out of memory");
-	/* ~/.config may not exist yet: create both levels, private. */
+	/* ~/.config may not exist yet: create what is missing, private. */
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		char *up = strrchr(dir, '/');
-
-		if (up && up != dir) {
-			*up = '\0';
-			(void)mkdir(dir, 0700);
-			*up = '/';
-		}
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return err_set(-errno, "cannot create %s: %m", dir);
+		r = io_mkdir_p(dir, 0700);
+		if (r < 0)
+			return err_set(r, "cannot create %s: %m", dir);
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return err_set(-errno, "cannot create %s: %m", tmp);
-	{
-		int e = io_write_all(fd, text, len);
-
-		if (e < 0) {
-			(void)unlink(tmp);
-			return err_set(e, "cannot write %s: %s", tmp, strerror(-e));
-		}
+	r = io_write_all(fd, text, strlen(text));
+	if (r < 0) {
+		(void)unlink(tmp);
+		return err_set(r, "cannot write %s: %m", tmp);
 	}
 	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
-		int e = -errno;
-
+		r = -errno;
 		(void)unlink(tmp);
-		return err_set(e, "cannot write %s: %s", path, strerror(-e));
+		return err_set(r, "cannot write %s: %m", path);
 	}
 	return 0;
 }
